@@ -1,0 +1,117 @@
+/**
+ * The cache node's configuration: one YAML file (`--config`, default
+ * `./airlock.yml` when present), flags on top, parsed once into a frozen,
+ * typed object that is passed in everywhere.
+ */
+import { resolve } from 'node:path';
+import { AirlockError } from '../manifests/errors.js';
+import { loadConfigFile, parseDate, type Schema } from '../storage/support/config.js';
+
+export interface AirlockConfig {
+  /** absolute path of the config file read, or null */
+  configFile: string | null;
+  cacheDir: string;
+  /** path of the trusted root.json, or null when none was given */
+  trust: string | null;
+  /** explicit upstream proxy; otherwise the environment's http_proxy/https_proxy/no_proxy */
+  proxy: string | null;
+  caFile: string | null;
+  insecureRegistries: readonly string[];
+  parallel: number;
+  acceptExpiredUntil: Date | null;
+  listen: string;
+  adminToken: string | null;
+  tls: { cert: string; key: string } | null;
+  passthrough: boolean;
+  json: boolean;
+}
+
+export const CONFIG_SCHEMA: Schema = {
+  cache_dir: { type: 'path' },
+  trust: { type: 'path' },
+  proxy: { type: 'string' },
+  ca_file: { type: 'path' },
+  insecure_registries: { type: 'string[]' },
+  parallel: { type: 'int', min: 1, max: 256 },
+  accept_expired_until: { type: 'string' },
+  listen: { type: 'string' },
+  admin_token: { type: 'string' },
+  tls: { type: 'map', fields: { cert: { type: 'path' }, key: { type: 'path' } } },
+  passthrough: { type: 'bool' },
+};
+
+/** The flags every `airlock` command accepts (commander's camelCase names). */
+export interface CommonFlags {
+  config?: string;
+  cacheDir?: string;
+  trust?: string;
+  proxy?: string;
+  caFile?: string;
+  insecureRegistry?: string[];
+  parallel?: string;
+  acceptExpiredUntil?: string;
+  listen?: string;
+  json?: boolean;
+}
+
+export const DEFAULT_CONFIG_FILE = 'airlock.yml';
+export const DEFAULT_CACHE_DIR = 'airlock-cache';
+export const DEFAULT_LISTEN = '0.0.0.0:7070';
+
+export function loadConfig(flags: CommonFlags, cwd: string = process.cwd()): AirlockConfig {
+  const file = loadConfigFile(flags.config, resolve(cwd, DEFAULT_CONFIG_FILE), CONFIG_SCHEMA);
+  const v = file.values as {
+    cache_dir?: string;
+    trust?: string;
+    proxy?: string;
+    ca_file?: string;
+    insecure_registries?: string[];
+    parallel?: number;
+    accept_expired_until?: string;
+    listen?: string;
+    admin_token?: string;
+    tls?: { cert?: string; key?: string };
+    passthrough?: boolean;
+  };
+  let parallel = v.parallel ?? 8;
+  if (flags.parallel !== undefined) {
+    parallel = Number(flags.parallel);
+    if (!Number.isInteger(parallel) || parallel < 1 || parallel > 256) {
+      throw new AirlockError('EUSAGE', `--parallel must be an integer from 1 to 256, got "${flags.parallel}"`);
+    }
+  }
+  const expiredText = flags.acceptExpiredUntil ?? v.accept_expired_until;
+  let tls: AirlockConfig['tls'] = null;
+  if (v.tls) {
+    if (!v.tls.cert || !v.tls.key) {
+      throw new AirlockError('EUSAGE', `config ${file.path}: key "tls" needs both "cert" and "key"`, { key: 'tls' });
+    }
+    tls = { cert: v.tls.cert, key: v.tls.key };
+  }
+  const listen = flags.listen ?? v.listen ?? DEFAULT_LISTEN;
+  if (!/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(listen)) {
+    throw new AirlockError('EUSAGE', `listen address must be HOST:PORT, got "${listen}"`, { key: 'listen' });
+  }
+  return Object.freeze({
+    configFile: file.path,
+    cacheDir: resolve(cwd, flags.cacheDir ?? v.cache_dir ?? DEFAULT_CACHE_DIR),
+    trust: flags.trust ? resolve(cwd, flags.trust) : (v.trust ?? null),
+    proxy: flags.proxy ?? v.proxy ?? null,
+    caFile: flags.caFile ? resolve(cwd, flags.caFile) : (v.ca_file ?? null),
+    insecureRegistries: Object.freeze([...(v.insecure_registries ?? []), ...(flags.insecureRegistry ?? [])]),
+    parallel,
+    acceptExpiredUntil: expiredText ? parseDate(expiredText, 'accept_expired_until') : null,
+    listen,
+    adminToken: v.admin_token ?? null,
+    tls,
+    passthrough: v.passthrough ?? false,
+    json: flags.json ?? false,
+  });
+}
+
+export function requireTrust(config: AirlockConfig): string {
+  if (!config.trust) {
+    throw new AirlockError('EUSAGE', 'no trust root: pass --trust ROOT.json or set "trust" in the config file');
+  }
+  return config.trust;
+}

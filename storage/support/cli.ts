@@ -1,0 +1,29 @@
+/**
+ * The one place where a command's outcome becomes an exit status: every
+ * action runs inside `runAction`, which prints the result or a one-line
+ * error (never a stack trace for a user mistake) and sets the exit code from
+ * the error's code (manifests/errors.ts).
+ */
+import { AirlockError, toAirlockError } from '../../manifests/errors.js';
+import { createOutput, type Output } from './output.js';
+
+/** What an action may return: its exit status when that is not 0 (e.g. `status` of a release that is not ready). */
+export type ActionResult = number | void;
+
+export async function runAction(json: boolean, action: (out: Output) => Promise<ActionResult>): Promise<void> {
+  const out = createOutput(json);
+  try {
+    const code = await action(out);
+    process.exitCode = typeof code === 'number' ? code : 0;
+  } catch (e) {
+    const err = toAirlockError(e);
+    out.failure(err);
+    if (err.code === 'EINTERNAL' && process.env.AIRLOCK_DEBUG) process.stderr.write(`${String(err.details.stack)}\n`);
+    process.exitCode = err.exitStatus;
+  }
+}
+
+/** commander's usage errors (unknown option, missing argument) exit 2 with a one-line message. */
+export function usageError(message: string): AirlockError {
+  return new AirlockError('EUSAGE', message.replace(/^error:\s*/, '').trim());
+}

@@ -1,0 +1,99 @@
+/**
+ * The contracts of the storage layer, which `server/` and `client/` code
+ * against. Implementations live beside this file; `storage/index.ts` is the
+ * facade the rest of airlock imports from.
+ */
+import type { Readable, Writable } from 'node:stream';
+import type { BlobRef, ReleaseManifest } from '../manifests/types.js';
+
+export interface BlobStat {
+  size: number;
+  mtimeMs: number;
+}
+
+/** Inclusive byte range, as in HTTP. */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
+/**
+ * A blob writer: bytes go to `stream`; `commit()` checks sha256 and size
+ * against what the writer was opened with and only then makes the blob
+ * visible (atomic); `cancel()` throws the bytes away. Exactly one of them is
+ * called.
+ */
+export interface BlobWriter {
+  readonly stream: Writable;
+  commit(): Promise<void>;
+  cancel(): Promise<void>;
+}
+
+/** The narrow backend every blob store implements (filesystem now, S3 later). */
+export interface BlobBackend {
+  stat(digest: string): Promise<BlobStat | null>;
+  read(digest: string, range?: ByteRange): Promise<Readable>;
+  writer(expected: BlobRef): Promise<BlobWriter>;
+  delete(digest: string): Promise<void>;
+  list(): AsyncIterable<string>;
+}
+
+/** The network behind one method (python-tuf's fetcher). */
+export interface FetchOptions {
+  /** ask for the bytes from here on (Range); 0 = whole body */
+  offset: number;
+  /** stop reading after this many bytes from `offset` (size + 1 cap) */
+  maxLength: number;
+  signal?: AbortSignal;
+}
+
+export interface FetchResult {
+  /** where `stream` starts: `offset` when Range was honoured, 0 when the upstream ignored it */
+  offset: number;
+  stream: Readable;
+}
+
+export interface Fetcher {
+  fetch(url: string, opts: FetchOptions): Promise<FetchResult>;
+}
+
+export interface IngestProgress {
+  digest: string;
+  /** bytes verified/written so far for this blob */
+  bytes: number;
+  size: number;
+}
+
+export interface IngestResult {
+  digest: string;
+  size: number;
+  /** false when the blob was already in the store */
+  fetched: boolean;
+  /** bytes that came over the wire for this blob */
+  transferred: number;
+  /** bytes reused from a partial download */
+  resumedFrom: number;
+}
+
+/** A verified release as the store keeps it. */
+export interface StoredRelease {
+  product: string;
+  release: string;
+  serial: number;
+  /** the signed envelope, byte for byte as verified */
+  envelope: Buffer;
+  /** sha256 hex of the canonical payload */
+  digest: string;
+  manifest: ReleaseManifest;
+}
+
+export interface ReleaseStatus {
+  release: string;
+  product: string;
+  serial: number;
+  ready: boolean;
+  files: { total: number; present: number; missing: number };
+  bytes: { total: number; present: number; missing: number };
+  /** every blob still missing, with the artifact path(s) that need it */
+  missing: Array<{ sha256: string; size: number; paths: string[] }>;
+}
