@@ -1,0 +1,91 @@
+/**
+ * The storage layer's facade: what `server/` and `client/` may use.
+ *
+ * CONTRACT (other folders code against these signatures; the bodies live in
+ * the files named beside each and replace the stubs below).
+ */
+import type { Readable } from 'node:stream';
+import type { AcceptedSerial, BlobRef } from '../manifests/types.js';
+import type { VerifiedRelease } from '../manifests/index.js';
+import { AirlockError } from '../manifests/errors.js';
+import type {
+  BlobBackend,
+  BlobStat,
+  ByteRange,
+  Fetcher,
+  IngestProgress,
+  IngestResult,
+  ReleaseStatus,
+  StoredRelease,
+} from './types.js';
+
+export * from './types.js';
+
+export interface OpenStoreOptions {
+  cacheDir: string;
+  /** take the writer lock (proper-lockfile on cache_dir); readers need none */
+  write?: boolean;
+  /** how long a second writer waits for the lock before ELOCKED (default 5 s) */
+  lockWaitMs?: number;
+  /** defaults to the filesystem backend under cache_dir/blobs */
+  backend?: BlobBackend;
+}
+
+export interface IngestOptions {
+  signal?: AbortSignal;
+  onProgress?: (p: IngestProgress) => void;
+  /** attempts per URL on resets, 5xx, stalls (default 5), with backoff */
+  retries?: number;
+  onRetry?: (info: { url: string; attempt: number; error: AirlockError }) => void;
+}
+
+export interface VerifyReport {
+  checked: number;
+  ok: number;
+  corrupt: Array<{ sha256: string; expectedSize: number | null; foundSize: number; foundSha256: string; quarantinedAs: string }>;
+  missing: Array<{ sha256: string; size: number; paths: string[] }>;
+}
+
+export interface Store {
+  readonly cacheDir: string;
+  readonly backend: BlobBackend;
+  readonly writable: boolean;
+
+  // ---- blobs (readers) ----
+  stat(digest: string): Promise<BlobStat | null>;
+  read(digest: string, range?: ByteRange): Promise<Readable>;
+
+  // ---- ingest (writers) ----
+  /**
+   * Resumable, verified download: continues a partial from `partial/` (re-hashing
+   * what is there), tries `urls` in order, retries with backoff, cuts at size+1,
+   * refuses wrong bytes with EINTEGRITY, commits by atomic rename. Concurrent
+   * calls for one digest are coalesced. Already present → fetched:false.
+   */
+  ingestFromUrls(expected: BlobRef, urls: string[], fetcher: Fetcher, opts?: IngestOptions): Promise<IngestResult>;
+  /** One-shot verified ingest of a stream (bundles, tests). */
+  ingestStream(expected: BlobRef, stream: Readable, opts?: IngestOptions): Promise<IngestResult>;
+
+  // ---- releases ----
+  /** Stores the verified envelope and persists the new accepted serial, atomically. */
+  putRelease(verified: VerifiedRelease): Promise<void>;
+  getRelease(release: string): Promise<StoredRelease | null>;
+  listReleases(): Promise<StoredRelease[]>;
+  acceptedSerials(): Promise<Record<string, AcceptedSerial>>;
+  status(release: string): Promise<ReleaseStatus>;
+
+  // ---- maintenance (writers) ----
+  verify(release?: string, opts?: { onProgress?: (done: number, total: number) => void }): Promise<VerifyReport>;
+  rebuildIndex(): Promise<{ releases: number; blobs: number }>;
+  close(): Promise<void>;
+}
+
+/** store.ts */
+export async function openStore(opts: OpenStoreOptions): Promise<Store> {
+  throw new AirlockError('EINTERNAL', 'openStore is not implemented yet');
+}
+
+/** fetch/memory.ts: an in-memory Fetcher for tests (url → bytes; honours offset). */
+export function memoryFetcher(files: Record<string, Uint8Array>): Fetcher {
+  throw new AirlockError('EINTERNAL', 'memoryFetcher is not implemented yet');
+}
