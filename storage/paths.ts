@@ -1,0 +1,88 @@
+/**
+ * The whole on-disk layout of a cache directory, in one place (as in
+ * distribution's registry/storage/paths.go). Nothing else in airlock builds
+ * a path inside `cache_dir` by hand.
+ *
+ * ```
+ * cache_dir/
+ *   blobs/sha256/ab/abcdef…        immutable, complete, verified, mode 0444
+ *   partial/<hex>                  resumable ingest of one blob (never served)
+ *   partial/<hex>.<rand>.tmp       a backend writer's temp file (removed in finally)
+ *   quarantine/<hex>.<timestamp>   blobs that failed `airlock verify`
+ *   index/level/                   level database: releases, artifacts, blobs, serials
+ *   index/envelopes/<release>.json each verified envelope, byte for byte (source of truth)
+ *   index/accepted.json            highest accepted serial per product (mirror of level)
+ *   lock                           proper-lockfile: one writer process at a time
+ *   lock.info                      who holds the lock: pid, host, command, since
+ * ```
+ *
+ * Digests and release names are validated here, before they become paths.
+ */
+import { join } from 'node:path';
+import { AirlockError } from '../manifests/errors.js';
+
+export const LAYOUT_VERSION = 1;
+
+const HEX64 = /^[0-9a-f]{64}$/;
+/** release names become file names: no separators, no leading dot */
+const RELEASE_NAME = /^[A-Za-z0-9][A-Za-z0-9._+~-]{0,127}$/;
+
+export function isDigest(digest: unknown): digest is string {
+  return typeof digest === 'string' && HEX64.test(digest);
+}
+
+/** EPATH unless 64 lowercase hex characters. */
+export function assertDigest(digest: unknown, where = 'digest'): asserts digest is string {
+  if (!isDigest(digest)) {
+    throw new AirlockError('EPATH', `${where}: "${String(digest).slice(0, 80)}" is not a sha256 digest (64 lowercase hex characters)`, {
+      digest,
+    });
+  }
+}
+
+export function assertReleaseName(release: unknown): asserts release is string {
+  if (typeof release !== 'string' || !RELEASE_NAME.test(release) || release.includes('..')) {
+    throw new AirlockError('EPATH', `release name "${String(release).slice(0, 80)}" cannot be stored (letters, digits, . _ + ~ -)`, {
+      release,
+    });
+  }
+}
+
+export const blobsRoot = (root: string): string => join(root, 'blobs', 'sha256');
+
+export function blobPath(root: string, digest: string): string {
+  assertDigest(digest);
+  return join(root, 'blobs', 'sha256', digest.slice(0, 2), digest);
+}
+
+export const partialDir = (root: string): string => join(root, 'partial');
+
+export function partialPath(root: string, digest: string): string {
+  assertDigest(digest);
+  return join(root, 'partial', digest);
+}
+
+export function tempPath(root: string, digest: string, unique: string): string {
+  assertDigest(digest);
+  return join(root, 'partial', `${digest}.${unique}.tmp`);
+}
+
+export const quarantineDir = (root: string): string => join(root, 'quarantine');
+
+export function quarantinePath(root: string, digest: string, at: Date = new Date()): string {
+  assertDigest(digest);
+  return join(root, 'quarantine', `${digest}.${at.toISOString().replace(/[:.]/g, '-')}`);
+}
+
+export const indexDir = (root: string): string => join(root, 'index');
+export const levelDir = (root: string): string => join(root, 'index', 'level');
+export const envelopesDir = (root: string): string => join(root, 'index', 'envelopes');
+export const acceptedPath = (root: string): string => join(root, 'index', 'accepted.json');
+
+export function envelopePath(root: string, release: string): string {
+  assertReleaseName(release);
+  return join(root, 'index', 'envelopes', `${release}.json`);
+}
+
+export const lockPath = (root: string): string => join(root, 'lock');
+export const lockInfoPath = (root: string): string => join(root, 'lock.info');
