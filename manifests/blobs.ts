@@ -1,0 +1,20 @@
+/**
+ * Every blob a release needs — each artifact, and each image's config and
+ * layers — unique by digest, in manifest order (so staging and install agree
+ * on order), with the artifact paths that need each blob.
+ */
+import type { BlobRef, ReleaseManifest } from './types.js';
+
+export function releaseBlobs(manifest: ReleaseManifest): Array<BlobRef & { paths: string[] }> {
+  const byDigest = new Map<string, BlobRef & { paths: string[] }>();
+  const add = (ref: BlobRef, path: string): void => {
+    const known = byDigest.get(ref.sha256);
+    if (!known) byDigest.set(ref.sha256, { sha256: ref.sha256, size: ref.size, paths: [path] });
+    else if (!known.paths.includes(path)) known.paths.push(path);
+  };
+  for (const a of manifest.artifacts) {
+    add(a, a.path);
+    if (a.kind === 'oci-image') for (const b of a.blobs) add(b, a.path);
+  }
+  return [...byDigest.values()];
+}

@@ -1,0 +1,110 @@
+/**
+ * DSSE envelopes (DESIGN.md "The signed release manifest"): the signatures
+ * cover PAE(payloadType, payload bytes), so nothing is parsed before it is
+ * verified. This file builds and reads envelopes; deciding whether enough of
+ * the right keys signed lives in threshold.ts.
+ */
+import type { KeyObject } from 'node:crypto';
+import { AirlockError } from './errors.js';
+import { parseStrictJson } from './json.js';
+import { keyIdOf, signBytes } from './keys.js';
+import type { Envelope, EnvelopeSignature } from './types.js';
+
+/** "DSSEv1" SP len(type) SP type SP len(payload) SP payload, lengths in ASCII decimal (byte lengths). */
+export function pae(payloadType: string, payload: Uint8Array): Buffer {
+  const type = Buffer.from(payloadType, 'utf8');
+  return Buffer.concat([
+    Buffer.from(`DSSEv1 ${type.length} `, 'ascii'),
+    type,
+    Buffer.from(` ${payload.length} `, 'ascii'),
+    payload,
+  ]);
+}
+
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/** Standard padded base64 with one spelling per byte string (Node's decoder would skip junk silently). */
+export function decodeBase64Strict(text: string, what: string): Buffer {
+  const bytes = BASE64.test(text) ? Buffer.from(text, 'base64') : null;
+  if (!bytes || bytes.toString('base64') !== text) {
+    throw new AirlockError('EMANIFEST', `${what} is not valid base64`, { field: what });
+  }
+  return bytes;
+}
+
+export interface DecodedEnvelope {
+  envelope: Envelope;
+  /** the payload bytes (base64-decoded) */
+  payload: Buffer;
+  /** each signature's bytes, in envelope order */
+  sigs: Array<{ keyid?: string; sig: Buffer }>;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * Reads an envelope's JSON strictly: exactly the fields payloadType,
+ * payload, signatures (each { keyid?, sig }); strict base64. Verifies nothing.
+ * `maxBytes` is the size cap for this kind of document.
+ */
+export function parseEnvelope(bytes: Uint8Array, what = 'envelope', maxBytes?: number): DecodedEnvelope {
+  if (maxBytes !== undefined && bytes.length > maxBytes) {
+    throw new AirlockError('EMANIFEST', `${what} is ${bytes.length} bytes, over the cap of ${maxBytes}`, {
+      size: bytes.length,
+      limit: maxBytes,
+    });
+  }
+  const doc = parseStrictJson(bytes, what);
+  if (!isObject(doc)) throw new AirlockError('EMANIFEST', `${what}: expected a JSON object`);
+  for (const k of Object.keys(doc)) {
+    if (k !== 'payloadType' && k !== 'payload' && k !== 'signatures') {
+      throw new AirlockError('EMANIFEST', `${what}: unknown field "${k}" (expected payloadType, payload, signatures)`, { field: k });
+    }
+  }
+  const { payloadType, payload, signatures } = doc;
+  if (typeof payloadType !== 'string' || payloadType === '') {
+    throw new AirlockError('EMANIFEST', `${what}: "payloadType" must be a non-empty string`, { field: 'payloadType' });
+  }
+  if (typeof payload !== 'string') {
+    throw new AirlockError('EMANIFEST', `${what}: "payload" must be a base64 string`, { field: 'payload' });
+  }
+  if (!Array.isArray(signatures)) {
+    throw new AirlockError('EMANIFEST', `${what}: "signatures" must be an array`, { field: 'signatures' });
+  }
+  const payloadBytes = decodeBase64Strict(payload, `${what}: "payload"`);
+  const sigs: DecodedEnvelope['sigs'] = [];
+  const envSigs: EnvelopeSignature[] = [];
+  signatures.forEach((s, i) => {
+    const where = `${what}: signatures[${i}]`;
+    if (!isObject(s)) throw new AirlockError('EMANIFEST', `${where} must be an object { keyid, sig }`);
+    for (const k of Object.keys(s)) {
+      if (k !== 'keyid' && k !== 'sig') throw new AirlockError('EMANIFEST', `${where}: unknown field "${k}"`, { field: k });
+    }
+    if (typeof s.sig !== 'string') throw new AirlockError('EMANIFEST', `${where}: "sig" must be a base64 string`);
+    if (s.keyid !== undefined && typeof s.keyid !== 'string') {
+      throw new AirlockError('EMANIFEST', `${where}: "keyid" must be a string`);
+    }
+    const sig = decodeBase64Strict(s.sig, `${where}.sig`);
+    sigs.push(s.keyid === undefined ? { sig } : { keyid: s.keyid, sig });
+    envSigs.push(s.keyid === undefined ? { sig: s.sig } : { keyid: s.keyid, sig: s.sig });
+  });
+  return { envelope: { payloadType, payload, signatures: envSigs }, payload: payloadBytes, sigs };
+}
+
+/** Signs payload bytes (already canonical) with each key; the result is the envelope's JSON bytes. */
+export function signEnvelope(payloadType: string, payload: Uint8Array, keys: KeyObject[]): Buffer {
+  if (keys.length === 0) throw new AirlockError('EUSAGE', 'no signing key given');
+  const message = pae(payloadType, payload);
+  const envelope: Envelope = {
+    payloadType,
+    payload: Buffer.from(payload).toString('base64'),
+    signatures: keys.map((k) => ({ keyid: keyIdOf(k), sig: signBytes(k, message).toString('base64') })),
+  };
+  return Buffer.from(`${JSON.stringify(envelope, null, 2)}\n`, 'utf8');
+}
+
+/** Decodes an envelope WITHOUT verifying (for display and index rebuild of already-verified bytes). */
+export function decodeEnvelope(bytes: Uint8Array): { envelope: Envelope; payload: Buffer } {
+  const { envelope, payload } = parseEnvelope(bytes);
+  return { envelope, payload };
+}
