@@ -1,0 +1,126 @@
+/**
+ * The node client's configuration: one YAML file (`--config`, default
+ * `/etc/airlock-node.yml` when present), flags on top, parsed once into a
+ * frozen, typed object that is passed in everywhere.
+ */
+import { resolve } from 'node:path';
+import { AirlockError } from '../manifests/errors.js';
+import { loadConfigFile, parseDate, parseSize, type Schema } from '../storage/support/config.js';
+
+/** Installer command overrides: argv prefixes (split on spaces) used instead of the built-in tools. */
+export interface InstallerCommands {
+  /** replaces `tar`-less built-in extraction: a command run as `CMD ARCHIVE TARGET` */
+  file: readonly string[] | null;
+  deb: readonly string[] | null;
+  gem: readonly string[] | null;
+  'oci-image': readonly string[] | null;
+}
+
+export interface NodeConfig {
+  configFile: string | null;
+  /** base URL of the cache node, e.g. http://cache:7070 */
+  cache: string | null;
+  stateDir: string;
+  /** install root: `/` is the real system */
+  root: string;
+  roles: readonly string[];
+  /** trust root given by the operator; a copy is kept under stateDir */
+  trust: string | null;
+  memoryFloorCore: number;
+  memoryFloorOther: number;
+  diskMargin: number;
+  parallel: number;
+  installers: InstallerCommands;
+  acceptExpiredUntil: Date | null;
+  json: boolean;
+}
+
+export const NODE_CONFIG_SCHEMA: Schema = {
+  cache: { type: 'string' },
+  state_dir: { type: 'path' },
+  root: { type: 'path' },
+  roles: { type: 'string[]' },
+  trust: { type: 'path' },
+  memory_floor_core: { type: 'string' },
+  memory_floor_other: { type: 'string' },
+  disk_margin: { type: 'string' },
+  parallel: { type: 'int', min: 1, max: 64 },
+  accept_expired_until: { type: 'string' },
+  installers: {
+    type: 'map',
+    fields: { file: { type: 'string' }, deb: { type: 'string' }, gem: { type: 'string' }, 'oci-image': { type: 'string' } },
+  },
+};
+
+export interface NodeFlags {
+  config?: string;
+  cache?: string;
+  stateDir?: string;
+  root?: string;
+  role?: string[];
+  trust?: string;
+  acceptExpiredUntil?: string;
+  json?: boolean;
+}
+
+export const DEFAULT_NODE_CONFIG_FILE = '/etc/airlock-node.yml';
+export const DEFAULT_STATE_DIR = '/var/lib/airlock-node';
+export const CORE_ROLES: readonly string[] = Object.freeze(['core', 'cache']);
+
+function sizeValue(v: unknown, key: string, fallback: number): number {
+  if (v === undefined) return fallback;
+  return parseSize(String(v), key);
+}
+
+function argv(text: string | undefined): readonly string[] | null {
+  if (!text) return null;
+  return Object.freeze(text.split(/\s+/).filter(Boolean));
+}
+
+export function loadNodeConfig(flags: NodeFlags, cwd: string = process.cwd(), fallbackFile: string | null = DEFAULT_NODE_CONFIG_FILE): NodeConfig {
+  const file = loadConfigFile(flags.config ? resolve(cwd, flags.config) : undefined, fallbackFile, NODE_CONFIG_SCHEMA);
+  const v = file.values as {
+    cache?: string;
+    state_dir?: string;
+    root?: string;
+    roles?: string[];
+    trust?: string;
+    memory_floor_core?: string | number;
+    memory_floor_other?: string | number;
+    disk_margin?: string | number;
+    parallel?: number;
+    accept_expired_until?: string;
+    installers?: Partial<Record<keyof InstallerCommands, string>>;
+  };
+  const cache = flags.cache ?? v.cache ?? null;
+  if (cache !== null && !/^https?:\/\/[^\s/]+/.test(cache)) {
+    throw new AirlockError('EUSAGE', `cache must be an http(s) URL such as http://cache:7070, got "${cache}"`, { key: 'cache' });
+  }
+  const expiredText = flags.acceptExpiredUntil ?? v.accept_expired_until;
+  const roles = flags.role && flags.role.length > 0 ? flags.role : (v.roles ?? []);
+  return Object.freeze({
+    configFile: file.path,
+    cache: cache?.replace(/\/+$/, '') ?? null,
+    stateDir: resolve(cwd, flags.stateDir ?? v.state_dir ?? DEFAULT_STATE_DIR),
+    root: resolve(cwd, flags.root ?? v.root ?? '/'),
+    roles: Object.freeze([...roles]),
+    trust: flags.trust ? resolve(cwd, flags.trust) : (v.trust ?? null),
+    memoryFloorCore: sizeValue(v.memory_floor_core, 'memory_floor_core', 2 ** 30),
+    memoryFloorOther: sizeValue(v.memory_floor_other, 'memory_floor_other', 512 * 2 ** 20),
+    diskMargin: sizeValue(v.disk_margin, 'disk_margin', 256 * 2 ** 20),
+    parallel: v.parallel ?? 4,
+    installers: Object.freeze({
+      file: argv(v.installers?.file),
+      deb: argv(v.installers?.deb),
+      gem: argv(v.installers?.gem),
+      'oci-image': argv(v.installers?.['oci-image']),
+    }),
+    acceptExpiredUntil: expiredText ? parseDate(expiredText, 'accept_expired_until') : null,
+    json: flags.json ?? false,
+  });
+}
+
+/** The memory floor that applies to a node with these roles. */
+export function memoryFloor(config: NodeConfig): number {
+  return config.roles.some((r) => CORE_ROLES.includes(r)) ? config.memoryFloorCore : config.memoryFloorOther;
+}
