@@ -1,0 +1,350 @@
+/**
+ * The real network: got 14 behind airlock's one-method `Fetcher`, shared by
+ * the cache node (staging, `manifest build`) and the node client.
+ *
+ * - Proxy: `--proxy` or the environment (storage/fetch/proxy.ts). Plain http
+ *   goes to the proxy as an absolute-URI request (so the proxy's access log
+ *   names every URL); https goes through CONNECT (hpagent). Upstream names
+ *   are then resolved by the proxy, never here.
+ * - No got-level retries and no automatic redirects: storage's ingest retries
+ *   with backoff and resumes from its partial file, and redirects are followed
+ *   here so that `Authorization` never travels to another host.
+ * - A stall (no bytes for `stallTimeoutMs`), a reset, a short body or a 5xx
+ *   is EUPSTREAM with `details.retryable = true`; 404/410 is ENOTFOUND.
+ * - `maxLength` cuts the body (size + 1 lets the verifier see "too long").
+ */
+import http from 'node:http';
+import https from 'node:https';
+import { readFileSync } from 'node:fs';
+import tls from 'node:tls';
+import type { LookupFunction } from 'node:net';
+import { Readable } from 'node:stream';
+import got, { type Agents, type RequestFunction } from 'got';
+import { HttpsProxyAgent } from 'hpagent';
+import { AirlockError, isAirlockError } from '../../manifests/errors.js';
+import type { FetchOptions, FetchResult, Fetcher } from '../types.js';
+import { proxyFor, type ProxySettings } from './proxy.js';
+
+export interface HttpClientOptions extends ProxySettings {
+  /** extra CA certificates (PEM) for upstream TLS, added to the system ones */
+  caFile?: string | null;
+  /** no bytes for this long (waiting for headers or body) → EUPSTREAM; default 30 s */
+  stallTimeoutMs?: number;
+  /** default 30 s */
+  connectTimeoutMs?: number;
+  /** default 5 */
+  maxRedirects?: number;
+  userAgent?: string;
+  /** replaces DNS for direct connections (tests use it to prove nothing is resolved locally) */
+  dnsLookup?: LookupFunction;
+}
+
+export interface HttpRequestOptions {
+  method?: 'GET' | 'HEAD';
+  headers?: Record<string, string>;
+  /** adds `Range: bytes=offset-` when > 0 */
+  offset?: number;
+  /** the body stream ends after this many bytes */
+  maxLength?: number;
+  signal?: AbortSignal;
+}
+
+export interface HttpResponse {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  /** the URL that answered, after redirects */
+  url: string;
+  /** capped and stall-guarded; errors are AirlockErrors */
+  body: Readable;
+}
+
+export interface HttpClient {
+  /** one request, redirects followed (Authorization dropped when the host changes); any status resolves */
+  request(url: string, opts?: HttpRequestOptions): Promise<HttpResponse>;
+  /** the proxy that would carry `url`, or null for direct */
+  proxyFor(url: string): URL | null;
+  close(): void;
+}
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+
+/** Maps whatever the socket layer threw into EUPSTREAM (retryable unless aborted). */
+export function upstreamError(e: unknown, url: string, signal?: AbortSignal): AirlockError {
+  if (isAirlockError(e)) return e;
+  const err = e as NodeJS.ErrnoException & { name?: string };
+  if (signal?.aborted || err?.name === 'AbortError') {
+    return new AirlockError('EUPSTREAM', `${url}: aborted`, { url, aborted: true, retryable: false });
+  }
+  const code = err?.code ?? err?.name ?? 'error';
+  const why = code === 'ETIMEDOUT' ? 'timed out' : String(err?.message ?? e);
+  return new AirlockError('EUPSTREAM', `${url}: ${why}`, { url, cause: code, retryable: true }, { cause: e });
+}
+
+export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
+  const stallMs = options.stallTimeoutMs ?? 30_000;
+  const maxRedirects = options.maxRedirects ?? 5;
+  const ca = options.caFile ? [...readCa(options.caFile)] : undefined;
+  const agents = new Map<string, http.Agent>();
+  const directHttp = new http.Agent({ keepAlive: true });
+  const directHttps = new https.Agent({ keepAlive: true, ca: ca ? withSystemCas(ca) : undefined });
+
+  const forwardAgent = (proxy: URL): http.Agent => {
+    const key = `fwd ${proxy.href}`;
+    let a = agents.get(key);
+    if (!a) {
+      a = proxy.protocol === 'https:' ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true });
+      agents.set(key, a);
+    }
+    return a;
+  };
+  const tunnelAgent = (proxy: URL): https.Agent => {
+    const key = `tunnel ${proxy.href}`;
+    let a = agents.get(key) as https.Agent | undefined;
+    if (!a) {
+      a = new HttpsProxyAgent({ proxy, keepAlive: true, ca: ca ? withSystemCas(ca) : undefined });
+      agents.set(key, a);
+    }
+    return a;
+  };
+
+  /** plain http through a proxy: connect to the proxy, ask for the absolute URI */
+  const viaForwardProxy = (proxy: URL): RequestFunction => (url, native, callback) => {
+    const headers: Record<string, string | string[] | undefined> = { ...((native.headers as Record<string, string | string[] | undefined> | undefined) ?? {}), host: url.host };
+    if (proxy.username || proxy.password) {
+      const cred = `${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`;
+      headers['proxy-authorization'] = `Basic ${Buffer.from(cred).toString('base64')}`;
+    }
+    const lib = proxy.protocol === 'https:' ? https : http;
+    return lib.request(
+      {
+        ...native,
+        host: proxy.hostname,
+        hostname: proxy.hostname,
+        port: proxy.port || (proxy.protocol === 'https:' ? 443 : 80),
+        path: url.href,
+        headers,
+        setHost: false,
+        agent: forwardAgent(proxy),
+      },
+      callback,
+    );
+  };
+
+  const once = async (url: URL, opts: HttpRequestOptions, headers: Record<string, string>): Promise<http.IncomingMessage & { body: Readable }> => {
+    const proxy = proxyFor(url, options);
+    let agent: Agents;
+    let request: RequestFunction | undefined;
+    if (!proxy) agent = { http: directHttp, https: directHttps };
+    else if (url.protocol === 'https:') agent = { https: tunnelAgent(proxy) };
+    else {
+      agent = {};
+      request = viaForwardProxy(proxy);
+    }
+    const stream = got.stream(url, {
+      method: opts.method ?? 'GET',
+      headers,
+      agent,
+      request,
+      retry: { limit: 0 },
+      followRedirect: false,
+      throwHttpErrors: false,
+      decompress: false,
+      dnsLookup: options.dnsLookup,
+      https: ca ? { certificateAuthority: withSystemCas(ca) } : {},
+      timeout: { connect: options.connectTimeoutMs ?? 30_000, response: stallMs },
+      signal: opts.signal,
+    });
+    return new Promise((resolve, reject) => {
+      stream.once('error', (e) => reject(upstreamError(e, url.href, opts.signal)));
+      stream.once('response', (res: http.IncomingMessage) => {
+        stream.removeAllListeners('error');
+        resolve(Object.assign(res, { body: stream as unknown as Readable }));
+      });
+    });
+  };
+
+  return {
+    proxyFor: (url) => proxyFor(url, options),
+    close() {
+      directHttp.destroy();
+      directHttps.destroy();
+      for (const a of agents.values()) a.destroy();
+    },
+    async request(urlText, opts = {}) {
+      let url = new URL(urlText);
+      const headers: Record<string, string> = { 'user-agent': options.userAgent ?? 'airlock/0.1', ...lower(opts.headers ?? {}) };
+      if (opts.offset && opts.offset > 0) headers.range = `bytes=${opts.offset}-`;
+      for (let hop = 0; ; hop++) {
+        const res = await once(url, opts, headers);
+        const location = res.headers.location;
+        if (REDIRECTS.has(res.statusCode ?? 0) && location) {
+          res.body.destroy();
+          if (hop >= maxRedirects) {
+            throw new AirlockError('EUPSTREAM', `${urlText}: more than ${maxRedirects} redirects`, { url: urlText, retryable: false });
+          }
+          const next = new URL(location, url);
+          // Blob storage behind a registry must never see the registry's token.
+          if (next.origin !== url.origin) delete headers.authorization;
+          url = next;
+          continue;
+        }
+        return {
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          url: url.href,
+          body: guardBody(res.body, {
+            url: url.href,
+            stallMs,
+            maxLength: opts.maxLength ?? Number.POSITIVE_INFINITY,
+            expectedLength: opts.method === 'HEAD' ? null : contentLength(res.headers),
+            signal: opts.signal,
+          }),
+        };
+      }
+    },
+  };
+}
+
+/** The got-based Fetcher (python-tuf's one method): Range from `offset`, body cut at `maxLength`. */
+export function httpFetcher(clientOrOptions: HttpClient | HttpClientOptions = {}, extraHeaders: Record<string, string> = {}): Fetcher {
+  const client = 'request' in clientOrOptions ? (clientOrOptions as HttpClient) : createHttpClient(clientOrOptions);
+  return {
+    async fetch(url: string, opts: FetchOptions): Promise<FetchResult> {
+      const res = await client.request(url, { offset: opts.offset, maxLength: opts.maxLength, signal: opts.signal, headers: extraHeaders });
+      return fetchResult(res, url, opts.offset);
+    },
+  };
+}
+
+/** Turns an answer into a FetchResult or the right error (shared with the registry client). */
+export function fetchResult(res: HttpResponse, url: string, offset: number): FetchResult {
+  const { status } = res;
+  if (status === 200) return { offset: 0, stream: res.body };
+  if (status === 206) {
+    const start = /^bytes (\d+)-/.exec(String(res.headers['content-range'] ?? ''));
+    if (start && Number(start[1]) === offset) return { offset, stream: res.body };
+    res.body.destroy();
+    throw new AirlockError('EUPSTREAM', `${url}: asked for bytes from ${offset}, got Content-Range "${res.headers['content-range'] ?? ''}"`, {
+      url,
+      status,
+      retryable: true,
+    });
+  }
+  res.body.destroy();
+  throw statusError(status, url);
+}
+
+export function statusError(status: number, url: string): AirlockError {
+  if (status === 404 || status === 410) return new AirlockError('ENOTFOUND', `${url}: upstream answered ${status}`, { url, status });
+  const retryable = status >= 500 || status === 408 || status === 429;
+  return new AirlockError('EUPSTREAM', `${url}: upstream answered ${status}`, { url, status, retryable });
+}
+
+interface GuardOptions {
+  url: string;
+  stallMs: number;
+  maxLength: number;
+  expectedLength: number | null;
+  signal?: AbortSignal;
+}
+
+/**
+ * Re-emits `src` with three guards: at most `maxLength` bytes, a stall timer
+ * (paused while our reader is the slow one), and a short body against
+ * Content-Length reported as a retryable EUPSTREAM rather than a quiet end.
+ */
+function guardBody(src: Readable, g: GuardOptions): Readable {
+  let seen = 0;
+  let last = Date.now();
+  let timer: NodeJS.Timeout | null = null;
+  const out = new Readable({
+    highWaterMark: 256 * 1024,
+    read() {
+      last = Date.now();
+      src.resume();
+    },
+    destroy(err, cb) {
+      if (timer) clearInterval(timer);
+      src.destroy();
+      cb(err);
+    },
+  });
+  const stop = (): void => {
+    if (timer) clearInterval(timer);
+    timer = null;
+  };
+  timer = setInterval(() => {
+    const backpressured = out.readableLength >= out.readableHighWaterMark;
+    if (backpressured) last = Date.now();
+    else if (Date.now() - last > g.stallMs) {
+      stop();
+      out.destroy(
+        new AirlockError('EUPSTREAM', `${g.url}: stalled, no bytes for ${Math.round(g.stallMs / 1000)} s`, {
+          url: g.url,
+          cause: 'stall',
+          retryable: true,
+        }),
+      );
+    }
+  }, Math.min(1000, Math.max(50, g.stallMs / 4)));
+  timer.unref();
+  src.on('data', (chunk: Buffer) => {
+    last = Date.now();
+    const room = g.maxLength - seen;
+    if (chunk.length >= room) {
+      seen += room;
+      if (room > 0) out.push(chunk.subarray(0, room));
+      stop();
+      out.push(null);
+      src.destroy();
+      return;
+    }
+    seen += chunk.length;
+    if (!out.push(chunk)) src.pause();
+  });
+  src.once('end', () => {
+    stop();
+    if (out.destroyed || out.readableEnded) return;
+    if (g.expectedLength !== null && seen < g.expectedLength && seen < g.maxLength) {
+      out.destroy(
+        new AirlockError('EUPSTREAM', `${g.url}: connection closed after ${seen} of ${g.expectedLength} bytes`, {
+          url: g.url,
+          cause: 'short body',
+          retryable: true,
+        }),
+      );
+      return;
+    }
+    out.push(null);
+  });
+  src.once('error', (e) => {
+    stop();
+    if (seen >= g.maxLength) return;
+    out.destroy(upstreamError(e, g.url, g.signal));
+  });
+  return out;
+}
+
+function contentLength(headers: http.IncomingHttpHeaders): number | null {
+  const v = headers['content-length'];
+  if (v === undefined || headers['content-encoding']) return null;
+  const n = Number(v);
+  return Number.isSafeInteger(n) && n >= 0 ? n : null;
+}
+
+function lower(h: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(h).map(([k, v]) => [k.toLowerCase(), v]));
+}
+
+function readCa(file: string): string[] {
+  try {
+    return [readFileSync(file, 'utf8')];
+  } catch (e) {
+    throw new AirlockError('EUSAGE', `--ca-file ${file}: cannot read: ${(e as Error).message}`, { file });
+  }
+}
+
+/** Setting `ca` replaces Node's bundle; private CAs are meant to be added to it. */
+function withSystemCas(extra: string[]): string[] {
+  return [...tls.rootCertificates, ...extra];
+}

@@ -1,0 +1,224 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import https from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { LookupFunction } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import type { Readable } from 'node:stream';
+import { createHttpClient, httpFetcher } from '../../../storage/fetch/http.js';
+import { bypassesProxy, proxyFor } from '../../../storage/fetch/proxy.js';
+import { isAirlockError } from '../../../manifests/errors.js';
+import { startFaultUpstream, startTestProxy, type FaultUpstream, type TestProxy } from '../../support/fault-upstream.js';
+
+async function drain(stream: Readable): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const c of stream) parts.push(c as Buffer);
+  return Buffer.concat(parts);
+}
+
+/** A DNS that refuses everything: proves a name was never resolved here. */
+function guardedLookup(asked: string[]): LookupFunction {
+  return ((hostname: string, _opts: unknown, cb: (err: NodeJS.ErrnoException | null, addr?: string, fam?: number) => void) => {
+    asked.push(hostname);
+    const err = Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' });
+    (typeof _opts === 'function' ? (_opts as typeof cb) : cb)(err);
+  }) as unknown as LookupFunction;
+}
+
+const data = Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 7) % 251));
+
+describe('proxy selection', () => {
+  it.each([
+    ['example.com', 'http://example.com/x', true],
+    ['.example.com', 'http://a.example.com/x', true],
+    ['example.com', 'http://a.example.com/x', true],
+    ['example.com', 'http://badexample.com/x', false],
+    ['*', 'http://anything/x', true],
+    ['host:8080', 'http://host:8080/x', true],
+    ['host:8080', 'http://host:9090/x', false],
+    ['host:443', 'https://host/x', true],
+    ['a, b ,c', 'http://b/x', true],
+    ['127.0.0.1', 'http://127.0.0.1:5000/v2/', true],
+    ['', 'http://a/x', false],
+  ])('no_proxy=%j for %s → bypass %s', (noProxy, url, expected) => {
+    expect(bypassesProxy(new URL(url), noProxy)).toBe(expected);
+  });
+
+  it('reads either case, --proxy wins, https uses https_proxy', () => {
+    expect(proxyFor('http://u/x', { env: { HTTP_PROXY: 'http://p:1' } })?.href).toBe('http://p:1/');
+    expect(proxyFor('http://u/x', { env: { http_proxy: 'p2:3128' } })?.href).toBe('http://p2:3128/');
+    expect(proxyFor('https://u/x', { env: { http_proxy: 'http://p:1' } })).toBeNull();
+    expect(proxyFor('https://u/x', { env: { https_proxy: 'http://p:2' } })?.href).toBe('http://p:2/');
+    expect(proxyFor('http://u/x', { proxy: 'http://flag:9', env: { http_proxy: 'http://p:1' } })?.href).toBe('http://flag:9/');
+    expect(proxyFor('http://u/x', { proxy: 'http://flag:9', env: { NO_PROXY: 'u' } })).toBeNull();
+  });
+});
+
+describe('httpFetcher against the fault upstream', () => {
+  let up: FaultUpstream;
+  beforeEach(async () => {
+    up = await startFaultUpstream();
+  });
+  afterEach(async () => {
+    await up.close();
+  });
+  const noEnv = { env: {} };
+
+  it('fetches a whole body and a Range from an offset', async () => {
+    up.files.set('/f', { body: data });
+    const f = httpFetcher({ ...noEnv });
+    const whole = await f.fetch(`${up.url}/f`, { offset: 0, maxLength: data.length + 1 });
+    expect((await drain(whole.stream)).equals(data)).toBe(true);
+    const part = await f.fetch(`${up.url}/f`, { offset: 1000, maxLength: data.length + 1 });
+    expect(part.offset).toBe(1000);
+    expect(up.requests.at(-1)?.headers.range).toBe('bytes=1000-');
+    expect((await drain(part.stream)).equals(data.subarray(1000))).toBe(true);
+  });
+
+  it('reports offset 0 when the upstream ignores Range', async () => {
+    up.files.set('/f', { body: data, fault: { kind: 'norange' } });
+    const r = await httpFetcher(noEnv).fetch(`${up.url}/f`, { offset: 5000, maxLength: data.length + 1 });
+    expect(r.offset).toBe(0);
+    expect((await drain(r.stream)).length).toBe(data.length);
+  });
+
+  it('404 is ENOTFOUND, 503 is a retryable EUPSTREAM', async () => {
+    const f = httpFetcher(noEnv);
+    await expect(f.fetch(`${up.url}/nope`, { offset: 0, maxLength: 10 })).rejects.toMatchObject({ code: 'ENOTFOUND' });
+    up.files.set('/f', { body: data, fault: { kind: 'status', status: 503 } });
+    await expect(f.fetch(`${up.url}/f`, { offset: 0, maxLength: 10 })).rejects.toMatchObject({
+      code: 'EUPSTREAM',
+      details: { status: 503, retryable: true },
+    });
+    const ok = await f.fetch(`${up.url}/f`, { offset: 0, maxLength: data.length + 1 });
+    expect((await drain(ok.stream)).length).toBe(data.length);
+  });
+
+  it('a reset mid-body is a retryable EUPSTREAM on the stream', async () => {
+    up.files.set('/f', { body: data, fault: { kind: 'reset', at: 100_000 } });
+    const r = await httpFetcher(noEnv).fetch(`${up.url}/f`, { offset: 0, maxLength: data.length + 1 });
+    const err = await drain(r.stream).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(isAirlockError(err, 'EUPSTREAM')).toBe(true);
+    expect((err as { details: { retryable: boolean } }).details.retryable).toBe(true);
+  });
+
+  it('a stall past the timeout is EUPSTREAM', async () => {
+    up.files.set('/f', { body: data, fault: { kind: 'stall', at: 1000 } });
+    const t0 = Date.now();
+    const r = await httpFetcher({ ...noEnv, stallTimeoutMs: 300 }).fetch(`${up.url}/f`, { offset: 0, maxLength: data.length + 1 });
+    await expect(drain(r.stream)).rejects.toMatchObject({ code: 'EUPSTREAM', details: { cause: 'stall' } });
+    expect(Date.now() - t0).toBeLessThan(5000);
+  });
+
+  it('cuts an endless body at maxLength', async () => {
+    up.files.set('/f', { body: data, fault: { kind: 'oversize', extra: 50 * 1024 * 1024 } });
+    const r = await httpFetcher(noEnv).fetch(`${up.url}/f`, { offset: 0, maxLength: data.length + 1 });
+    expect((await drain(r.stream)).length).toBe(data.length + 1);
+    expect(up.bytesSent('/f')).toBeLessThan(data.length + 20 * 1024 * 1024);
+  });
+
+  it('follows a redirect to another host without the Authorization header', async () => {
+    const other = await startFaultUpstream();
+    try {
+      other.files.set('/blob', { body: data });
+      up.files.set('/same', { body: data });
+      up.files.set('/r1', { body: data, fault: { kind: 'redirect', to: `${other.url}/blob` } });
+      up.files.set('/r2', { body: data, fault: { kind: 'redirect', to: '/same' } });
+      const client = createHttpClient(noEnv);
+      const a = await client.request(`${up.url}/r1`, { headers: { Authorization: 'Bearer secret' } });
+      expect(a.status).toBe(200);
+      await drain(a.body);
+      expect(other.requests[0]?.headers.authorization).toBeUndefined();
+      const b = await client.request(`${up.url}/r2`, { headers: { Authorization: 'Bearer secret' } });
+      await drain(b.body);
+      expect(up.requests.at(-1)?.headers.authorization).toBe('Bearer secret');
+      client.close();
+    } finally {
+      await other.close();
+    }
+  });
+});
+
+describe('httpFetcher through a proxy', () => {
+  let up: FaultUpstream;
+  let proxy: TestProxy;
+  beforeEach(async () => {
+    up = await startFaultUpstream();
+    proxy = await startTestProxy({ 'files.upstream.test': '127.0.0.1', 'secure.upstream.test': '127.0.0.1' });
+    up.files.set('/f', { body: data });
+  });
+  afterEach(async () => {
+    await proxy.close();
+    await up.close();
+  });
+
+  it('uses http_proxy from the environment and never resolves the upstream name', async () => {
+    const asked: string[] = [];
+    const url = `http://files.upstream.test:${up.port}/f`;
+    const r = await httpFetcher({ env: { http_proxy: proxy.url }, dnsLookup: guardedLookup(asked) }).fetch(url, {
+      offset: 0,
+      maxLength: data.length + 1,
+    });
+    expect((await drain(r.stream)).equals(data)).toBe(true);
+    expect(proxy.log).toContain(`GET ${url}`);
+    expect(asked).toEqual([]);
+  });
+
+  it('--proxy wins over the environment', async () => {
+    const url = `http://files.upstream.test:${up.port}/f`;
+    const r = await httpFetcher({ proxy: proxy.url, env: { HTTP_PROXY: 'http://127.0.0.1:1' } }).fetch(url, {
+      offset: 0,
+      maxLength: data.length + 1,
+    });
+    await drain(r.stream);
+    expect(proxy.log).toContain(`GET ${url}`);
+  });
+
+  it('honours no_proxy (direct connection, proxy untouched)', async () => {
+    const r = await httpFetcher({ env: { HTTP_PROXY: proxy.url, NO_PROXY: 'localhost,127.0.0.1' } }).fetch(`${up.url}/f`, {
+      offset: 0,
+      maxLength: data.length + 1,
+    });
+    await drain(r.stream);
+    expect(proxy.log).toEqual([]);
+    expect(up.requests).toHaveLength(1);
+  });
+
+  it('without the proxy a fake upstream name cannot be reached', async () => {
+    const asked: string[] = [];
+    await expect(
+      httpFetcher({ env: {}, dnsLookup: guardedLookup(asked) }).fetch(`http://files.upstream.test:${up.port}/f`, { offset: 0, maxLength: 10 }),
+    ).rejects.toMatchObject({ code: 'EUPSTREAM' });
+    expect(asked).toEqual(['files.upstream.test']);
+  });
+
+  it('https goes through CONNECT and trusts --ca-file', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'airlock-tls-'));
+    execFileSync('openssl', [
+      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+      '-subj', '/CN=secure.upstream.test', '-addext', 'subjectAltName=DNS:secure.upstream.test',
+      '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
+    ], { stdio: 'ignore' });
+    const server = https.createServer({ key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) }, (_req, res) => {
+      res.end('secret-ok');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    try {
+      const url = `https://secure.upstream.test:${port}/x`;
+      const noCa = httpFetcher({ env: { https_proxy: proxy.url } });
+      await expect(noCa.fetch(url, { offset: 0, maxLength: 100 })).rejects.toMatchObject({ code: 'EUPSTREAM' });
+      const r = await httpFetcher({ env: { https_proxy: proxy.url }, caFile: join(dir, 'cert.pem') }).fetch(url, { offset: 0, maxLength: 100 });
+      expect((await drain(r.stream)).toString()).toBe('secret-ok');
+      expect(proxy.log).toContain(`CONNECT secure.upstream.test:${port}`);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+});
