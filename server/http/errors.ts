@@ -1,0 +1,47 @@
+/**
+ * Failures become HTTP answers here, and only here: the status comes from
+ * AirlockError.httpStatus (manifests/errors.ts); the body is one line of
+ * JSON — OCI's `{"errors":[…]}` under /v2/, `{"error":{code,message}}`
+ * elsewhere. Unknown failures are logged with their stack and answered as a
+ * bare 500: no internals go to clients.
+ */
+import type { Context } from 'koa';
+import type { Logger } from 'pino';
+import { AirlockError, toAirlockError } from '../../manifests/errors.js';
+
+function ociCode(err: AirlockError, path: string): string {
+  const given = err.details.oci;
+  if (typeof given === 'string') return given;
+  if (err.code === 'ENOTFOUND') {
+    if (path.includes('/manifests/')) return 'MANIFEST_UNKNOWN';
+    if (path.includes('/blobs/')) return 'BLOB_UNKNOWN';
+    return 'NAME_UNKNOWN';
+  }
+  if (err.code === 'EPATH' || err.code === 'EUSAGE') return 'NAME_INVALID';
+  return 'UNKNOWN';
+}
+
+export function renderError(ctx: Context, e: unknown, logger: Logger): void {
+  const err =
+    e instanceof URIError ? new AirlockError('EPATH', `malformed percent-encoding in ${ctx.path.slice(0, 100)}`) : toAirlockError(e);
+  if (ctx.headerSent || !ctx.writable) {
+    // mid-body: nothing left to tell the client; drop the connection so it sees a short body
+    logger.warn({ code: err.code, err: err.message, url: ctx.req.url }, 'failed after headers were sent');
+    ctx.req.socket.destroy();
+    return;
+  }
+  const internal = err.code === 'EINTERNAL';
+  if (internal) logger.error({ err: err.message, stack: err.details.stack, url: ctx.req.url }, 'internal error');
+  const message = internal ? 'internal error (see the server log)' : err.message;
+  // headers set for a success that did not happen must not leak into the error answer
+  for (const h of ['ETag', 'Cache-Control', 'Content-Range', 'Accept-Ranges', 'Docker-Content-Digest', 'Content-Length']) ctx.remove(h);
+  ctx.status = err.httpStatus;
+  ctx.set('Cache-Control', 'no-store');
+  if (ctx.path.startsWith('/v2/')) {
+    ctx.set('Docker-Distribution-API-Version', 'registry/2.0');
+    const detail = internal ? {} : Object.fromEntries(Object.entries(err.details).filter(([k]) => k !== 'oci' && k !== 'stack'));
+    ctx.body = { errors: [{ code: ociCode(err, ctx.path), message, detail }] };
+  } else {
+    ctx.body = { error: { code: internal ? 'EINTERNAL' : err.code, message } };
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * Prometheus metrics of one server instance (its own registry, so several
+ * servers in one process — tests — do not collide). Routes are labelled by
+ * name, never by raw path, to keep the label set small.
+ */
+import type { Context } from 'koa';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export interface Metrics {
+  registry: Registry;
+  hit(ctx: Context): void;
+  miss(ctx: Context): void;
+  /** call when a request starts; the returned function when its response is done */
+  start(ctx: Context): (status: number, bytesOut: number) => void;
+}
+
+export function routeOf(ctx: Context): string {
+  return (ctx.state as { route?: string }).route ?? 'other';
+}
+
+export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics {
+  const registry = new Registry();
+  if (opts.defaultMetrics) collectDefaultMetrics({ register: registry });
+  const requests = new Counter({
+    name: 'airlock_http_requests_total',
+    help: 'HTTP requests answered, by route, method and status',
+    labelNames: ['route', 'method', 'status'] as const,
+    registers: [registry],
+  });
+  const bytesOut = new Counter({
+    name: 'airlock_http_response_bytes_total',
+    help: 'Response body bytes sent, by route',
+    labelNames: ['route'] as const,
+    registers: [registry],
+  });
+  const inFlight = new Gauge({
+    name: 'airlock_http_requests_in_flight',
+    help: 'Requests being answered right now',
+    registers: [registry],
+  });
+  const hits = new Counter({
+    name: 'airlock_cache_hits_total',
+    help: 'Requests answered from the store, by route',
+    labelNames: ['route'] as const,
+    registers: [registry],
+  });
+  const misses = new Counter({
+    name: 'airlock_cache_misses_total',
+    help: 'Requests for something the store does not hold, by route',
+    labelNames: ['route'] as const,
+    registers: [registry],
+  });
+  const latency = new Histogram({
+    name: 'airlock_http_request_duration_seconds',
+    help: 'Time from request to the end of the response, by route',
+    labelNames: ['route'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120],
+    registers: [registry],
+  });
+  return {
+    registry,
+    hit: (ctx) => hits.inc({ route: routeOf(ctx) }),
+    miss: (ctx) => misses.inc({ route: routeOf(ctx) }),
+    start(ctx) {
+      inFlight.inc();
+      const t0 = process.hrtime.bigint();
+      return (status, bytes) => {
+        inFlight.dec();
+        const route = routeOf(ctx);
+        requests.inc({ route, method: ctx.method, status: String(status) });
+        if (bytes > 0) bytesOut.inc({ route }, bytes);
+        latency.observe({ route }, Number(process.hrtime.bigint() - t0) / 1e9);
+      };
+    },
+  };
+}

@@ -1,0 +1,70 @@
+/** `/healthz`, `/metrics`, `/releases`, `/releases/:release/manifest`. */
+import { AirlockError } from '../../../manifests/errors.js';
+import type { Route } from '../env.js';
+import { decodeSegment } from '../path-params.js';
+
+export const healthRoutes: Route[] = [
+  {
+    name: 'healthz',
+    methods: ['GET', 'HEAD'],
+    pattern: /^\/healthz$/,
+    async handle(ctx, env) {
+      ctx.set('Cache-Control', 'no-store');
+      try {
+        const cat = await env.catalog.get();
+        ctx.body = { ok: true, releases: cat.releases.size };
+      } catch (e) {
+        // a health check answers, it does not fail: 503 tells the balancer to look elsewhere
+        env.logger.warn({ err: (e as Error).message }, 'health check: store unusable');
+        ctx.status = 503;
+        ctx.body = { ok: false, error: (e as Error).message };
+      }
+    },
+  },
+  {
+    name: 'metrics',
+    methods: ['GET'],
+    pattern: /^\/metrics$/,
+    async handle(ctx, env) {
+      ctx.set('Cache-Control', 'no-store');
+      ctx.type = env.metrics.registry.contentType;
+      ctx.body = await env.metrics.registry.metrics();
+    },
+  },
+  {
+    name: 'releases',
+    methods: ['GET', 'HEAD'],
+    pattern: /^\/releases\/?$/,
+    async handle(ctx, env) {
+      const cat = await env.catalog.get();
+      const out = [];
+      for (const rel of cat.releases.values()) {
+        const st = await env.store.status(rel.release);
+        out.push({
+          release: rel.release,
+          product: rel.product,
+          serial: rel.serial,
+          digest: rel.digest,
+          ready: st.ready,
+          files: st.files,
+          bytes: st.bytes,
+        });
+      }
+      ctx.set('Cache-Control', 'no-cache');
+      ctx.body = out;
+    },
+  },
+  {
+    name: 'manifest',
+    methods: ['GET', 'HEAD'],
+    pattern: /^\/releases\/([^/]+)\/manifest$/,
+    async handle(ctx, env, m) {
+      const release = decodeSegment(m[1]!, 'release');
+      const rel = (await env.catalog.get()).releases.get(release);
+      if (!rel) throw new AirlockError('ENOTFOUND', `release ${release} is not staged on this cache`, { release });
+      ctx.set('Cache-Control', 'no-cache');
+      ctx.type = 'application/json';
+      ctx.body = rel.envelope;
+    },
+  },
+];

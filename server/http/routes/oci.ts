@@ -1,0 +1,142 @@
+/**
+ * The read-only OCI distribution API under `/v2/`. Repositories, tags,
+ * manifests and blobs come from the catalog only: a digest the store holds
+ * but no staged image lists is BLOB_UNKNOWN here. Manifests are served as
+ * staged (by digest, never re-resolved), with the media type the upstream
+ * gave them; no format conversion.
+ */
+import type { Context } from 'koa';
+import { AirlockError } from '../../../manifests/errors.js';
+import type { OciImageArtifact } from '../../../manifests/types.js';
+import type { Repository } from '../catalog.js';
+import type { Route, ServeEnv } from '../env.js';
+import { REPOSITORY_NAME, TAG_NAME } from '../image-ref.js';
+import { sendBlob } from '../send-blob.js';
+
+export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+const MAX_MANIFEST = 4 * 1024 * 1024;
+
+const unknown = (oci: string, message: string, detail: Record<string, unknown>): AirlockError =>
+  new AirlockError('ENOTFOUND', message, { ...detail, oci });
+
+async function repository(env: ServeEnv, raw: string): Promise<Repository> {
+  let name: string;
+  try {
+    name = decodeURIComponent(raw);
+  } catch {
+    name = raw;
+  }
+  if (!REPOSITORY_NAME.test(name)) {
+    throw new AirlockError('EPATH', `repository name "${name.slice(0, 80)}" is invalid`, { oci: 'NAME_INVALID' });
+  }
+  const repo = (await env.catalog.get()).repositories.get(name);
+  if (!repo) throw unknown('NAME_UNKNOWN', `repository ${name} is not in any staged release`, { name });
+  return repo;
+}
+
+/** `sha256:<hex>` → hex, or null when not a digest reference; DIGEST_INVALID for other algorithms or bad hex. */
+function digestRef(ref: string): string | null {
+  if (!ref.includes(':')) return null;
+  const m = /^sha256:([0-9a-f]{64})$/.exec(ref);
+  if (!m) throw new AirlockError('EPATH', `digest "${ref.slice(0, 100)}" is not sha256:<64 lowercase hex>`, { oci: 'DIGEST_INVALID' });
+  return m[1]!;
+}
+
+async function mediaTypeOf(env: ServeEnv, a: OciImageArtifact): Promise<string> {
+  if (a.mediaType) return a.mediaType;
+  const known = env.mediaTypes.get(a.sha256);
+  if (known) return known;
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of await env.store.read(a.sha256)) {
+    n += (c as Buffer).length;
+    if (n > MAX_MANIFEST) break;
+    chunks.push(c as Buffer);
+  }
+  let type = OCI_MANIFEST;
+  try {
+    const doc = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
+      mediaType?: string;
+      manifests?: unknown;
+      config?: { mediaType?: string };
+    };
+    if (typeof doc.mediaType === 'string') type = doc.mediaType;
+    else if (doc.manifests) type = 'application/vnd.oci.image.index.v1+json';
+    else if (doc.config?.mediaType === 'application/vnd.docker.container.image.v1+json')
+      type = 'application/vnd.docker.distribution.manifest.v2+json';
+  } catch {
+    // not JSON: serve it as an OCI manifest and let the client judge
+  }
+  env.mediaTypes.set(a.sha256, type);
+  return type;
+}
+
+function apiHeader(ctx: Context): void {
+  ctx.set('Docker-Distribution-API-Version', 'registry/2.0');
+}
+
+export const ociRoutes: Route[] = [
+  {
+    name: 'v2',
+    methods: ['GET', 'HEAD'],
+    pattern: /^\/v2\/?$/,
+    async handle(ctx) {
+      apiHeader(ctx);
+      ctx.body = {};
+    },
+  },
+  {
+    name: 'v2-tags',
+    methods: ['GET', 'HEAD'],
+    pattern: /^\/v2\/(.+)\/tags\/list$/,
+    async handle(ctx, env, m) {
+      apiHeader(ctx);
+      const repo = await repository(env, m[1]!);
+      ctx.set('Cache-Control', 'no-cache');
+      ctx.body = { name: repo.name, tags: [...repo.tags.keys()].sort() };
+    },
+  },
+  {
+    name: 'v2-manifests',
+    methods: ['GET', 'HEAD'],
+    pattern: /^\/v2\/(.+)\/manifests\/([^/]+)$/,
+    async handle(ctx, env, m) {
+      apiHeader(ctx);
+      const repo = await repository(env, m[1]!);
+      const ref = decodeURIComponent(m[2]!);
+      const hex = digestRef(ref);
+      if (hex === null && !TAG_NAME.test(ref)) {
+        throw new AirlockError('EPATH', `tag "${ref.slice(0, 100)}" is invalid`, { oci: 'TAG_INVALID' });
+      }
+      const entry = hex ? repo.manifests.get(hex) : repo.tags.get(ref);
+      if (!entry) {
+        throw unknown('MANIFEST_UNKNOWN', `${repo.name}:${ref} is not in any staged release`, { name: repo.name, reference: ref });
+      }
+      const a = entry.artifact;
+      const contentType = await mediaTypeOf(env, a);
+      // by tag the answer may change with a newer release; by digest it never does
+      await sendBlob(ctx, env, { sha256: a.sha256, size: a.size, contentType, what: `manifest of ${repo.name}:${ref}` });
+      if (!hex) ctx.set('Cache-Control', 'no-cache');
+    },
+  },
+  {
+    name: 'v2-blobs',
+    methods: ['GET', 'HEAD'],
+    pattern: /^\/v2\/(.+)\/blobs\/([^/]+)$/,
+    async handle(ctx, env, m) {
+      apiHeader(ctx);
+      const repo = await repository(env, m[1]!);
+      const ref = decodeURIComponent(m[2]!);
+      const hex = digestRef(ref);
+      if (!hex) throw new AirlockError('EPATH', `blob reference "${ref.slice(0, 100)}" is not a digest`, { oci: 'DIGEST_INVALID' });
+      const size = repo.blobs.get(hex);
+      if (size === undefined) {
+        throw unknown('BLOB_UNKNOWN', `blob sha256:${hex} is not part of ${repo.name} in any staged release`, {
+          name: repo.name,
+          digest: ref,
+        });
+      }
+      await sendBlob(ctx, env, { sha256: hex, size, what: `blob ${ref} of ${repo.name}` });
+    },
+  },
+];

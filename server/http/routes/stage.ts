@@ -1,0 +1,73 @@
+/**
+ * `POST /stage` — the one write: start staging a release in-process.
+ * Body: `{"envelope": "<url>"}` or `{"envelope": <the envelope JSON>}` (or a
+ * string holding it). Needs `Authorization: Bearer <admin_token>`.
+ */
+import type { Context } from 'koa';
+import { timingSafeEqual, createHash } from 'node:crypto';
+import { AirlockError } from '../../../manifests/errors.js';
+import { LIMITS } from '../../../manifests/types.js';
+import type { Route, ServeEnv } from '../env.js';
+
+/** 401/403 are answered here directly: they are HTTP's own vocabulary, not an airlock failure. */
+export function authorized(ctx: Context, env: ServeEnv): boolean {
+  const token = env.config.adminToken;
+  if (!token) {
+    ctx.status = 403;
+    ctx.body = { error: { code: 'EUSAGE', message: 'writes are disabled on this cache node: no admin_token in its config' } };
+    return false;
+  }
+  const m = /^Bearer\s+(.+)$/i.exec(ctx.get('Authorization'));
+  const h = (s: string): Buffer => createHash('sha256').update(s).digest();
+  if (!m || !timingSafeEqual(h(m[1]!.trim()), h(token))) {
+    ctx.status = 401;
+    ctx.set('WWW-Authenticate', 'Bearer realm="airlock"');
+    ctx.body = { error: { code: 'EUSAGE', message: 'this request changes the cache: send Authorization: Bearer <admin_token>' } };
+    return false;
+  }
+  return true;
+}
+
+async function readBody(ctx: Context, cap: number): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let n = 0;
+  for await (const c of ctx.req) {
+    n += (c as Buffer).length;
+    if (n > cap) throw new AirlockError('EMANIFEST', `request body is larger than ${cap} bytes`);
+    parts.push(c as Buffer);
+  }
+  return Buffer.concat(parts);
+}
+
+export const stageRoutes: Route[] = [
+  {
+    name: 'stage',
+    methods: ['POST'],
+    pattern: /^\/stage$/,
+    async handle(ctx, env) {
+      if (!authorized(ctx, env)) return;
+      if (!env.stage) {
+        ctx.status = 501;
+        ctx.body = { error: { code: 'EINTERNAL', message: 'staging from the server is not available in this build; run airlock stage' } };
+        return;
+      }
+      const raw = await readBody(ctx, LIMITS.envelopeBytes + 1024);
+      let body: { envelope?: unknown };
+      try {
+        body = JSON.parse(raw.toString('utf8')) as { envelope?: unknown };
+      } catch {
+        throw new AirlockError('EUSAGE', 'POST /stage: body must be JSON {"envelope": "<url>" | <envelope>}');
+      }
+      const e = body?.envelope;
+      let arg: { url?: string; inline?: Buffer };
+      if (typeof e === 'string' && /^https?:\/\//.test(e)) arg = { url: e };
+      else if (typeof e === 'string') arg = { inline: Buffer.from(e, 'utf8') };
+      else if (e && typeof e === 'object') arg = { inline: Buffer.from(JSON.stringify(e), 'utf8') };
+      else throw new AirlockError('EUSAGE', 'POST /stage: field "envelope" is missing (a URL or the envelope JSON)');
+      const result = await env.stage(arg);
+      env.catalog.invalidate();
+      ctx.status = 202;
+      ctx.body = { ok: true, ...result };
+    },
+  },
+];
