@@ -1,0 +1,319 @@
+/**
+ * `airlock import`: reads a bundle (format.ts) front to back, once, as a
+ * stream. The envelope is verified against the LOCAL trust root (the
+ * bundle's roots are followed only through updateTrustedRoot from it) before
+ * any blob byte is read; then each entry must be exactly the next blob the
+ * signed manifest needs, with its declared size, and is hashed on its way
+ * into the store.
+ *
+ * What stays after a refusal: blobs that were already verified and committed
+ * (content-addressed, so harmless and reused by the next import); never an
+ * unverified byte, never the release. The release (and its accepted serial)
+ * is stored only after every blob is present and every volume checksum
+ * matched, so `status` never shows a half-imported release as ready and an
+ * interrupted import is finished by running it again.
+ */
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import tar, { type Extract } from 'tar-stream';
+import { AirlockError, toAirlockError } from '../../manifests/errors.js';
+import {
+  releaseBlobs,
+  updateTrustedRoot,
+  verifyRelease,
+  type TrustedRoot,
+  type VerifiedRelease,
+} from '../../manifests/index.js';
+import { LIMITS } from '../../manifests/types.js';
+import type { Store } from '../index.js';
+import { assertReleaseName } from '../paths.js';
+import {
+  ENVELOPE_NAME,
+  HEADER_MAX_BYTES,
+  HEADER_NAME,
+  ROOT_MAX_BYTES,
+  ROOT_PREFIX,
+  blobDigestOf,
+  blobEntryName,
+  parseHeader,
+  rootVersionOf,
+  type BundleHeader,
+} from './format.js';
+import { readVolumes, resolveVolumes } from './volumes.js';
+
+export interface ImportOptions {
+  /** the local trust root (--trust / config), never one from the bundle */
+  root: TrustedRoot;
+  /** the one clock reading of this command */
+  now: Date;
+  acceptExpiredUntil?: Date | null;
+  /** size cap of manifest.json (default LIMITS.envelopeBytes) */
+  maxEnvelopeBytes?: number;
+  onProgress?: (p: { bytes: number; total: number; current: string }) => void;
+  /** after verification, before blobs: what is being imported */
+  onVerified?: (v: { header: BundleHeader; verified: VerifiedRelease; root: TrustedRoot }) => void;
+}
+
+export interface ImportResult {
+  release: string;
+  product: string;
+  serial: number;
+  digest: string;
+  blobs: { total: number; imported: number; skipped: number };
+  bytes: { total: number; imported: number };
+  /** trust root version used (after following the bundle's chain) */
+  rootVersion: number;
+  expiredAccepted: boolean;
+  volumes: string[];
+}
+
+type TarEntry = Extract extends AsyncIterable<infer E> ? E : never;
+
+const ENTRY_KINDS: Record<string, string> = {
+  link: 'a hard link',
+  symlink: 'a symbolic link',
+  'character-device': 'a character device',
+  'block-device': 'a block device',
+  directory: 'a directory',
+  fifo: 'a fifo',
+  'contiguous-file': 'a contiguous file',
+};
+
+/** EPATH for names that could escape a directory or are not regular files: checked on every entry. */
+function checkEntry(entry: TarEntry, where: string): string {
+  const { name, type } = entry.header;
+  if (name.startsWith('/')) throw new AirlockError('EPATH', `${where}: entry "${name}" is an absolute path`, { bundle: where, entry: name });
+  const parts = name.split('/');
+  if (name.includes('\\') || name.includes('\0') || parts.some((p) => p === '..' || p === '.' || p === '')) {
+    throw new AirlockError('EPATH', `${where}: entry "${name}" is not a safe relative path (tar-slip)`, { bundle: where, entry: name });
+  }
+  if (type !== 'file') {
+    const kind = ENTRY_KINDS[type ?? ''] ?? `of type ${String(type)}`;
+    throw new AirlockError('EPATH', `${where}: entry "${name}" is ${kind}; a bundle holds regular files only`, {
+      bundle: where,
+      entry: name,
+      type,
+    });
+  }
+  return name;
+}
+
+/** Raw tar-stream failures → one-line codes. */
+function tarError(e: unknown, where: string): AirlockError {
+  if (e instanceof AirlockError) return e;
+  const msg = e instanceof Error ? e.message : String(e);
+  if (/unexpected end of data|premature close/i.test(msg)) {
+    return new AirlockError('EINTEGRITY', `${where}: bundle is truncated (it ends inside an entry)`, { bundle: where });
+  }
+  if (/invalid (tar )?header|unknown format|header exceeds/i.test(msg)) {
+    return new AirlockError('EMANIFEST', `${where}: not an airlock bundle (tar header unreadable: ${msg.split('.')[0]})`, { bundle: where });
+  }
+  return toAirlockError(e);
+}
+
+async function readSmall(entry: TarEntry, max: number, what: string, where: string, code: 'EMANIFEST' = 'EMANIFEST'): Promise<Buffer> {
+  const size = entry.header.size ?? 0;
+  if (size > max) {
+    throw new AirlockError(code, `${where}: ${what} is ${size} bytes, more than the ${max}-byte cap`, { bundle: where, size, max });
+  }
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of entry) {
+    n += (c as Buffer).length;
+    if (n > max) throw new AirlockError(code, `${where}: ${what} exceeds the ${max}-byte cap`, { bundle: where, max });
+    chunks.push(c as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+export async function importBundle(store: Store, files: string[], opts: ImportOptions): Promise<ImportResult> {
+  const volumes = resolveVolumes(files);
+  const where = volumes.length === 1 ? volumes[0]! : `${volumes[0]}…(${volumes.length} volumes)`;
+  let read = 0;
+  const source = readVolumes(volumes, (p: { bytes: number }) => {
+    read = p.bytes;
+  });
+  const extract = tar.extract();
+  const piped = pipeline(source, extract);
+  piped.catch(() => {}); // surfaces through the entry iterator and is awaited at the end
+  const entries = extract[Symbol.asyncIterator]();
+  const next = async (): Promise<TarEntry | null> => {
+    try {
+      const r = await entries.next();
+      return r.done ? null : r.value;
+    } catch (e) {
+      throw tarError(e, where);
+    }
+  };
+
+  try {
+    // ---- header ----
+    const first = await next();
+    if (!first) throw new AirlockError('EMANIFEST', `${where}: empty tar, not an airlock bundle`, { bundle: where });
+    const firstName = checkEntry(first, where);
+    if (firstName !== HEADER_NAME) {
+      throw new AirlockError('EMANIFEST', `${where}: not an airlock bundle (first entry is "${firstName}", expected ${HEADER_NAME})`, {
+        bundle: where,
+        entry: firstName,
+      });
+    }
+    const header = parseHeader(await readSmall(first, HEADER_MAX_BYTES, HEADER_NAME, where), where);
+
+    // ---- root chain, then the envelope: nothing else may come first ----
+    const chain: Array<{ version: number; bytes: Buffer }> = [];
+    let entry = await next();
+    while (entry && entry.header.name.startsWith(ROOT_PREFIX)) {
+      const name = checkEntry(entry, where);
+      const version = rootVersionOf(name);
+      if (version === null || (chain.length > 0 && version <= chain[chain.length - 1]!.version)) {
+        throw new AirlockError('EMANIFEST', `${where}: entry "${name}" is not the next root of a rising chain (root/N.json)`, {
+          bundle: where,
+          entry: name,
+        });
+      }
+      chain.push({ version, bytes: await readSmall(entry, ROOT_MAX_BYTES, name, where) });
+      entry = await next();
+    }
+    if (!entry) throw new AirlockError('EMANIFEST', `${where}: bundle ends before ${ENVELOPE_NAME}`, { bundle: where });
+    const envName = checkEntry(entry, where);
+    if (envName !== ENVELOPE_NAME) {
+      throw new AirlockError('EMANIFEST', `${where}: "${envName}" comes before ${ENVELOPE_NAME}; the signed envelope must come first`, {
+        bundle: where,
+        entry: envName,
+      });
+    }
+    const envelope = await readSmall(entry, opts.maxEnvelopeBytes ?? LIMITS.envelopeBytes, ENVELOPE_NAME, where);
+
+    // ---- trust: local root, then only newer roots that chain from it ----
+    const newer = chain.filter((r) => r.version > opts.root.version).map((r) => r.bytes);
+    const root = newer.length > 0 ? updateTrustedRoot(opts.root, newer, opts.now) : opts.root;
+    const verified = verifyRelease(envelope, {
+      root,
+      now: opts.now,
+      acceptExpiredUntil: opts.acceptExpiredUntil ?? null,
+      accepted: await store.acceptedSerials(),
+    });
+    const m = verified.manifest;
+    assertReleaseName(m.release);
+    const expected = releaseBlobs(m);
+    const total = expected.reduce((n, b) => n + b.size, 0);
+    const claims: Array<[string, unknown, unknown]> = [
+      ['product', header.product, m.product],
+      ['release', header.release, m.release],
+      ['serial', header.serial, m.serial],
+      ['digest', header.digest, verified.digest],
+      ['blobs.count', header.blobs.count, expected.length],
+      ['blobs.bytes', header.blobs.bytes, total],
+    ];
+    for (const [field, said, signed] of claims) {
+      if (said !== signed) {
+        throw new AirlockError('EMANIFEST', `${where}: ${HEADER_NAME} says ${field} ${String(said)}, the signed manifest says ${String(signed)}`, {
+          bundle: where,
+          field,
+        });
+      }
+    }
+    opts.onVerified?.({ header, verified, root });
+
+    // ---- blobs: exactly the expected ones, in manifest order ----
+    const position = new Map(expected.map((b, i) => [b.sha256, i]));
+    let imported = 0;
+    let importedBytes = 0;
+    let skipped = 0;
+    let doneBytes = 0;
+    for (let i = 0; ; i++) {
+      const e = await next();
+      if (!e) {
+        if (i < expected.length) {
+          const miss = expected[i]!;
+          throw new AirlockError(
+            'EINTEGRITY',
+            `${where}: bundle ends after ${i} of ${expected.length} blobs; missing sha256:${miss.sha256} (${miss.paths[0] ?? '?'})`,
+            { bundle: where, missing: expected.slice(i).map((b) => b.sha256) },
+          );
+        }
+        break;
+      }
+      const name = checkEntry(e, where);
+      const digest = blobDigestOf(name);
+      if (i >= expected.length) {
+        throw new AirlockError('EINTEGRITY', `${where}: extra entry "${name}" after all ${expected.length} blobs of ${m.release}`, {
+          bundle: where,
+          entry: name,
+        });
+      }
+      const want = expected[i]!;
+      if (digest !== want.sha256) {
+        const at = digest === null ? undefined : position.get(digest);
+        const why =
+          digest === null
+            ? `"${name}" is not a blob entry`
+            : at === undefined
+              ? `blob sha256:${digest} is not in the signed manifest (extra blob)`
+              : at < i
+                ? `blob sha256:${digest} appears twice (duplicate)`
+                : `blob sha256:${digest} is #${at + 1} in the manifest, out of order`;
+        throw new AirlockError('EINTEGRITY', `${where}: ${why}; expected ${blobEntryName(want.sha256)} (#${i + 1})`, {
+          bundle: where,
+          entry: name,
+          expected: want.sha256,
+        });
+      }
+      if (e.header.size !== want.size) {
+        throw new AirlockError(
+          'EINTEGRITY',
+          `${where}: blob sha256:${digest} is ${String(e.header.size)} bytes in the bundle, the manifest says ${want.size} (${want.paths[0] ?? '?'})`,
+          { bundle: where, expected: { sha256: want.sha256, size: want.size }, found: { size: e.header.size } },
+        );
+      }
+      const current = want.paths[0] ?? want.sha256;
+      const have = await store.stat(want.sha256);
+      if (have && have.size === want.size) {
+        // already in the store (verified when it got there): read past it
+        for await (const c of e) {
+          doneBytes += (c as Buffer).length;
+          opts.onProgress?.({ bytes: doneBytes, total, current });
+        }
+        skipped++;
+        continue;
+      }
+      const base = doneBytes;
+      const counted = Readable.from(e as AsyncIterable<Buffer>, { objectMode: false });
+      try {
+        await store.ingestStream({ sha256: want.sha256, size: want.size }, counted, {
+          onProgress: (p) => {
+            doneBytes = base + p.bytes;
+            opts.onProgress?.({ bytes: doneBytes, total, current });
+          },
+        });
+      } catch (err) {
+        throw tarError(err, where);
+      }
+      doneBytes = base + want.size;
+      imported++;
+      importedBytes += want.size;
+    }
+    // the volume checksums are checked as each volume ends: wait for the last one
+    await piped.catch((err: unknown) => {
+      throw tarError(err, where);
+    });
+    void read;
+
+    await store.putRelease(verified);
+    return {
+      release: m.release,
+      product: m.product,
+      serial: m.serial,
+      digest: verified.digest,
+      blobs: { total: expected.length, imported, skipped },
+      bytes: { total, imported: importedBytes },
+      rootVersion: root.version,
+      expiredAccepted: verified.expiredAccepted,
+      volumes,
+    };
+  } finally {
+    extract.destroy();
+    source.destroy();
+    await piped.catch(() => {});
+  }
+}

@@ -1,0 +1,168 @@
+/**
+ * Bundle bytes on disk: one file, or numbered volumes (`FILE.tar.000`,
+ * `.001`…) for removable media. Splitting cuts the byte stream of one tar,
+ * so volumes are joined back by simple concatenation. Every volume gets a
+ * sha256sum-compatible `VOLUME.sha256` beside it; the reader checks each
+ * volume against it when present (a transport check: every blob is also
+ * verified by its own digest).
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { createReadStream, existsSync } from 'node:fs';
+import { open, readFile, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { Readable, Writable } from 'node:stream';
+import { AirlockError } from '../../manifests/errors.js';
+
+export const volumeName = (out: string, index: number): string => `${out}.${String(index).padStart(3, '0')}`;
+export const checksumName = (file: string): string => `${file}.sha256`;
+
+export interface WrittenVolume {
+  path: string;
+  bytes: number;
+  sha256: string;
+}
+
+/**
+ * A Writable that lands bytes in `out` (split = null) or in volumes of at
+ * most `split` bytes. Files are written as `<name>.partial` and renamed when
+ * complete, so a crashed export never leaves a volume that looks finished.
+ */
+export class VolumeWriter extends Writable {
+  readonly volumes: WrittenVolume[] = [];
+  private handle: FileHandle | null = null;
+  private hash: Hash | null = null;
+  private current = '';
+  private used = 0;
+
+  constructor(
+    private readonly out: string,
+    private readonly split: number | null,
+  ) {
+    super({ highWaterMark: 4 * 1024 * 1024 });
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
+    this.writeChunk(chunk).then(() => cb(), (e: unknown) => cb(e as Error));
+  }
+
+  override _final(cb: (e?: Error | null) => void): void {
+    // an empty stream still makes one (empty) file, so there is always a volume
+    (this.handle ? Promise.resolve() : this.openNext())
+      .then(() => this.closeCurrent())
+      .then(() => cb(), (e: unknown) => cb(e as Error));
+  }
+
+  /** Removes whatever this writer created (after a failure). */
+  async discard(): Promise<void> {
+    await this.handle?.close().catch(() => {});
+    this.handle = null;
+    const paths = [...this.volumes.map((v) => v.path), this.current].filter(Boolean);
+    for (const p of paths) {
+      await rm(p, { force: true });
+      await rm(`${p}.partial`, { force: true });
+      await rm(checksumName(p), { force: true });
+    }
+  }
+
+  private async writeChunk(chunk: Buffer): Promise<void> {
+    let off = 0;
+    while (off < chunk.length) {
+      if (!this.handle) await this.openNext();
+      const room = this.split === null ? chunk.length - off : Math.min(chunk.length - off, this.split - this.used);
+      const part = chunk.subarray(off, off + room);
+      let done = 0;
+      while (done < part.length) {
+        const { bytesWritten } = await this.handle!.write(part, done, part.length - done);
+        done += bytesWritten;
+      }
+      this.hash!.update(part);
+      this.used += part.length;
+      off += room;
+      if (this.split !== null && this.used >= this.split) await this.closeCurrent();
+    }
+  }
+
+  private async openNext(): Promise<void> {
+    this.current = this.split === null ? this.out : volumeName(this.out, this.volumes.length);
+    this.handle = await open(`${this.current}.partial`, 'w');
+    this.hash = createHash('sha256');
+    this.used = 0;
+  }
+
+  private async closeCurrent(): Promise<void> {
+    if (!this.handle) return;
+    await this.handle.sync();
+    await this.handle.close();
+    this.handle = null;
+    const sha256 = this.hash!.digest('hex');
+    await rename(`${this.current}.partial`, this.current);
+    await writeFile(checksumName(this.current), `${sha256}  ${basename(this.current)}\n`);
+    this.volumes.push({ path: this.current, bytes: this.used, sha256 });
+  }
+}
+
+/**
+ * What the operator named → the volumes to read, in order. `FILE.tar` when
+ * it exists; else `FILE.tar.000`, `.001`… as far as they go; an explicit
+ * list is taken as given (in that order).
+ */
+export function resolveVolumes(files: string[]): string[] {
+  if (files.length === 0) throw new AirlockError('EUSAGE', 'import: name the bundle file (or its volumes in order)');
+  if (files.length > 1) {
+    for (const f of files) if (!existsSync(f)) throw new AirlockError('ENOTFOUND', `bundle volume ${f} does not exist`, { file: f });
+    return files;
+  }
+  const [only] = files as [string];
+  if (existsSync(only) && !/\.000$/.test(only)) return [only];
+  const base = /\.000$/.test(only) ? only.slice(0, -4) : only;
+  const found: string[] = [];
+  while (existsSync(volumeName(base, found.length))) found.push(volumeName(base, found.length));
+  if (found.length === 0) throw new AirlockError('ENOTFOUND', `bundle ${only} does not exist (nor ${volumeName(base, 0)})`, { file: only });
+  return found;
+}
+
+/** Reads `VOLUME.sha256` (sha256sum format) when present. */
+async function expectedChecksum(volume: string): Promise<string | null> {
+  let text: string;
+  try {
+    text = await readFile(checksumName(volume), 'utf8');
+  } catch {
+    return null;
+  }
+  const m = /^([0-9a-f]{64})\b/i.exec(text.trim());
+  if (!m) throw new AirlockError('EINTEGRITY', `${checksumName(volume)}: not a sha256sum line`, { file: checksumName(volume) });
+  return m[1]!.toLowerCase();
+}
+
+export interface VolumeReadProgress {
+  /** bytes read across all volumes */
+  bytes: number;
+  volume: string;
+}
+
+/** One Readable over all volumes in order, each checked against its .sha256 when it ends. */
+export function readVolumes(volumes: string[], onBytes?: (p: VolumeReadProgress) => void): Readable {
+  let total = 0;
+  async function* chunks(): AsyncGenerator<Buffer> {
+    for (const volume of volumes) {
+      const expected = await expectedChecksum(volume);
+      const hash = createHash('sha256');
+      for await (const chunk of createReadStream(volume, { highWaterMark: 1024 * 1024 })) {
+        const buf = chunk as Buffer;
+        hash.update(buf);
+        total += buf.length;
+        onBytes?.({ bytes: total, volume });
+        yield buf;
+      }
+      const found = hash.digest('hex');
+      if (expected !== null && found !== expected) {
+        throw new AirlockError('EINTEGRITY', `bundle volume ${volume}: sha256 ${found} does not match ${checksumName(volume)} (${expected})`, {
+          file: volume,
+          expected,
+          found,
+        });
+      }
+    }
+  }
+  return Readable.from(chunks(), { objectMode: false, highWaterMark: 4 * 1024 * 1024 });
+}

@@ -1,0 +1,138 @@
+/**
+ * `airlock gc`: reclaims space under the writer lock.
+ *
+ * - blobs: reference counts across the kept releases (every artifact and
+ *   every image blob, so layers shared by several images or releases stay
+ *   while one kept release needs them); a blob no kept release needs goes.
+ * - releases that are not kept leave the index first, so no stored release
+ *   ever claims a blob that gc removed.
+ * - partial downloads untouched for longer than a threshold, and quarantine.
+ *
+ * Serving stays safe: the backend opens a blob's file descriptor before a
+ * read returns, and on POSIX an open descriptor outlives unlink, so a blob
+ * being served while gc deletes it is still delivered whole.
+ */
+import { readdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { AirlockError } from '../manifests/errors.js';
+import { releaseBlobs } from '../manifests/index.js';
+import type { Store } from './index.js';
+import { partialDir, quarantineDir } from './paths.js';
+import { removeReleases } from './release-remove.js';
+
+export const DEFAULT_PARTIAL_MAX_AGE_MS = 24 * 3600 * 1000;
+
+export interface GcOptions {
+  /** releases to keep; default: every stored release */
+  keep?: string[] | null;
+  dryRun?: boolean;
+  /** partial downloads older than this go (default 24 h) */
+  partialOlderThanMs?: number;
+  now?: Date;
+}
+
+export interface GcCount {
+  count: number;
+  bytes: number;
+}
+
+export interface GcReport {
+  dryRun: boolean;
+  releases: { kept: string[]; removed: string[] };
+  blobs: { kept: GcCount; deleted: GcCount };
+  partial: GcCount;
+  quarantine: GcCount;
+  /** bytes freed (or that would be freed, with dryRun) */
+  freed: number;
+}
+
+/** `90s`, `30m`, `24h`, `7d` → milliseconds. */
+export function parseDuration(text: string, what: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$/i.exec(text);
+  if (!m) throw new AirlockError('EUSAGE', `${what}: cannot read "${text}" as a duration (examples: 90s, 30m, 24h, 7d)`);
+  const unit = (m[2] ?? 's').toLowerCase() as 'ms' | 's' | 'm' | 'h' | 'd' | 'w';
+  return Math.round(Number(m[1]) * { ms: 1, s: 1e3, m: 60e3, h: 3600e3, d: 86400e3, w: 604800e3 }[unit]);
+}
+
+async function filesIn(dir: string): Promise<Array<{ path: string; size: number; mtimeMs: number }>> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw e;
+  }
+  const out: Array<{ path: string; size: number; mtimeMs: number }> = [];
+  for (const name of names.sort()) {
+    const path = join(dir, name);
+    try {
+      const s = await stat(path);
+      if (s.isFile()) out.push({ path, size: s.size, mtimeMs: s.mtimeMs });
+    } catch {
+      // gone meanwhile: nothing to free
+    }
+  }
+  return out;
+}
+
+export async function gc(store: Store, opts: GcOptions = {}): Promise<GcReport> {
+  if (!store.writable) throw new AirlockError('EINTERNAL', 'gc needs a store opened for writing (the writer lock)');
+  const dryRun = opts.dryRun ?? false;
+  const now = (opts.now ?? new Date()).getTime();
+  const maxAge = opts.partialOlderThanMs ?? DEFAULT_PARTIAL_MAX_AGE_MS;
+
+  const releases = await store.listReleases();
+  const names = new Set(releases.map((r) => r.release));
+  const keep = opts.keep && opts.keep.length > 0 ? [...new Set(opts.keep)] : [...names];
+  for (const k of keep) {
+    if (!names.has(k)) {
+      throw new AirlockError('ENOTFOUND', `--keep ${k}: no such release in ${store.cacheDir} (stored: ${[...names].sort().join(', ') || 'none'})`, {
+        release: k,
+      });
+    }
+  }
+  const kept = releases.filter((r) => keep.includes(r.release));
+  const removed = releases.filter((r) => !keep.includes(r.release)).map((r) => r.release);
+
+  // reference counts: how many kept artifacts (across releases) need each blob
+  const refs = new Map<string, number>();
+  for (const r of kept) {
+    for (const b of releaseBlobs(r.manifest)) refs.set(b.sha256, (refs.get(b.sha256) ?? 0) + b.paths.length);
+  }
+
+  if (!dryRun && removed.length > 0) await removeReleases(store, removed);
+
+  const report: GcReport = {
+    dryRun,
+    releases: { kept: kept.map((r) => r.release).sort(), removed: removed.sort() },
+    blobs: { kept: { count: 0, bytes: 0 }, deleted: { count: 0, bytes: 0 } },
+    partial: { count: 0, bytes: 0 },
+    quarantine: { count: 0, bytes: 0 },
+    freed: 0,
+  };
+
+  const doomed: string[] = [];
+  for await (const digest of store.backend.list()) {
+    const st = await store.backend.stat(digest);
+    if (!st) continue;
+    const bucket = refs.has(digest) ? report.blobs.kept : report.blobs.deleted;
+    bucket.count++;
+    bucket.bytes += st.size;
+    if (!refs.has(digest)) doomed.push(digest);
+  }
+  if (!dryRun) for (const d of doomed) await store.backend.delete(d);
+
+  for (const f of await filesIn(partialDir(store.cacheDir))) {
+    if (now - f.mtimeMs < maxAge) continue;
+    report.partial.count++;
+    report.partial.bytes += f.size;
+    if (!dryRun) await rm(f.path, { force: true });
+  }
+  for (const f of await filesIn(quarantineDir(store.cacheDir))) {
+    report.quarantine.count++;
+    report.quarantine.bytes += f.size;
+    if (!dryRun) await rm(f.path, { force: true });
+  }
+  report.freed = report.blobs.deleted.bytes + report.partial.bytes + report.quarantine.bytes;
+  return report;
+}

@@ -1,0 +1,317 @@
+/**
+ * `airlock relocate NEW_DIR`: moves a live cache to another disk without
+ * ever leaving the operator without one valid, complete cache that the
+ * config points to.
+ *
+ * Phases, recorded in a journal (`relocate.json`, written atomically) in the
+ * OLD cache_dir, and — from `verified` on — also in NEW_DIR:
+ *
+ *   copying   free space checked; files copied (temp + rename, so a copied
+ *             file is always whole); config still → OLD
+ *   verified  every blob in NEW re-hashed; NEW's index rebuilt; config → OLD
+ *   (switch)  the config's cache_dir rewritten atomically → NEW: the commit point
+ *   switched  config → NEW; OLD is being removed (unless --keep-old)
+ *
+ * A SIGKILL anywhere leaves config → OLD with OLD intact (before the switch)
+ * or config → NEW with NEW complete and verified (after it). Running the same
+ * command again continues: before the switch it copies what is missing and
+ * re-verifies; after it (config now says NEW_DIR) it finds NEW's journal and
+ * finishes removing OLD.
+ *
+ * `airlock serve` only reads, and readers take no lock, so it keeps
+ * answering from OLD during the copy; after the switch it must be restarted
+ * (the command says so) before OLD is removed under it.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync } from 'node:fs';
+import { chmod, copyFile, mkdir, readFile, readdir, rename, rm, rmdir, stat, statfs } from 'node:fs/promises';
+import { dirname, join, relative, resolve, sep } from 'node:path';
+import { AirlockError } from '../manifests/errors.js';
+import { openStore } from './index.js';
+import { writeFileAtomic } from './index/envelopes.js';
+import { acquireWriterLock } from './lock.js';
+import { blobsRoot, isDigest, lockInfoPath, lockPath } from './paths.js';
+import { setConfigKey } from './support/config-write.js';
+
+export const JOURNAL_NAME = 'relocate.json';
+export const journalPath = (cacheDir: string): string => join(cacheDir, JOURNAL_NAME);
+
+export type RelocatePhase = 'copying' | 'verified' | 'switched';
+
+export interface RelocateJournal {
+  version: 1;
+  phase: RelocatePhase;
+  from: string;
+  to: string;
+  keepOld: boolean;
+  /** the YAML file whose cache_dir is switched */
+  configFile: string;
+  started: string;
+  updated: string;
+}
+
+export interface RelocateOptions {
+  /** the cache_dir in use now (config/flags) */
+  from: string;
+  to: string;
+  /** the YAML config to switch; created when it does not exist */
+  configFile: string;
+  keepOld?: boolean;
+  lockWaitMs?: number;
+  onProgress?: (p: { phase: 'copy' | 'verify'; bytes: number; total: number; current: string }) => void;
+  onNote?: (message: string) => void;
+}
+
+export interface RelocateResult {
+  from: string;
+  to: string;
+  configFile: string;
+  /** what this run did: 'relocated', 'finished' (a previous run's removal), 'nothing' */
+  outcome: 'relocated' | 'finished' | 'nothing';
+  files: number;
+  bytes: number;
+  copied: { files: number; bytes: number };
+  blobsVerified: number;
+  oldRemoved: boolean;
+}
+
+/** Files that belong to one running process or to the move itself, never copied. */
+const skipName = (cacheDir: string, abs: string): boolean =>
+  abs === lockPath(cacheDir) ||
+  abs.startsWith(lockPath(cacheDir) + sep) ||
+  abs === lockInfoPath(cacheDir) ||
+  abs === journalPath(cacheDir) ||
+  abs.endsWith('.relocating');
+
+interface Item {
+  rel: string;
+  size: number;
+  mode: number;
+}
+
+async function walk(root: string, dir = root, out: Item[] = []): Promise<Item[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return out;
+    throw e;
+  }
+  for (const name of names.sort()) {
+    const abs = join(dir, name);
+    if (skipName(root, abs)) continue;
+    const s = await stat(abs);
+    if (s.isDirectory()) await walk(root, abs, out);
+    else if (s.isFile()) out.push({ rel: relative(root, abs), size: s.size, mode: s.mode & 0o777 });
+  }
+  return out;
+}
+
+async function readJournal(cacheDir: string): Promise<RelocateJournal | null> {
+  try {
+    return JSON.parse(await readFile(journalPath(cacheDir), 'utf8')) as RelocateJournal;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new AirlockError('EUSAGE', `${journalPath(cacheDir)} cannot be read (${(e as Error).message}); inspect it and remove it to start over`);
+  }
+}
+
+async function writeJournal(cacheDir: string, j: RelocateJournal): Promise<void> {
+  await writeFileAtomic(journalPath(cacheDir), Buffer.from(`${JSON.stringify({ ...j, updated: new Date().toISOString() }, null, 2)}\n`));
+}
+
+/** Free bytes for an unprivileged writer on the filesystem that holds (or will hold) `dir`. */
+export async function freeBytes(dir: string): Promise<number> {
+  let probe = resolve(dir);
+  while (!existsSync(probe)) probe = dirname(probe);
+  const s = await statfs(probe);
+  return s.bavail * s.bsize;
+}
+
+/** Test hook: AIRLOCK_TEST_RELOCATE_PAUSE=<point> stops here (so a test can SIGKILL us at a known point). */
+async function pausePoint(point: string): Promise<void> {
+  if (process.env.AIRLOCK_TEST_RELOCATE_PAUSE !== point) return;
+  process.stderr.write(`airlock: relocate paused at ${point}\n`);
+  await new Promise<never>(() => setInterval(() => {}, 1 << 30));
+}
+
+async function hashFile(path: string): Promise<{ sha256: string; size: number }> {
+  const h = createHash('sha256');
+  let size = 0;
+  for await (const c of createReadStream(path, { highWaterMark: 1024 * 1024 })) {
+    h.update(c as Buffer);
+    size += (c as Buffer).length;
+  }
+  return { sha256: h.digest('hex'), size };
+}
+
+/** Removes OLD's content, the journal last, then the folder itself when it is not a mount point. */
+async function removeOld(from: string): Promise<void> {
+  for (const name of await readdir(from).catch(() => [] as string[])) {
+    if (name === JOURNAL_NAME) continue;
+    await rm(join(from, name), { recursive: true, force: true });
+    await pausePoint('removing');
+  }
+  await rm(journalPath(from), { force: true });
+  await rmdir(from).catch(() => {}); // a mount point or a non-empty dir stays: harmless
+}
+
+export async function relocate(opts: RelocateOptions): Promise<RelocateResult> {
+  const from = resolve(opts.from);
+  const to = resolve(opts.to);
+  const configFile = resolve(opts.configFile);
+  const note = opts.onNote ?? (() => {});
+  const result: RelocateResult = {
+    from,
+    to,
+    configFile,
+    outcome: 'nothing',
+    files: 0,
+    bytes: 0,
+    copied: { files: 0, bytes: 0 },
+    blobsVerified: 0,
+    oldRemoved: false,
+  };
+
+  // ---- after the switch: the config already says NEW_DIR ----
+  if (from === to) {
+    const j = await readJournal(to);
+    if (!j) {
+      note(`cache_dir is already ${to}; nothing to do`);
+      return result;
+    }
+    result.from = j.from;
+    if (!j.keepOld && existsSync(j.from)) {
+      note(`finishing an earlier relocation: removing the old copy at ${j.from}`);
+      await removeOld(j.from);
+      result.oldRemoved = true;
+    } else if (j.keepOld) {
+      await rm(journalPath(j.from), { force: true });
+    }
+    await rm(journalPath(to), { force: true });
+    result.outcome = 'finished';
+    return result;
+  }
+
+  if (to.startsWith(from + sep) || from.startsWith(to + sep)) {
+    throw new AirlockError('EUSAGE', `relocate: ${to} and ${from} are nested; pick a folder outside the cache`, { from, to });
+  }
+  if (!existsSync(from)) throw new AirlockError('ENOTFOUND', `relocate: the cache ${from} does not exist`, { from });
+  const earlier = await readJournal(from);
+  if (earlier && earlier.to !== to) {
+    throw new AirlockError(
+      'EUSAGE',
+      `relocate: a move of ${from} to ${earlier.to} is in progress (${journalPath(from)}); finish it with "airlock relocate ${earlier.to}" first`,
+      { from, to, journal: earlier },
+    );
+  }
+  if (!earlier && existsSync(to) && (await readdir(to)).length > 0 && !(await readJournal(to))) {
+    // a leftover copy from a run killed before its first journal write is ours; anything else is not
+    const marker = existsSync(join(to, 'blobs')) || existsSync(join(to, 'index'));
+    if (!marker) throw new AirlockError('EUSAGE', `relocate: ${to} is not empty; give an empty or new folder`, { to });
+  }
+
+  const keepOld = opts.keepOld ?? earlier?.keepOld ?? false;
+  const lock = await acquireWriterLock(from, { waitMs: opts.lockWaitMs, command: `airlock relocate ${to}` });
+  try {
+    const journal: RelocateJournal = earlier ?? {
+      version: 1,
+      phase: 'copying',
+      from,
+      to,
+      keepOld,
+      configFile,
+      started: new Date().toISOString(),
+      updated: '',
+    };
+    journal.keepOld = keepOld;
+
+    // ---- copying ----
+    const items = await walk(from);
+    result.files = items.length;
+    result.bytes = items.reduce((n, i) => n + i.size, 0);
+    const todo: Item[] = [];
+    for (const it of items) {
+      const there = await stat(join(to, it.rel)).catch(() => null);
+      if (!there || there.size !== it.size) todo.push(it);
+    }
+    const needed = todo.reduce((n, i) => n + i.size, 0);
+    const free = await freeBytes(to);
+    // a little room for directories and the rebuilt index
+    const margin = 4 * 1024 * 1024;
+    if (needed + margin > free) {
+      throw new AirlockError(
+        'ENOSPACE',
+        `relocate: ${to} has ${free} bytes free, the cache needs ${needed + margin} more (${needed} of files + ${margin} margin)`,
+        { to, needed: needed + margin, free },
+      );
+    }
+    await mkdir(to, { recursive: true });
+    journal.phase = 'copying';
+    await writeJournal(from, journal);
+    let copiedBytes = 0;
+    for (const [n, it] of todo.entries()) {
+      const dest = join(to, it.rel);
+      await mkdir(dirname(dest), { recursive: true });
+      await copyFile(join(from, it.rel), `${dest}.relocating`);
+      await chmod(`${dest}.relocating`, it.mode);
+      await rename(`${dest}.relocating`, dest);
+      copiedBytes += it.size;
+      result.copied.files++;
+      opts.onProgress?.({ phase: 'copy', bytes: copiedBytes, total: needed, current: it.rel });
+      if (n === Math.floor(todo.length / 2)) await pausePoint('copying');
+    }
+    result.copied.bytes = copiedBytes;
+
+    // ---- verify every blob in NEW by re-hashing it ----
+    const blobs = items.filter((it) => it.rel.startsWith(relative(from, blobsRoot(from)) + sep));
+    const blobTotal = blobs.reduce((n, i) => n + i.size, 0);
+    let verifiedBytes = 0;
+    for (const it of blobs) {
+      const name = it.rel.split(sep).pop()!;
+      const dest = join(to, it.rel);
+      const found = await hashFile(dest);
+      if (isDigest(name) && (found.sha256 !== name || found.size !== it.size)) {
+        await rm(dest, { force: true }); // so the next run copies it again
+        throw new AirlockError(
+          'EINTEGRITY',
+          `relocate: copy of blob sha256:${name} in ${to} reads back as ${found.size} bytes with sha256:${found.sha256}; removed it, run again`,
+          { sha256: name, expected: { size: it.size }, found },
+        );
+      }
+      verifiedBytes += it.size;
+      result.blobsVerified++;
+      opts.onProgress?.({ phase: 'verify', bytes: verifiedBytes, total: blobTotal, current: name });
+    }
+    // the level files were copied as they were; rebuild NEW's index from its envelopes and blobs to be sure
+    const fresh = await openStore({ cacheDir: to, write: true });
+    try {
+      await fresh.rebuildIndex();
+    } finally {
+      await fresh.close();
+    }
+    journal.phase = 'verified';
+    await writeJournal(to, journal);
+    await writeJournal(from, journal);
+    await pausePoint('verified');
+
+    // ---- the commit point ----
+    await setConfigKey(configFile, 'cache_dir', to);
+    await pausePoint('switched');
+    journal.phase = 'switched';
+    await writeJournal(to, journal);
+    await writeJournal(from, journal);
+  } finally {
+    await lock.release().catch(() => {});
+  }
+
+  result.outcome = 'relocated';
+  if (!keepOld) {
+    await removeOld(from);
+    result.oldRemoved = true;
+  } else {
+    await rm(journalPath(from), { force: true });
+  }
+  await rm(journalPath(to), { force: true });
+  return result;
+}
