@@ -1,0 +1,134 @@
+/** `airlock stage ENVELOPE [--plan] [--skip-preflight] [--parallel N]` */
+import { Command, Option } from 'commander';
+import { withCommon, action } from '../program.js';
+import type { CommonFlags } from '../../config.js';
+import { parseSize } from '../../../storage/support/config.js';
+import { humanBytes } from '../../../storage/support/output.js';
+import { stageRelease, type StageSummary } from '../../stage/stage.js';
+import type { StagePlan } from '../../stage/plan.js';
+
+interface StageFlags extends CommonFlags {
+  plan?: boolean;
+  skipPreflight?: boolean;
+  memoryFloor?: string;
+}
+
+export function formatPlan(plan: StagePlan): string {
+  const lines = [
+    `release ${plan.product} ${plan.release}: ${plan.blobs.length} files, ${plan.present} already in the cache, ${plan.missing.length} to fetch (${humanBytes(plan.bytes.missing)})`,
+    `disk: needs ${humanBytes(plan.space.needed)} (missing + ${humanBytes(plan.space.margin)} margin), ${humanBytes(plan.space.free)} free on the filesystem of ${plan.space.filesystemOf}` +
+      (plan.space.needed > plan.space.free ? '  ← NOT ENOUGH' : ''),
+  ];
+  if (plan.hosts.length > 0) {
+    lines.push('', 'upstream hosts the proxy and firewall must allow:');
+    const rows = [['HOST:PORT', 'SCHEME', 'VIA', 'FILES', 'BYTES'], ...plan.hosts.map((h) => [h.host, h.scheme, h.via, String(h.files), humanBytes(h.bytes)])];
+    const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+    for (const r of rows) lines.push(`  ${r.map((c, i) => c.padEnd(widths[i]!)).join('  ')}`.trimEnd());
+  }
+  if (plan.registries.length > 0) {
+    lines.push('', `note: registries (${plan.registries.join(', ')}) may also send clients to a token service and to blob storage on other hosts`);
+  }
+  if (plan.missing.length > 0) {
+    lines.push('', 'files to fetch:');
+    for (const b of plan.missing) lines.push(`  ${b.paths.join(', ')}  ${humanBytes(b.size)}  sha256:${b.sha256.slice(0, 12)}…  ${b.urls[0] ?? ''}`);
+  }
+  return lines.join('\n');
+}
+
+function planData(plan: StagePlan): Record<string, unknown> {
+  return {
+    release: plan.release,
+    product: plan.product,
+    files: plan.blobs.length,
+    present: plan.present,
+    missing: plan.missing.map((b) => ({ sha256: b.sha256, size: b.size, paths: b.paths, urls: b.urls })),
+    bytes: plan.bytes,
+    space: plan.space,
+    hosts: plan.hosts,
+    registries: plan.registries,
+  };
+}
+
+function formatSummary(s: StageSummary): string {
+  return (
+    `staged ${s.product} ${s.release} (serial ${s.serial}): ready\n` +
+    `  fetched ${s.fetched} files (${humanBytes(s.bytesFetched)}; ${humanBytes(s.bytesTransferred)} over the wire, ${humanBytes(s.resumedBytes)} resumed), ` +
+    `${s.alreadyPresent} already present, ${s.retries} retries, ${s.seconds.toFixed(1)} s`
+  );
+}
+
+export function register(program: Command): void {
+  const cmd = new Command('stage')
+    .summary('pull everything a signed release lists into the cache, through the proxy')
+    .description(
+      'Verify the signed release ENVELOPE (a path or an http(s) URL) against the trust root, store it, then\n' +
+        'download every file the cache still lacks from upstream, through --proxy or http_proxy/https_proxy\n' +
+        '(no_proxy honoured), each verified before it is stored. Resumable: interrupted or failed downloads\n' +
+        'continue from their partial files on the next run. Staging never installs anything.\n\n' +
+        'Before downloading, checks free disk on cache_dir (missing bytes + margin) and free memory.\n' +
+        '--plan prints the files, bytes, free space needed and the upstream host:port table for the\n' +
+        'firewall, and changes nothing.',
+    )
+    .argument('<envelope>', 'signed release manifest (DSSE envelope): file path or URL');
+  withCommon(cmd)
+    .option('--plan', 'print what would be fetched, bytes, space needed and upstream hosts; change nothing')
+    .option('--skip-preflight', 'do not refuse on low disk space or memory')
+    .option('--parallel <n>', 'downloads at a time (default 8, or parallel in the config)')
+    .addOption(new Option('--memory-floor <size>', 'free memory required to start (default 256M)'))
+    .addHelpText(
+      'after',
+      '\nExit status: 0 staged (ready), 2 usage, 3 verification failed (signature, rollback, expiry, wrong bytes),\n' +
+        '4 preflight failed (ENOSPACE, EMEMORY), 5 files could not be fetched or interrupted (a re-run resumes;\n' +
+        '`airlock status RELEASE` lists what is missing), 1 other failure (ELOCKED…).',
+    )
+    .action(
+      action<[string], StageFlags>(async ({ config, out }, opts, source) => {
+        const controller = new AbortController();
+        const onSignal = (sig: NodeJS.Signals): void => {
+          if (controller.signal.aborted) return;
+          out.note(`${sig}: stopping; partial downloads are kept, run the same command again to resume`);
+          controller.abort();
+        };
+        process.on('SIGINT', onSignal);
+        process.on('SIGTERM', onSignal);
+        try {
+          const s = await stageRelease(
+            config,
+            out,
+            {
+              source,
+              plan: opts.plan,
+              skipPreflight: opts.skipPreflight,
+              memoryFloor: opts.memoryFloor ? parseSize(opts.memoryFloor, '--memory-floor') : undefined,
+            },
+            { signal: controller.signal },
+          );
+          if (!s.staged) {
+            out.result({ plan: planData(s.plan) }, formatPlan(s.plan));
+            return;
+          }
+          out.result(
+            {
+              release: s.release,
+              product: s.product,
+              serial: s.serial,
+              digest: s.digest,
+              ready: true,
+              fetched: s.fetched,
+              alreadyPresent: s.alreadyPresent,
+              bytesFetched: s.bytesFetched,
+              bytesTransferred: s.bytesTransferred,
+              resumedBytes: s.resumedBytes,
+              retries: s.retries,
+              seconds: s.seconds,
+            },
+            formatSummary(s),
+          );
+        } finally {
+          process.off('SIGINT', onSignal);
+          process.off('SIGTERM', onSignal);
+        }
+      }),
+    );
+  program.addCommand(cmd);
+}

@@ -1,0 +1,139 @@
+/**
+ * What staging a release would do, computed without touching the network or
+ * the store's contents: which blobs are missing, from which URLs, how many
+ * bytes, how much free space that needs on `cache_dir`'s filesystem, and the
+ * table of upstream host:port the site's proxy and firewall must allow.
+ * `airlock stage --plan` prints exactly this; `stage` acts on it.
+ */
+import { statfs } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { releaseBlobs, type ArtifactKind, type OciImageArtifact, type ReleaseManifest } from '../../manifests/index.js';
+import { hostPort } from '../../storage/fetch/proxy.js';
+import type { HttpClient } from '../../storage/fetch/http.js';
+import { parseImageRef, type RegistryClient } from './registry.js';
+
+export interface PlannedBlob {
+  sha256: string;
+  size: number;
+  paths: string[];
+  kind: ArtifactKind;
+  /** tried in order */
+  urls: string[];
+  /** set when this blob is an image manifest: its listed blobs are checked before it is stored */
+  image?: OciImageArtifact;
+}
+
+export interface HostRow {
+  /** host:port */
+  host: string;
+  scheme: string;
+  /** the proxy URL that carries it, or "direct" */
+  via: string;
+  files: number;
+  bytes: number;
+}
+
+export interface StagePlan {
+  release: string;
+  product: string;
+  blobs: PlannedBlob[];
+  missing: PlannedBlob[];
+  present: number;
+  bytes: { total: number; missing: number };
+  space: { needed: number; free: number; margin: number; filesystemOf: string };
+  hosts: HostRow[];
+  /** registries may send clients to a token realm and to blob storage on other hosts */
+  registries: string[];
+}
+
+/** Free-space margin over the missing bytes: index, partial files, filesystem slack. */
+export function spaceMargin(missing: number): number {
+  return Math.max(64 * 2 ** 20, Math.ceil(missing * 0.02));
+}
+
+/** Free bytes on the filesystem that holds `dir` (its nearest existing ancestor when it does not exist yet). */
+export async function freeBytes(dir: string): Promise<{ free: number; at: string }> {
+  let at = resolve(dir);
+  for (;;) {
+    try {
+      const s = await statfs(at);
+      return { free: Number(s.bavail) * Number(s.bsize), at };
+    } catch (e) {
+      const parent = dirname(at);
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || parent === at) throw e;
+      at = parent;
+    }
+  }
+}
+
+export interface PlanInputs {
+  manifest: ReleaseManifest;
+  cacheDir: string;
+  /** true when the store already holds this digest */
+  has: (sha256: string) => Promise<boolean>;
+  http: HttpClient;
+  registry: RegistryClient;
+}
+
+/** Every blob of the release with its source URLs (an image's blobs come from its registry, by digest). */
+export function blobSources(manifest: ReleaseManifest, registry: RegistryClient): PlannedBlob[] {
+  const urls = new Map<string, { kind: ArtifactKind; urls: string[]; image?: OciImageArtifact }>();
+  const add = (sha: string, kind: ArtifactKind, list: string[], image?: OciImageArtifact): void => {
+    const known = urls.get(sha);
+    if (!known) urls.set(sha, { kind, urls: [...list], image });
+    else for (const u of list) if (!known.urls.includes(u)) known.urls.push(u);
+  };
+  for (const a of manifest.artifacts) {
+    if (a.kind === 'oci-image') {
+      const ref = parseImageRef(a.image);
+      add(a.sha256, a.kind, [registry.manifestUrl(ref, `sha256:${a.sha256}`)], a);
+      for (const b of a.blobs) add(b.sha256, a.kind, [registry.blobUrl(ref, `sha256:${b.sha256}`)]);
+    } else add(a.sha256, a.kind, a.urls);
+  }
+  return releaseBlobs(manifest).map((b) => {
+    const src = urls.get(b.sha256)!;
+    return { sha256: b.sha256, size: b.size, paths: b.paths, kind: src.kind, urls: src.urls, image: src.image };
+  });
+}
+
+export async function planStage(inputs: PlanInputs): Promise<StagePlan> {
+  const { manifest } = inputs;
+  const blobs = blobSources(manifest, inputs.registry);
+  const missing: PlannedBlob[] = [];
+  for (const b of blobs) if (!(await inputs.has(b.sha256))) missing.push(b);
+  const missingBytes = missing.reduce((n, b) => n + b.size, 0);
+  const rows = new Map<string, HostRow>();
+  for (const b of missing) {
+    b.urls.forEach((u, i) => {
+      const url = new URL(u);
+      const key = `${url.protocol}//${hostPort(url)}`;
+      let row = rows.get(key);
+      if (!row) {
+        const proxy = inputs.http.proxyFor(u);
+        row = { host: hostPort(url), scheme: url.protocol.replace(':', ''), via: proxy ? proxy.origin : 'direct', files: 0, bytes: 0 };
+        rows.set(key, row);
+      }
+      // bytes are counted on the first URL (the one normally used); fallbacks still need to be allowed
+      if (i === 0) {
+        row.files += 1;
+        row.bytes += b.size;
+      }
+    });
+  }
+  const registries = [
+    ...new Set(manifest.artifacts.filter((a): a is OciImageArtifact => a.kind === 'oci-image').map((a) => hostPort(inputs.registry.origin(parseImageRef(a.image))))),
+  ];
+  const { free, at } = await freeBytes(inputs.cacheDir);
+  const margin = spaceMargin(missingBytes);
+  return {
+    release: manifest.release,
+    product: manifest.product,
+    blobs,
+    missing,
+    present: blobs.length - missing.length,
+    bytes: { total: blobs.reduce((n, b) => n + b.size, 0), missing: missingBytes },
+    space: { needed: missing.length === 0 ? 0 : missingBytes + margin, free, margin, filesystemOf: at },
+    hosts: [...rows.values()].sort((a, b) => a.host.localeCompare(b.host)),
+    registries,
+  };
+}

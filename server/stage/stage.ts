@@ -1,0 +1,324 @@
+/**
+ * `airlock stage ENVELOPE`: make the cache node hold every file a signed
+ * release lists, so the maintenance window needs no public network.
+ *
+ * Order: one clock reading → trust root → envelope (path or URL, through the
+ * same proxy code) → writer lock → verify (signatures first, rollback against
+ * the store's accepted serials, expiry) → plan → preflight (disk, memory) →
+ * store the envelope → download only what the store lacks, `parallel` at a
+ * time, each blob verified before it is committed (storage's ingest retries,
+ * resumes from its partial file and coalesces). Ctrl-C aborts the downloads;
+ * partial files stay, so the same command resumes.
+ */
+import { readFile, stat } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { Readable } from 'node:stream';
+import {
+  AirlockError,
+  isAirlockError,
+  loadTrustedRoot,
+  toAirlockError,
+  verifyRelease,
+  LIMITS,
+  type VerifiedRelease,
+} from '../../manifests/index.js';
+import { openStore, type Fetcher, type Store } from '../../storage/index.js';
+import { createHttpClient, fetchResult, statusError, type HttpClient, type HttpClientOptions } from '../../storage/fetch/http.js';
+import { humanBytes, type Output } from '../../storage/support/output.js';
+import type { AirlockConfig } from '../config.js';
+import { requireTrust } from '../config.js';
+import { planStage, type PlannedBlob, type StagePlan } from './plan.js';
+import { preflight } from './preflight.js';
+import { assertSameBlobs, parseImageRef, RegistryClient } from './registry.js';
+
+export interface StageRequest {
+  /** a path or an http(s) URL of the signed envelope */
+  source: string;
+  /** print what would be done and change nothing */
+  plan?: boolean;
+  skipPreflight?: boolean;
+  memoryFloor?: number;
+}
+
+export interface StageDeps {
+  /** extra http client settings (tests: dnsLookup, stallTimeoutMs) */
+  http?: Partial<HttpClientOptions>;
+  /** aborts the run (the command wires SIGINT/SIGTERM to it) */
+  signal?: AbortSignal;
+  now?: Date;
+  freeMemory?: number;
+  /** ingest retries per URL (default storage's) */
+  retries?: number;
+}
+
+export interface StageSummary {
+  release: string;
+  product: string;
+  serial: number;
+  digest: string;
+  plan: StagePlan;
+  /** false when only --plan ran */
+  staged: boolean;
+  fetched: number;
+  alreadyPresent: number;
+  bytesFetched: number;
+  bytesTransferred: number;
+  resumedBytes: number;
+  retries: number;
+  seconds: number;
+}
+
+/** The http client and registry client built from the config, shared by `stage` and `manifest build`. */
+export function upstreamClients(config: AirlockConfig, extra: Partial<HttpClientOptions> = {}): { http: HttpClient; registry: RegistryClient } {
+  const http = createHttpClient({ proxy: config.proxy, caFile: config.caFile, ...extra });
+  return { http, registry: new RegistryClient({ http, insecureRegistries: config.insecureRegistries }) };
+}
+
+/** Reads the envelope from a path or a URL, capped at the envelope size limit. */
+export async function readSource(source: string, http: HttpClient, what = 'envelope', cap: number = LIMITS.envelopeBytes): Promise<Buffer> {
+  if (/^https?:\/\//i.test(source)) {
+    const res = await http.request(source, { maxLength: cap + 1 });
+    if (res.status !== 200) {
+      res.body.resume();
+      throw statusError(res.status, source);
+    }
+    const parts: Buffer[] = [];
+    for await (const c of res.body) parts.push(c as Buffer);
+    const bytes = Buffer.concat(parts);
+    if (bytes.length > cap) throw new AirlockError('EMANIFEST', `${what} ${source}: larger than ${cap} bytes`, { source });
+    return bytes;
+  }
+  try {
+    const s = await stat(source);
+    if (s.size > cap) throw new AirlockError('EMANIFEST', `${what} ${source}: larger than ${cap} bytes`, { source });
+    return await readFile(source);
+  } catch (e) {
+    if (isAirlockError(e)) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new AirlockError('ENOTFOUND', `${what} ${source}: no such file`, { source });
+    throw new AirlockError('EUSAGE', `${what} ${source}: cannot read: ${(e as Error).message}`, { source });
+  }
+}
+
+async function cacheExists(dir: string): Promise<boolean> {
+  return stat(dir).then(
+    () => true,
+    () => false,
+  );
+}
+
+export async function stageRelease(config: AirlockConfig, out: Output, req: StageRequest, deps: StageDeps = {}): Promise<StageSummary> {
+  const now = deps.now ?? new Date();
+  const started = Date.now();
+  const trustPath = requireTrust(config);
+  const { http, registry } = upstreamClients(config, deps.http);
+  let store: Store | null = null;
+  try {
+    const root = loadTrustedRoot(await readSource(trustPath, http, 'trust root', LIMITS.rootBytes), now, { acceptExpiredUntil: config.acceptExpiredUntil });
+    const envelope = await readSource(req.source, http);
+
+    // --plan changes nothing: no lock, no directory created, nothing persisted.
+    if (req.plan) {
+      const reader = (await cacheExists(config.cacheDir)) ? await openStore({ cacheDir: config.cacheDir, write: false }) : null;
+      try {
+        const verified = verify(envelope, root, now, config, out, reader ? await reader.acceptedSerials() : {});
+        const plan = await planStage({
+          manifest: verified.manifest,
+          cacheDir: config.cacheDir,
+          has: async (d) => (reader ? (await reader.stat(d)) !== null : false),
+          http,
+          registry,
+        });
+        return summary(verified, plan, false, started);
+      } finally {
+        await reader?.close();
+      }
+    }
+
+    store = await openStore({ cacheDir: config.cacheDir, write: true });
+    const verified = verify(envelope, root, now, config, out, await store.acceptedSerials());
+    const s = store;
+    const plan = await planStage({ manifest: verified.manifest, cacheDir: config.cacheDir, has: async (d) => (await s.stat(d)) !== null, http, registry });
+    if (!req.skipPreflight) preflight(plan, { memoryFloor: req.memoryFloor, freeMemory: deps.freeMemory });
+    await store.putRelease(verified);
+    out.event('plan', { release: plan.release, files: plan.blobs.length, missing: plan.missing.length, bytes: plan.bytes.missing });
+    if (plan.missing.length > 0) {
+      out.note(`staging ${plan.product} ${plan.release}: ${plan.missing.length} of ${plan.blobs.length} files to fetch (${fmt(plan.bytes.missing)})`);
+    }
+    const result = summary(verified, plan, true, started);
+    await download(store, plan, { http, registry, out, parallel: config.parallel, signal: deps.signal, retries: deps.retries }, result);
+    result.seconds = (Date.now() - started) / 1000;
+    return result;
+  } finally {
+    await store?.close();
+    http.close();
+  }
+}
+
+function verify(envelope: Buffer, root: ReturnType<typeof loadTrustedRoot>, now: Date, config: AirlockConfig, out: Output, accepted: Awaited<ReturnType<Store['acceptedSerials']>>): VerifiedRelease {
+  const verified = verifyRelease(envelope, { root, now, acceptExpiredUntil: config.acceptExpiredUntil, accepted });
+  if (verified.expiredAccepted) {
+    out.warn(
+      `release ${verified.manifest.release} expired at ${verified.manifest.expires}; accepted until ${config.acceptExpiredUntil?.toISOString()} because of --accept-expired-until`,
+      { release: verified.manifest.release, expires: verified.manifest.expires, acceptExpiredUntil: config.acceptExpiredUntil?.toISOString() },
+    );
+  }
+  return verified;
+}
+
+function summary(v: VerifiedRelease, plan: StagePlan, staged: boolean, started: number): StageSummary {
+  return {
+    release: v.manifest.release,
+    product: v.manifest.product,
+    serial: v.manifest.serial,
+    digest: v.digest,
+    plan,
+    staged,
+    fetched: 0,
+    alreadyPresent: plan.present,
+    bytesFetched: 0,
+    bytesTransferred: 0,
+    resumedBytes: 0,
+    retries: 0,
+    seconds: (Date.now() - started) / 1000,
+  };
+}
+
+interface DownloadContext {
+  http: HttpClient;
+  registry: RegistryClient;
+  out: Output;
+  parallel: number;
+  signal?: AbortSignal;
+  retries?: number;
+}
+
+/** Registry URLs go through the registry client (token flow); everything else is a plain GET. */
+function dispatchingFetcher(plan: StagePlan, ctx: DownloadContext): Fetcher {
+  const viaRegistry = new Set(plan.blobs.filter((b) => b.kind === 'oci-image').flatMap((b) => b.urls));
+  const plain: Fetcher = {
+    fetch: async (url, opts) => {
+      const res = await ctx.http.request(url, { offset: opts.offset, maxLength: opts.maxLength, signal: opts.signal });
+      return fetchResult(res, url, opts.offset);
+    },
+  };
+  const reg = ctx.registry.fetcher();
+  return { fetch: (url, opts) => (viaRegistry.has(url) ? reg.fetch(url, opts) : plain.fetch(url, opts)) };
+}
+
+async function download(store: Store, plan: StagePlan, ctx: DownloadContext, result: StageSummary): Promise<void> {
+  const { out } = ctx;
+  const fetcher = dispatchingFetcher(plan, ctx);
+  // image manifests first: they are tiny and a wrong one should fail before its layers are pulled
+  const queue = [...plan.missing.filter((b) => b.image), ...plan.missing.filter((b) => !b.image)];
+  const bar = out.progress('staging', plan.bytes.missing);
+  const perBlob = new Map<string, number>();
+  const active = new Set<string>();
+  const failures: Array<{ blob: PlannedBlob; error: AirlockError }> = [];
+  const label = (b: PlannedBlob): string => basename(b.paths[0] ?? b.sha256.slice(0, 12));
+  const showProgress = (): void => {
+    let done = 0;
+    for (const n of perBlob.values()) done += n;
+    const names = [...active].slice(0, 3).join(', ') + (active.size > 3 ? ` +${active.size - 3}` : '');
+    bar.update(done, { current: names });
+  };
+
+  const one = async (b: PlannedBlob): Promise<void> => {
+    const name = label(b);
+    active.add(name);
+    showProgress();
+    try {
+      const r = b.image
+        ? await fetchImageManifest(store, b, ctx)
+        : await store.ingestFromUrls({ sha256: b.sha256, size: b.size }, b.urls, fetcher, {
+            signal: ctx.signal,
+            retries: ctx.retries,
+            onProgress: (p) => {
+              perBlob.set(b.sha256, p.bytes);
+              showProgress();
+            },
+            onRetry: ({ url, attempt, error }) => {
+              result.retries += 1;
+              out.event('retry', { sha256: b.sha256, url, attempt, error: error.message });
+            },
+          });
+      perBlob.set(b.sha256, b.size);
+      if (r.fetched) {
+        result.fetched += 1;
+        result.bytesFetched += b.size;
+      } else result.alreadyPresent += 1;
+      result.bytesTransferred += r.transferred;
+      result.resumedBytes += r.resumedFrom;
+      out.event('fetched', { sha256: b.sha256, size: b.size, paths: b.paths, transferred: r.transferred, resumedFrom: r.resumedFrom });
+    } catch (e) {
+      const error = toAirlockError(e);
+      if (error.code === 'EINTERNAL' || error.code === 'ENOSPACE') throw error;
+      failures.push({ blob: b, error });
+      if (!ctx.signal?.aborted) {
+        out.warn(`could not stage ${b.paths.join(', ')}: ${error.message}`, { sha256: b.sha256, code: error.code });
+      }
+    } finally {
+      active.delete(name);
+      showProgress();
+    }
+  };
+
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < queue.length && !ctx.signal?.aborted) await one(queue[next++]!);
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.min(ctx.parallel, Math.max(queue.length, 1)) }, worker));
+  } finally {
+    bar.stop();
+  }
+  const left = queue.length - result.fetched - (result.alreadyPresent - plan.present);
+  if (ctx.signal?.aborted) {
+    throw new AirlockError('EUPSTREAM', `interrupted: ${left} of ${queue.length} files not staged yet; run the same command again to resume`, {
+      interrupted: true,
+      missing: left,
+    });
+  }
+  if (failures.length > 0) {
+    // wrong bytes from every URL is a verification failure (exit 3); anything else is the network (exit 5)
+    const integrity = failures.every((f) => f.error.code === 'EINTEGRITY');
+    const first = failures[0]!;
+    throw new AirlockError(
+      integrity ? 'EINTEGRITY' : 'EUPSTREAM',
+      `${failures.length} of ${queue.length} files could not be staged (first: ${first.blob.paths[0]}: ${first.error.message}); ` +
+        `\`airlock status ${plan.release}\` lists what is missing, a re-run resumes`,
+      { release: plan.release, failed: failures.map((f) => ({ sha256: f.blob.sha256, paths: f.blob.paths, code: f.error.code, message: f.error.message })) },
+    );
+  }
+}
+
+/** An image manifest is checked against the signed blob list before it is stored. */
+async function fetchImageManifest(store: Store, b: PlannedBlob, ctx: DownloadContext): Promise<{ fetched: boolean; transferred: number; resumedFrom: number }> {
+  const image = b.image!;
+  const ref = parseImageRef(image.image);
+  const where = `${image.path} (${image.image})`;
+  let lastError: AirlockError | null = null;
+  for (let attempt = 1; attempt <= 4; attempt++) {
+    if (ctx.signal?.aborted) break;
+    try {
+      const m = await ctx.registry.manifest(ref, `sha256:${b.sha256}`, ctx.signal);
+      if (m.digest !== `sha256:${b.sha256}` || m.body.length !== b.size) {
+        throw new AirlockError('EINTEGRITY', `${where}: image manifest is ${m.digest} (${m.body.length} bytes), expected sha256:${b.sha256} (${b.size} bytes)`, {
+          path: image.path,
+          expected: b.sha256,
+          found: m.digest,
+        });
+      }
+      assertSameBlobs(m.body, image.blobs, where);
+      const r = await store.ingestStream({ sha256: b.sha256, size: b.size }, Readable.from([m.body]));
+      return { fetched: r.fetched, transferred: m.body.length, resumedFrom: 0 };
+    } catch (e) {
+      lastError = toAirlockError(e);
+      if (!(lastError.code === 'EUPSTREAM' && lastError.details.retryable !== false)) throw lastError;
+      await new Promise((r) => setTimeout(r, 250 * 2 ** attempt));
+    }
+  }
+  throw lastError ?? new AirlockError('EUPSTREAM', `${where}: aborted`, { aborted: true });
+}
+
+export const fmt = humanBytes;
