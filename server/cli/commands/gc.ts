@@ -1,0 +1,50 @@
+/** `airlock gc [--keep RELEASE…] [--dry-run]`: reclaim space no kept release needs. */
+import type { Command } from 'commander';
+import { gc, parseDuration } from '../../../storage/gc.js';
+import { openStore } from '../../../storage/index.js';
+import { humanBytes } from '../../../storage/support/output.js';
+import { action, withCommon } from '../program.js';
+import type { CommonFlags } from '../../config.js';
+
+interface GcFlags extends CommonFlags {
+  keep?: string[];
+  dryRun?: boolean;
+  partialOlderThan?: string;
+}
+
+export function register(program: Command): void {
+  withCommon(
+    program
+      .command('gc')
+      .description(
+        'Delete blobs that no kept release needs (counted across releases, so image layers shared\n' +
+          'with a kept release stay), partial downloads older than a threshold, and quarantined blobs.\n' +
+          'Releases not kept are removed from the cache index. Takes the writer lock; blobs being\n' +
+          'served meanwhile are still delivered whole.',
+      )
+      .option('--keep <release...>', 'releases to keep (default: every stored release)')
+      .option('--dry-run', 'only say what would be deleted and how much it would free')
+      .option('--partial-older-than <duration>', 'delete partial downloads untouched for this long (e.g. 30m, 24h, 7d)', '24h'),
+  )
+    .addHelpText('after', '\nExit status: 0 done, 1 failure, unknown --keep release or cache locked, 2 usage.')
+    .action(
+      action<[], GcFlags>(async ({ config, out }, opts) => {
+        const partialOlderThanMs = parseDuration(opts.partialOlderThan ?? '24h', '--partial-older-than');
+        const store = await openStore({ cacheDir: config.cacheDir, write: true });
+        try {
+          const r = await gc(store, { keep: opts.keep ?? null, dryRun: opts.dryRun ?? false, partialOlderThanMs });
+          const verb = r.dryRun ? 'would free' : 'freed';
+          out.result(
+            { ...r },
+            `${r.dryRun ? '(dry run) ' : ''}kept ${r.releases.kept.length} release(s) [${r.releases.kept.join(', ')}]` +
+              (r.releases.removed.length ? `, ${r.dryRun ? 'would remove' : 'removed'} [${r.releases.removed.join(', ')}]` : '') +
+              `; blobs: ${r.blobs.kept.count} kept (${humanBytes(r.blobs.kept.bytes)}), ${r.blobs.deleted.count} deleted (${humanBytes(r.blobs.deleted.bytes)}); ` +
+              `partial: ${r.partial.count} (${humanBytes(r.partial.bytes)}); quarantine: ${r.quarantine.count} (${humanBytes(r.quarantine.bytes)}); ` +
+              `${verb} ${humanBytes(r.freed)}`,
+          );
+        } finally {
+          await store.close();
+        }
+      }),
+    );
+}

@@ -1,0 +1,71 @@
+/** `airlock import FILE.tar…`: verify a bundle against the local trust root and add it to the store. */
+import { readFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { AirlockError } from '../../../manifests/errors.js';
+import { loadTrustedRoot } from '../../../manifests/index.js';
+import { importBundle } from '../../../storage/bundle/index.js';
+import { openStore } from '../../../storage/index.js';
+import { humanBytes } from '../../../storage/support/output.js';
+import { action, withCommon } from '../program.js';
+import { requireTrust, type CommonFlags } from '../../config.js';
+
+export function register(program: Command): void {
+  withCommon(
+    program
+      .command('import')
+      .argument('<bundle...>', 'FILE.tar, or its volumes FILE.tar.000 FILE.tar.001… in order (FILE.tar finds them)')
+      .description(
+        'Add a bundle made by "airlock export" to this cache. The signed manifest is checked against\n' +
+          'the LOCAL trust root (--trust or "trust" in the config; the bundle\'s roots are only followed\n' +
+          'as rotations signed from it) before any blob is read; then each blob is hashed while it\n' +
+          'streams in. Anything that is not exactly the next expected blob is refused. Blobs already\n' +
+          'in the cache are skipped; an interrupted import is finished by running it again.',
+      ),
+  )
+    .addHelpText(
+      'after',
+      '\nExit status: 0 imported (airlock status RELEASE says ready), 1 failure or cache locked,\n' +
+        '2 usage, 3 verification failed (signature, expiry, rollback, digest, unsafe entry, bad bundle), 4 no space.',
+    )
+    .action(
+      action<[string[]], CommonFlags>(async ({ config, out }, _opts, files) => {
+        const now = new Date();
+        const trustFile = requireTrust(config);
+        const rootBytes = await readFile(trustFile).catch((e: Error) => {
+          throw new AirlockError('ENOTFOUND', `trust root ${trustFile} cannot be read: ${e.message}`, { file: trustFile });
+        });
+        const root = loadTrustedRoot(rootBytes, now);
+        const store = await openStore({ cacheDir: config.cacheDir, write: true });
+        try {
+          let bar: ReturnType<typeof out.progress> | null = null;
+          const r = await importBundle(store, files, {
+            root,
+            now,
+            acceptExpiredUntil: config.acceptExpiredUntil,
+            onVerified: ({ verified, root: used }) => {
+              const m = verified.manifest;
+              out.note(
+                `verified ${m.product} ${m.release} serial ${m.serial} (signed by ${verified.signers.length} release key(s), trust root v${used.version})`,
+              );
+              if (verified.expiredAccepted) {
+                out.warn(`manifest expired ${m.expires}; accepted because of --accept-expired-until ${config.acceptExpiredUntil?.toISOString()}`);
+              }
+            },
+            onProgress: (p) => {
+              bar ??= out.progress(`import`, p.total);
+              bar.update(p.bytes, { current: p.current });
+            },
+          });
+          (bar as ReturnType<typeof out.progress> | null)?.stop();
+          out.result(
+            { ...r },
+            `imported ${r.product} ${r.release} (serial ${r.serial}): ${r.blobs.total} blobs, ${humanBytes(r.bytes.total)} ` +
+              `(${r.blobs.imported} new, ${humanBytes(r.bytes.imported)}; ${r.blobs.skipped} already present). ` +
+              `airlock status ${r.release} now says ready.`,
+          );
+        } finally {
+          await store.close();
+        }
+      }),
+    );
+}
