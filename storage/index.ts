@@ -7,7 +7,7 @@
 import type { Readable } from 'node:stream';
 import type { AcceptedSerial, BlobRef } from '../manifests/types.js';
 import type { VerifiedRelease } from '../manifests/index.js';
-import { AirlockError } from '../manifests/errors.js';
+import type { AirlockError } from '../manifests/errors.js';
 import type {
   BlobBackend,
   BlobStat,
@@ -37,6 +37,10 @@ export interface IngestOptions {
   /** attempts per URL on resets, 5xx, stalls (default 5), with backoff */
   retries?: number;
   onRetry?: (info: { url: string; attempt: number; error: AirlockError }) => void;
+  /** first backoff delay, doubling per attempt (default 500 ms; tests use 1) */
+  backoffMs?: number;
+  /** no byte for this long counts as a stall, retried like a reset (default 60 s) */
+  stallMs?: number;
 }
 
 export interface VerifyReport {
@@ -80,12 +84,8 @@ export interface Store {
   close(): Promise<void>;
 }
 
-/** store.ts */
-export async function openStore(opts: OpenStoreOptions): Promise<Store> {
-  throw new AirlockError('EINTERNAL', 'openStore is not implemented yet');
-}
-
-/** fetch/memory.ts: an in-memory Fetcher for tests (url → bytes; honours offset). */
-export function memoryFetcher(files: Record<string, Uint8Array>): Fetcher {
-  throw new AirlockError('EINTERNAL', 'memoryFetcher is not implemented yet');
-}
+export { openStore } from './store.js';
+export { memoryFetcher, type MemoryFault, type MemoryFetcher } from './fetch/memory.js';
+export { fsBackend, type FsBlobBackend } from './backend/fs.js';
+export { LAYOUT_VERSION, isDigest, assertDigest, assertReleaseName } from './paths.js';
+export { acquireWriterLock, readLockInfo, isLocked, type LockInfo, type WriterLock } from './lock.js';

@@ -1,0 +1,370 @@
+/**
+ * Resumable, verified ingest of one blob. Bytes go to `partial/<hex>` (which
+ * survives a crash and is never served), are hashed as they arrive, are cut
+ * at size + 1, and become a blob only when digest and size matched (through
+ * the backend: a rename for the filesystem).
+ *
+ * On a restart the partial is re-hashed and the fetcher is asked for the rest
+ * (`offset` = partial length); an upstream that ignores Range (answers from
+ * 0) makes us truncate and start clean. URLs are tried in order; on each,
+ * network failures (resets, 5xx, stalls: EUPSTREAM) are retried with
+ * exponential backoff, while wrong bytes (EINTEGRITY) or a 4xx move on to the
+ * next URL at once. Local failures (disk full…) stop everything.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, rm, stat, type FileHandle } from 'node:fs/promises';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { AirlockError, isAirlockError, toAirlockError } from '../../manifests/errors.js';
+import type { BlobRef } from '../../manifests/types.js';
+import type { BlobBackend, Fetcher, IngestProgress, IngestResult } from '../types.js';
+import { assertDigest, partialDir, partialPath } from '../paths.js';
+
+export interface IngestTuning {
+  signal?: AbortSignal;
+  onProgress?: (p: IngestProgress) => void;
+  /** attempts per URL on resets, 5xx, stalls (default 5); an attempt that made progress does not count */
+  retries?: number;
+  onRetry?: (info: { url: string; attempt: number; error: AirlockError }) => void;
+  /** first backoff delay; doubles per attempt, capped at 30 s (default 500 ms) */
+  backoffMs?: number;
+  /** no byte for this long = a stall, retried like a reset (default 60 s) */
+  stallMs?: number;
+}
+
+export interface IngestContext {
+  /** cache_dir: partial/ lives here even when blobs live elsewhere */
+  root: string;
+  backend: BlobBackend & { adopt?: (expected: BlobRef, file: string) => Promise<void> };
+  /** digests being ingested in this process: a second caller joins the first */
+  inflight: Map<string, Promise<IngestResult>>;
+}
+
+const NETWORK_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ERR_STREAM_PREMATURE_CLOSE',
+]);
+
+type Verdict = 'retry' | 'next-url' | 'fatal';
+
+/** What to do after a failure that came from the upstream side. */
+export function classify(e: unknown): Verdict {
+  if (isAirlockError(e)) {
+    if (e.code === 'EINTEGRITY' || e.code === 'ENOTFOUND') return 'next-url';
+    if (e.code !== 'EUPSTREAM') return 'fatal';
+    if (e.details.retryable === false) return 'next-url';
+    if (e.details.retryable === true) return 'retry';
+    const status = e.details.status;
+    if (typeof status === 'number' && status >= 400 && status < 500 && status !== 408 && status !== 429) return 'next-url';
+    return 'retry';
+  }
+  const code = (e as NodeJS.ErrnoException)?.code;
+  if (code && NETWORK_CODES.has(code)) return 'retry';
+  // got's errors (RequestError, TimeoutError, ReadError…) are network failures
+  if (e instanceof Error && /Error$/.test(e.name) && 'timings' in e) return 'retry';
+  return 'fatal';
+}
+
+export async function ingestFromUrls(
+  ctx: IngestContext,
+  expected: BlobRef,
+  urls: string[],
+  fetcher: Fetcher,
+  opts: IngestTuning = {},
+): Promise<IngestResult> {
+  checkRef(expected);
+  const running = ctx.inflight.get(expected.sha256);
+  if (running) return running;
+  const job = (async () => {
+    if (await ctx.backend.stat(expected.sha256)) {
+      return { digest: expected.sha256, size: expected.size, fetched: false, transferred: 0, resumedFrom: 0 };
+    }
+    if (urls.length === 0) {
+      throw new AirlockError('EUPSTREAM', `blob sha256:${expected.sha256}: no URL to fetch it from`, { sha256: expected.sha256 });
+    }
+    return download(ctx, expected, urls, fetcher, opts);
+  })();
+  ctx.inflight.set(expected.sha256, job);
+  try {
+    return await job;
+  } finally {
+    ctx.inflight.delete(expected.sha256);
+  }
+}
+
+function checkRef(expected: BlobRef): void {
+  assertDigest(expected.sha256, 'ingest');
+  if (!Number.isSafeInteger(expected.size) || expected.size < 0) {
+    throw new AirlockError('EUSAGE', `ingest sha256:${expected.sha256}: size ${expected.size} is not a byte count`, { ...expected });
+  }
+}
+
+/** The partial file and the hash of what it holds. */
+interface Partial {
+  file: string;
+  handle: FileHandle;
+  hash: Hash;
+  length: number;
+}
+
+async function openPartial(root: string, expected: BlobRef): Promise<Partial> {
+  await mkdir(partialDir(root), { recursive: true });
+  const file = partialPath(root, expected.sha256);
+  const handle = await open(file, 'a+');
+  const hash = createHash('sha256');
+  let length = (await handle.stat()).size;
+  if (length > expected.size) {
+    await handle.truncate(0);
+    length = 0;
+  }
+  if (length > 0) {
+    // re-hash what a previous run left, so the final digest covers every byte
+    await pipeline(createReadStream(file, { start: 0, end: length - 1, highWaterMark: 1024 * 1024 }), async (src: AsyncIterable<Buffer>) => {
+      for await (const chunk of src) hash.update(chunk);
+    });
+  }
+  return { file, handle, hash, length };
+}
+
+async function download(
+  ctx: IngestContext,
+  expected: BlobRef,
+  urls: string[],
+  fetcher: Fetcher,
+  opts: IngestTuning,
+): Promise<IngestResult> {
+  const { signal } = opts;
+  const attempts = Math.max(1, opts.retries ?? 5);
+  const backoff = opts.backoffMs ?? 500;
+  const stallMs = opts.stallMs ?? 60_000;
+  const tag = `blob sha256:${expected.sha256}`;
+  let part: Partial | null = await openPartial(ctx.root, expected);
+  let resumedFrom = part.length;
+  let transferred = 0;
+  const failures: Array<{ url: string; error: AirlockError }> = [];
+  const progress = (): void => opts.onProgress?.({ digest: expected.sha256, bytes: part?.length ?? 0, size: expected.size });
+
+  try {
+    for (const url of urls) {
+      let attempt = 0;
+      while (attempt < attempts) {
+        attempt++;
+        abortCheck(signal, tag);
+        part ??= await openPartial(ctx.root, expected);
+        const p: Partial = part;
+        const before = p.length;
+        let localError: unknown = null;
+        try {
+          const res = await fetcher.fetch(url, { offset: p.length, maxLength: expected.size + 1 - p.length, signal });
+          if (res.offset !== p.length) {
+            if (res.offset !== 0) {
+              res.stream.destroy();
+              throw new AirlockError('EUPSTREAM', `${url}: asked for bytes from ${p.length}, got them from ${res.offset}`, { url });
+            }
+            // the upstream ignored Range: start clean from 0
+            await p.handle.truncate(0);
+            p.hash = createHash('sha256');
+            p.length = 0;
+            resumedFrom = 0;
+          }
+          for await (const chunk of withStall(res.stream, stallMs, url, signal)) {
+            const buf = chunk as Buffer;
+            if (p.length + buf.length > expected.size) {
+              res.stream.destroy();
+              throw new AirlockError('EINTEGRITY', `${tag} from ${url}: more than the expected ${expected.size} bytes`, {
+                url,
+                expected: { ...expected },
+                found: { size: p.length + buf.length, sha256: null },
+              });
+            }
+            p.hash.update(buf);
+            try {
+              await writeAll(p.handle, buf);
+            } catch (e) {
+              localError = e;
+              throw e;
+            }
+            p.length += buf.length;
+            transferred += buf.length;
+            progress();
+          }
+          if (p.length < expected.size) {
+            throw new AirlockError('EUPSTREAM', `${url}: body ended after ${p.length} of ${expected.size} bytes`, { url, bytes: p.length });
+          }
+          const found = p.hash.copy().digest('hex');
+          if (found !== expected.sha256) {
+            throw new AirlockError('EINTEGRITY', `${tag} from ${url}: got sha256:${found} (${p.length} bytes), expected sha256:${expected.sha256}`, {
+              url,
+              expected: { ...expected },
+              found: { sha256: found, size: p.length },
+            });
+          }
+          await p.handle.sync();
+          await p.handle.close();
+          part = null;
+          await commitPartial(ctx, expected, p.file);
+          return { digest: expected.sha256, size: expected.size, fetched: true, transferred, resumedFrom };
+        } catch (e) {
+          if (signal?.aborted) throw aborted(tag, signal);
+          if (localError !== null) throw toAirlockError(localError);
+          const verdict = classify(e);
+          if (verdict === 'fatal') throw toAirlockError(e);
+          const error = isAirlockError(e) ? e : new AirlockError('EUPSTREAM', `${url}: ${(e as Error).message}`, { url }, { cause: e });
+          if (error.code === 'EINTEGRITY') {
+            // wrong bytes are never kept, not even for resume
+            await p.handle.close().catch(() => {});
+            await rm(p.file, { force: true });
+            part = null;
+            resumedFrom = 0;
+          }
+          if (verdict === 'next-url') {
+            failures.push({ url, error });
+            break;
+          }
+          if (p.length > before) attempt = Math.min(attempt, attempts - 1); // progress buys another try
+          if (attempt >= attempts) {
+            failures.push({ url, error });
+            break;
+          }
+          opts.onRetry?.({ url, attempt, error });
+          await sleep(Math.min(backoff * 2 ** (attempt - 1), 30_000), signal, tag);
+        }
+      }
+    }
+  } finally {
+    await part?.handle.close().catch(() => {});
+  }
+  const last = failures[failures.length - 1]!;
+  const summary = failures.map((f) => `${f.url}: ${f.error.message}`).join('; ');
+  throw new AirlockError(last.error.code, `${tag}: every URL failed (${summary})`, {
+    ...last.error.details,
+    sha256: expected.sha256,
+    attempts: failures.map((f) => ({ url: f.url, code: f.error.code, message: f.error.message })),
+  });
+}
+
+async function commitPartial(ctx: IngestContext, expected: BlobRef, file: string): Promise<void> {
+  if (ctx.backend.adopt) {
+    await ctx.backend.adopt(expected, file);
+    return;
+  }
+  const w = await ctx.backend.writer(expected);
+  try {
+    await pipeline(createReadStream(file, { highWaterMark: 1024 * 1024 }), w.stream);
+  } catch (e) {
+    await w.cancel();
+    throw e;
+  }
+  await w.commit();
+  await rm(file, { force: true });
+}
+
+/** One-shot verified ingest of a stream (bundles, tests): no partial, no resume. */
+export async function ingestStream(
+  ctx: IngestContext,
+  expected: BlobRef,
+  stream: Readable,
+  opts: IngestTuning = {},
+): Promise<IngestResult> {
+  checkRef(expected);
+  if (await ctx.backend.stat(expected.sha256)) {
+    stream.destroy();
+    return { digest: expected.sha256, size: expected.size, fetched: false, transferred: 0, resumedFrom: 0 };
+  }
+  const w = await ctx.backend.writer(expected);
+  let bytes = 0;
+  const steps: Array<NodeJS.ReadableStream | NodeJS.WritableStream | NodeJS.ReadWriteStream> = [stream];
+  if (opts.onProgress) {
+    const onProgress = opts.onProgress;
+    steps.push(
+      new Transform({
+        transform(chunk: Buffer, _enc, cb) {
+          bytes += chunk.length;
+          onProgress({ digest: expected.sha256, bytes, size: expected.size });
+          cb(null, chunk);
+        },
+      }),
+    );
+  }
+  steps.push(w.stream);
+  try {
+    await pipeline(steps, { signal: opts.signal });
+  } catch (e) {
+    await w.cancel();
+    throw toAirlockError(e);
+  }
+  await w.commit();
+  return { digest: expected.sha256, size: expected.size, fetched: true, transferred: expected.size, resumedFrom: 0 };
+}
+
+async function writeAll(handle: FileHandle, chunk: Buffer): Promise<void> {
+  let off = 0;
+  while (off < chunk.length) off += (await handle.write(chunk, off, chunk.length - off)).bytesWritten;
+}
+
+/** Yields the stream's chunks; no byte for `ms` destroys it with a retryable stall. */
+async function* withStall(stream: Readable, ms: number, url: string, signal?: AbortSignal): AsyncGenerator<unknown> {
+  let timer: NodeJS.Timeout | null = null;
+  const arm = (): void => {
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(() => stream.destroy(new AirlockError('EUPSTREAM', `${url}: stalled (no data for ${ms} ms)`, { url })), ms);
+  };
+  const onAbort = (): void => {
+    stream.destroy(new AirlockError('EUPSTREAM', `${url}: aborted`, { url }));
+  };
+  signal?.addEventListener('abort', onAbort, { once: true });
+  arm();
+  try {
+    for await (const chunk of stream) {
+      arm();
+      yield chunk;
+    }
+  } finally {
+    if (timer) clearTimeout(timer);
+    signal?.removeEventListener('abort', onAbort);
+    stream.destroy();
+  }
+}
+
+function aborted(tag: string, signal: AbortSignal): AirlockError {
+  return new AirlockError('EUPSTREAM', `${tag}: stopped (aborted); the partial download is kept for the next run`, {
+    aborted: true,
+    reason: String(signal.reason),
+  });
+}
+
+function abortCheck(signal: AbortSignal | undefined, tag: string): void {
+  if (signal?.aborted) throw aborted(tag, signal);
+}
+
+function sleep(ms: number, signal: AbortSignal | undefined, tag: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(aborted(tag, signal));
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = (): void => {
+      clearTimeout(t);
+      reject(aborted(tag, signal!));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** The length of a partial download, for status displays (0 when none). */
+export async function partialLength(root: string, digest: string): Promise<number> {
+  try {
+    return (await stat(partialPath(root, digest))).size;
+  } catch {
+    return 0;
+  }
+}

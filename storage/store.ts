@@ -1,0 +1,181 @@
+/**
+ * openStore: wires the blob backend, the release index, ingest, status,
+ * verify and the writer lock into one Store. A reader store (write: false)
+ * takes no lock and never opens the level database, so `serve` and `status`
+ * work while `stage` writes from another process: they read blobs/ and the
+ * envelope files only.
+ */
+import { mkdir } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import type { Readable } from 'node:stream';
+import { releaseBlobs, type VerifiedRelease } from '../manifests/index.js';
+import { AirlockError } from '../manifests/errors.js';
+import type { AcceptedSerial, BlobRef } from '../manifests/types.js';
+import { fsBackend } from './backend/fs.js';
+import { ingestFromUrls, ingestStream, type IngestContext } from './content/ingest.js';
+import type { IngestOptions, OpenStoreOptions, Store, VerifyReport } from './index.js';
+import {
+  LevelIndex,
+  listEnvelopeFiles,
+  mergeAccepted,
+  readAcceptedFile,
+  readEnvelopeFile,
+  rebuildIndex,
+  writeAcceptedFile,
+  writeEnvelopeFile,
+} from './index/index.js';
+import { acquireWriterLock, type WriterLock } from './lock.js';
+import { assertReleaseName, indexDir, partialDir } from './paths.js';
+import { releaseStatus } from './status.js';
+import type { BlobStat, ByteRange, Fetcher, IngestResult, ReleaseStatus, StoredRelease } from './types.js';
+import { verifyBlobs, type VerifyTarget } from './verify.js';
+
+export async function openStore(opts: OpenStoreOptions): Promise<Store> {
+  const cacheDir = resolve(opts.cacheDir);
+  const writable = opts.write === true;
+  let lock: WriterLock | null = null;
+  let db: LevelIndex | null = null;
+  if (writable) {
+    lock = await acquireWriterLock(cacheDir, { waitMs: opts.lockWaitMs });
+    try {
+      await mkdir(partialDir(cacheDir), { recursive: true });
+      await mkdir(indexDir(cacheDir), { recursive: true });
+      db = await LevelIndex.open(cacheDir);
+    } catch (e) {
+      await lock.release();
+      throw e;
+    }
+  }
+  const backend = opts.backend ?? fsBackend(cacheDir);
+  const ctx: IngestContext = { root: cacheDir, backend, inflight: new Map() };
+  let closed = false;
+
+  const writer = (what: string): LevelIndex => {
+    if (closed) throw new AirlockError('EINTERNAL', `${what}: the store is closed`);
+    if (!db) throw new AirlockError('EINTERNAL', `${what} needs a store opened for writing (openStore({ write: true }))`);
+    return db;
+  };
+
+  const recordBlob = async (db: LevelIndex, r: IngestResult): Promise<IngestResult> => {
+    if (r.fetched) await db.putBlob(r.digest, { size: r.size, addedAt: new Date().toISOString() });
+    return r;
+  };
+
+  const getRelease = async (release: string): Promise<StoredRelease | null> => {
+    assertReleaseName(release);
+    return readEnvelopeFile(cacheDir, release);
+  };
+
+  const listReleases = async (): Promise<StoredRelease[]> => {
+    const out: StoredRelease[] = [];
+    for (const name of await listEnvelopeFiles(cacheDir)) {
+      const s = await readEnvelopeFile(cacheDir, name).catch(() => null);
+      if (s) out.push(s);
+    }
+    return out;
+  };
+
+  const mustGetRelease = async (release: string): Promise<StoredRelease> => {
+    const stored = await getRelease(release);
+    if (stored) return stored;
+    const known = await listEnvelopeFiles(cacheDir);
+    throw new AirlockError(
+      'ENOTFOUND',
+      `release "${release}" is not in the cache ${cacheDir} (${known.length ? `known: ${known.join(', ')}` : 'no release staged yet'})`,
+      { release, known },
+    );
+  };
+
+  const acceptedSerials = async (): Promise<Record<string, AcceptedSerial>> =>
+    mergeAccepted(await readAcceptedFile(cacheDir), db ? await db.accepted() : {});
+
+  const store: Store = {
+    cacheDir,
+    backend,
+    writable,
+
+    stat: (digest: string): Promise<BlobStat | null> => backend.stat(digest),
+    read: (digest: string, range?: ByteRange): Promise<Readable> => backend.read(digest, range),
+
+    async ingestFromUrls(expected: BlobRef, urls: string[], fetcher: Fetcher, o?: IngestOptions): Promise<IngestResult> {
+      const d = writer('ingest');
+      return recordBlob(d, await ingestFromUrls(ctx, expected, urls, fetcher, o));
+    },
+
+    async ingestStream(expected: BlobRef, stream: Readable, o?: IngestOptions): Promise<IngestResult> {
+      const d = writer('ingest');
+      return recordBlob(d, await ingestStream(ctx, expected, stream, o));
+    },
+
+    async putRelease(verified: VerifiedRelease): Promise<void> {
+      const d = writer('putRelease');
+      const { manifest } = verified;
+      assertReleaseName(manifest.release);
+      const known = (await acceptedSerials())[manifest.product];
+      const next = verified.accepted;
+      if (known && (next.serial < known.serial || (next.serial === known.serial && next.digest !== known.digest))) {
+        throw new AirlockError(
+          'EROLLBACK',
+          `release ${manifest.release}: serial ${next.serial} (sha256:${next.digest}) is behind the accepted serial ${known.serial} (sha256:${known.digest}) of ${manifest.product}`,
+          { expected: known, found: next },
+        );
+      }
+      // Order matters for crash safety: the envelope file is the source of
+      // truth (rebuild recovers the rest), then one atomic level batch with
+      // the accepted serial, then its mirror for readers.
+      await writeEnvelopeFile(cacheDir, manifest.release, verified.envelope);
+      const stored: StoredRelease = {
+        product: manifest.product,
+        release: manifest.release,
+        serial: manifest.serial,
+        envelope: verified.envelope,
+        digest: verified.digest,
+        manifest,
+      };
+      const accepted = known && known.serial > next.serial ? known : next;
+      await d.putRelease(stored, accepted);
+      await writeAcceptedFile(cacheDir, mergeAccepted(await readAcceptedFile(cacheDir), { [accepted.product]: accepted }));
+    },
+
+    getRelease,
+    listReleases,
+    acceptedSerials,
+
+    async status(release: string): Promise<ReleaseStatus> {
+      return releaseStatus(await mustGetRelease(release), backend);
+    },
+
+    async verify(release?: string, o?: { onProgress?: (done: number, total: number) => void }): Promise<VerifyReport> {
+      const d = writer('verify');
+      const targets = new Map<string, VerifyTarget>();
+      const releases = release ? [await mustGetRelease(release)] : await listReleases();
+      for (const r of releases) {
+        for (const b of releaseBlobs(r.manifest)) {
+          const t = targets.get(b.sha256);
+          if (t) t.paths.push(...b.paths);
+          else targets.set(b.sha256, { sha256: b.sha256, size: b.size, paths: [...b.paths] });
+        }
+      }
+      if (!release) {
+        for await (const digest of backend.list()) {
+          if (!targets.has(digest)) targets.set(digest, { sha256: digest, size: null, paths: [] });
+        }
+      }
+      const report = await verifyBlobs(backend, [...targets.values()], o?.onProgress);
+      for (const c of report.corrupt) await d.deleteBlob(c.sha256);
+      return report;
+    },
+
+    async rebuildIndex() {
+      return rebuildIndex(cacheDir, writer('rebuildIndex'), backend);
+    },
+
+    async close() {
+      if (closed) return;
+      closed = true;
+      await db?.close();
+      await lock?.release();
+    },
+  };
+  return store;
+}
