@@ -195,7 +195,8 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
           body: guardBody(res.body, {
             url: url.href,
             stallMs,
-            maxLength: opts.maxLength ?? Number.POSITIVE_INFINITY,
+            // maxLength counts from `offset`; an upstream that ignored Range sends from 0
+            maxLength: (opts.maxLength ?? Number.POSITIVE_INFINITY) + (res.statusCode === 200 && opts.offset ? opts.offset : 0),
             expectedLength: opts.method === 'HEAD' ? null : contentLength(res.headers),
             signal: opts.signal,
           }),

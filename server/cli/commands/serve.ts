@@ -1,0 +1,80 @@
+/**
+ * `airlock serve`: the cache node's LAN server. Opens the store read-only,
+ * listens, writes an access log as JSON lines (pino) to stdout, and on
+ * SIGTERM/SIGINT stops accepting and lets downloads in flight finish (up to
+ * --grace seconds) before exiting.
+ */
+import type { Command } from 'commander';
+import pino from 'pino';
+import { AirlockError } from '../../../manifests/errors.js';
+import { openStore } from '../../../storage/index.js';
+import { createServer, listenApp } from '../../http/index.js';
+import { action, withCommon } from '../program.js';
+import type { CommonFlags } from '../../config.js';
+
+interface ServeFlags extends CommonFlags {
+  grace?: string;
+  idleTimeout?: string;
+}
+
+function seconds(text: string | undefined, flag: string, dflt: number): number {
+  if (text === undefined) return dflt;
+  const n = Number(text);
+  if (!Number.isFinite(n) || n < 0 || n > 86_400) throw new AirlockError('EUSAGE', `${flag} must be a number of seconds (0–86400), got "${text}"`);
+  return n;
+}
+
+export function register(program: Command): void {
+  withCommon(program.command('serve'))
+    .description(
+      'Serve the cache over the LAN: blobs by digest, files by release path, a read-only\n' +
+        'OCI registry (/v2/), flat apt repositories (/apt/RELEASE ./), and proxy mode for\n' +
+        'nodes whose http_proxy points here. Reads need no credentials; POST /stage needs\n' +
+        '"Authorization: Bearer <admin_token>" from the config.',
+    )
+    .option('--listen <host:port>', 'address to listen on (default 0.0.0.0:7070, or listen in the config)')
+    .option('--grace <seconds>', 'on SIGTERM/SIGINT, how long in-flight downloads may take to finish', '30')
+    .option('--idle-timeout <seconds>', 'drop a connection when no byte moved for this long', '60')
+    .addHelpText(
+      'after',
+      '\nConfig keys: listen, cache_dir, admin_token, tls: {cert, key}, passthrough (forward\n' +
+        'non-staged proxy requests upstream instead of answering 403).\n' +
+        'Output: one JSON line per request on stdout (pino); the listening address first.\n' +
+        'Endpoints: /healthz /metrics /releases /releases/R/manifest /blobs/sha256/HEX\n' +
+        '           /files/R/PATH /v2/… /apt/R/ POST /stage\n' +
+        'Exit status: 0 after a clean shutdown, 1 failure, 2 usage (bad flag, address in use).',
+    )
+    .action(
+      action<[], ServeFlags>(async ({ config, out }, opts) => {
+        const grace = seconds(opts.grace, '--grace', 30);
+        const idle = seconds(opts.idleTimeout, '--idle-timeout', 60);
+        // more libuv threads: each concurrent download keeps one busy per disk read
+        process.env.UV_THREADPOOL_SIZE ??= '16';
+        const logger = pino({ base: null, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ dest: 1, sync: false }));
+        const store = await openStore({ cacheDir: config.cacheDir, write: false });
+        const airlock = createServer(config, { store, logger, defaultMetrics: true });
+        const listening = await listenApp(airlock, { listen: config.listen, tls: config.tls, idleTimeoutMs: idle * 1000 });
+        logger.info({ address: listening.url, cacheDir: config.cacheDir, tls: Boolean(config.tls) }, 'listening');
+        out.note(`airlock serve: listening on ${listening.url} (cache ${config.cacheDir})`);
+
+        await new Promise<void>((resolve) => {
+          let stopping = false;
+          const stop = (signal: string): void => {
+            if (stopping) {
+              logger.warn({ signal }, 'second signal: closing every connection now');
+              listening.server.closeAllConnections();
+              return;
+            }
+            stopping = true;
+            logger.info({ signal, graceSeconds: grace }, 'shutting down: letting downloads in flight finish');
+            void listening.close(grace * 1000).then(resolve);
+          };
+          process.on('SIGTERM', () => stop('SIGTERM'));
+          process.on('SIGINT', () => stop('SIGINT'));
+        });
+        await store.close();
+        logger.info({}, 'stopped');
+        logger.flush();
+      }),
+    );
+}
