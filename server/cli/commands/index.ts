@@ -3,9 +3,14 @@ import type { Command } from 'commander';
 
 import { register as stage } from './stage.js';
 import { register as serve } from './serve.js';
+import { register as exportCmd } from './export.js';
+import { register as importCmd } from './import.js';
+import { register as relocateCmd } from './relocate.js';
+import { register as gcCmd } from './gc.js';
 
 export type RegisterCommand = (program: Command) => void;
 
 export const COMMANDS: RegisterCommand[] = [];
 COMMANDS.push(stage);
+COMMANDS.push(exportCmd, importCmd, relocateCmd, gcCmd);
 COMMANDS.push(serve);
