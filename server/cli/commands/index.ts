@@ -7,6 +7,11 @@ import { register as exportCmd } from './export.js';
 import { register as importCmd } from './import.js';
 import { register as relocateCmd } from './relocate.js';
 import { register as gcCmd } from './gc.js';
+import { register as statusCmd } from './status.js';
+import { register as verifyCmd } from './verify.js';
+import { register as keygenCmd } from './keygen.js';
+import { register as rootCmd } from './root.js';
+import { register as manifestCmd } from './manifest.js';
 
 export type RegisterCommand = (program: Command) => void;
 
@@ -14,3 +19,5 @@ export const COMMANDS: RegisterCommand[] = [];
 COMMANDS.push(stage);
 COMMANDS.push(exportCmd, importCmd, relocateCmd, gcCmd);
 COMMANDS.push(serve);
+COMMANDS.push(keygenCmd, rootCmd, manifestCmd);
+COMMANDS.push(statusCmd, verifyCmd);
