@@ -1,0 +1,144 @@
+/**
+ * `oci-image` artifacts: `docker load` where a Docker engine answers
+ * (`docker info` succeeds); otherwise an OCI image layout under the root,
+ * `ROOT/var/lib/airlock/images/<registry>/<repo>`, that `skopeo inspect
+ * oci:DIR:TAG` and container runtimes read. Always by digest: the signed
+ * manifest pins the image manifest and every blob; the tag is only a name.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pack } from 'tar-stream';
+import { AirlockError } from '../../manifests/errors.js';
+import { assertSafePath } from '../../manifests/index.js';
+import type { OciImageArtifact } from '../../manifests/types.js';
+import { writeFileAtomic } from '../state.js';
+import type { InstallContext, StepOutcome } from './context.js';
+import { commandSucceeds, runCommand } from './exec.js';
+
+const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
+const REF_NAME = 'org.opencontainers.image.ref.name';
+
+/** `host:5000/a/b:1.0` → { repo: 'host:5000/a/b', tag: '1.0' }; a digest-only reference is tagged `latest`. */
+export function splitImageRef(image: string): { repo: string; tag: string } {
+  const at = image.indexOf('@');
+  const named = at >= 0 ? image.slice(0, at) : image;
+  const slash = named.lastIndexOf('/');
+  const colon = named.lastIndexOf(':');
+  if (colon > slash) return { repo: named.slice(0, colon), tag: named.slice(colon + 1) };
+  return { repo: named, tag: 'latest' };
+}
+
+export function layoutDir(root: string, image: string, where: string): string {
+  const rel = splitImageRef(image).repo.replace(/:/g, '_');
+  assertSafePath(rel, `${where}: image name`);
+  return join(root, 'var', 'lib', 'airlock', 'images', ...rel.split('/'));
+}
+
+interface IndexJson {
+  schemaVersion: 2;
+  mediaType?: string;
+  manifests: Array<{ mediaType: string; digest: string; size: number; annotations?: Record<string, string> }>;
+}
+
+async function manifestMediaType(ctx: InstallContext, a: OciImageArtifact): Promise<string> {
+  if (a.mediaType) return a.mediaType;
+  const chunks: Buffer[] = [];
+  for await (const c of await ctx.source.read(a.sha256)) chunks.push(c as Buffer);
+  try {
+    const m = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { mediaType?: unknown };
+    return typeof m.mediaType === 'string' ? m.mediaType : OCI_MANIFEST;
+  } catch {
+    throw new AirlockError('EINTEGRITY', `${a.path}: the image manifest is not JSON`, { path: a.path });
+  }
+}
+
+/** Writes (or adds to) an OCI image layout at `dir`; blobs already there with the right size are kept. */
+export async function writeLayout(ctx: InstallContext, a: OciImageArtifact, dir: string): Promise<{ tag: string; digest: string }> {
+  const blobsDir = join(dir, 'blobs', 'sha256');
+  await mkdir(blobsDir, { recursive: true });
+  for (const b of [...a.blobs, { sha256: a.sha256, size: a.size }]) {
+    const dest = join(blobsDir, b.sha256);
+    const st = await stat(dest).catch(() => null);
+    if (st?.isFile() && st.size === b.size) continue;
+    const tmp = `${dest}.${process.pid}.tmp`;
+    const hash = createHash('sha256');
+    const fh = await open(tmp, 'w', 0o644);
+    try {
+      for await (const c of await ctx.source.read(b.sha256)) {
+        hash.update(c as Buffer);
+        await fh.write(c as Buffer);
+      }
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    if (hash.digest('hex') !== b.sha256) {
+      await rm(tmp, { force: true });
+      throw new AirlockError('EINTEGRITY', `${a.path}: staged blob sha256:${b.sha256} changed on disk`, { path: a.path, sha256: b.sha256 });
+    }
+    await rename(tmp, dest);
+  }
+  writeFileAtomic(join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}\n');
+  const { tag } = splitImageRef(a.image);
+  const indexPath = join(dir, 'index.json');
+  let index: IndexJson = { schemaVersion: 2, mediaType: OCI_INDEX, manifests: [] };
+  try {
+    index = JSON.parse(await readFile(indexPath, 'utf8')) as IndexJson;
+  } catch {
+    // no layout here yet
+  }
+  index.manifests = index.manifests.filter((m) => m.annotations?.[REF_NAME] !== tag);
+  index.manifests.push({
+    mediaType: await manifestMediaType(ctx, a),
+    digest: `sha256:${a.sha256}`,
+    size: a.size,
+    // the second name is what `docker load` uses to tag an OCI archive
+    annotations: { [REF_NAME]: tag, 'io.containerd.image.name': a.image },
+  });
+  writeFileAtomic(indexPath, `${JSON.stringify(index)}\n`);
+  return { tag, digest: `sha256:${a.sha256}` };
+}
+
+export async function installImage(ctx: InstallContext, a: OciImageArtifact, dockerAnswers: () => Promise<boolean>): Promise<StepOutcome> {
+  if (ctx.commands['oci-image'] || (await dockerAnswers())) {
+    // a throwaway layout in the work dir, tarred into `docker load` (or given to the override)
+    const dir = join(ctx.state.work, `oci-${a.sha256.slice(0, 16)}`);
+    await rm(dir, { recursive: true, force: true });
+    try {
+      await writeLayout(ctx, a, dir);
+      if (ctx.commands['oci-image']) {
+        await runCommand([...ctx.commands['oci-image'], dir, a.image], { where: a.path });
+        return { note: `image ${a.image} installed by ${ctx.commands['oci-image'][0]}` };
+      }
+      await runCommand(['docker', 'load'], { where: a.path, input: tarFolder(dir) });
+      return { note: `image ${a.image} loaded into Docker` };
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+  const dir = layoutDir(ctx.root, a.image, a.path);
+  const { tag } = await writeLayout(ctx, a, dir);
+  return { note: `image ${a.image} written as OCI layout ${dir}:${tag}` };
+}
+
+/** An OCI layout folder as a tar stream (oci-archive) for `docker load`. */
+function tarFolder(dir: string): NodeJS.ReadableStream & import('node:stream').Readable {
+  const p = pack();
+  const add = async (): Promise<void> => {
+    const { readdir } = await import('node:fs/promises');
+    const files = ['oci-layout', 'index.json', ...(await readdir(join(dir, 'blobs', 'sha256'))).map((f) => `blobs/sha256/${f}`)];
+    for (const f of files) {
+      const body = await readFile(join(dir, f));
+      await new Promise<void>((res, rej) => p.entry({ name: f, mode: 0o644 }, body, (e) => (e ? rej(e) : res())));
+    }
+    p.finalize();
+  };
+  add().catch((e: Error) => p.destroy(e));
+  return p as unknown as NodeJS.ReadableStream & import('node:stream').Readable;
+}
+
+let dockerCache: Promise<boolean> | null = null;
+/** Asked once per run. */
+export const dockerEngineAnswers = (): Promise<boolean> => (dockerCache ??= commandSucceeds(['docker', 'info']));

@@ -1,0 +1,90 @@
+/**
+ * Talking to the cache node (an untrusted mirror: everything it says is
+ * checked against the node's own trust root before use). The node reaches
+ * the cache directly, never through a site proxy.
+ */
+import { AirlockError, LIMITS } from '../manifests/index.js';
+import { createHttpClient, statusError, upstreamError, type HttpClient } from '../storage/fetch/http.js';
+import { httpFetcher } from '../storage/fetch/http.js';
+import type { Fetcher } from '../storage/types.js';
+
+export interface RemoteRelease {
+  release: string;
+  serial: number;
+  ready: boolean;
+}
+
+export interface CacheClient {
+  readonly base: string;
+  releases(): Promise<RemoteRelease[]>;
+  manifest(release: string): Promise<Buffer>;
+  blobUrl(sha256: string): string;
+  readonly fetcher: Fetcher;
+  close(): void;
+}
+
+async function readCapped(http: HttpClient, url: string, cap: number): Promise<Buffer> {
+  let res;
+  try {
+    res = await http.request(url, { maxLength: cap + 1 });
+  } catch (e) {
+    throw upstreamError(e, url);
+  }
+  if (res.status !== 200) {
+    res.body.destroy();
+    const err = statusError(res.status, url);
+    throw new AirlockError(err.code, `cache ${err.message}`, err.details);
+  }
+  const chunks: Buffer[] = [];
+  let n = 0;
+  try {
+    for await (const c of res.body) {
+      chunks.push(c as Buffer);
+      n += (c as Buffer).length;
+      if (n > cap) throw new AirlockError('EMANIFEST', `${url}: answer is larger than ${cap} bytes`, { url });
+    }
+  } catch (e) {
+    throw upstreamError(e, url);
+  }
+  return Buffer.concat(chunks);
+}
+
+export function cacheClient(base: string, opts: { stallTimeoutMs?: number } = {}): CacheClient {
+  // env {} : no site proxy between a node and its cache on the LAN
+  const http = createHttpClient({ env: {}, proxy: null, stallTimeoutMs: opts.stallTimeoutMs ?? 30_000, connectTimeoutMs: 10_000 });
+  return {
+    base,
+    async releases() {
+      const url = `${base}/releases`;
+      const body = await readCapped(http, url, 16 * 1024 * 1024);
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(body.toString('utf8'));
+      } catch {
+        throw new AirlockError('EUPSTREAM', `${url}: the cache answered something that is not JSON`, { url });
+      }
+      const list = Array.isArray(parsed) ? parsed : (parsed as { releases?: unknown }).releases;
+      if (!Array.isArray(list)) throw new AirlockError('EUPSTREAM', `${url}: expected a JSON list of releases`, { url });
+      return list
+        .filter((r): r is Record<string, unknown> => typeof r === 'object' && r !== null && typeof (r as { release?: unknown }).release === 'string')
+        .map((r) => ({ release: r.release as string, serial: Number(r.serial ?? 0), ready: r.ready === true }));
+    },
+    manifest(release) {
+      return readCapped(http, `${base}/releases/${encodeURIComponent(release)}/manifest`, LIMITS.envelopeBytes);
+    },
+    blobUrl: (sha256) => `${base}/blobs/sha256/${sha256}`,
+    fetcher: httpFetcher(http),
+    close: () => http.close(),
+  };
+}
+
+/** The newest ready release: highest serial (the cache's word, checked by the signature afterwards). */
+export function newestReady(list: RemoteRelease[], cache: string): string {
+  const ready = list.filter((r) => r.ready).sort((a, b) => b.serial - a.serial);
+  if (!ready[0]) {
+    throw new AirlockError('ENOTFOUND', `cache ${cache} has no ready release (${list.length} staged, none complete); pass --release or stage one`, {
+      cache,
+    });
+  }
+  return ready[0].release;
+}

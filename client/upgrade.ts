@@ -1,0 +1,208 @@
+/**
+ * `airlock-node upgrade`: the steps of DESIGN.md "Node client", in order —
+ * verify the manifest against the node's own trust root, self-update, version
+ * check, preflight, download into staging, install with a journal, record.
+ */
+import { mkdirSync, renameSync, existsSync } from 'node:fs';
+import lockfile from 'proper-lockfile';
+import { AirlockError } from '../manifests/errors.js';
+import { verifyRelease, type VerifiedRelease } from '../manifests/index.js';
+import { openStore, type Store } from '../storage/index.js';
+import { humanBytes, type Output } from '../storage/support/output.js';
+import { memoryFloor, type NodeConfig } from './config.js';
+import { downloadBlobs, type DownloadSummary } from './download.js';
+import { runStep, type InstallContext } from './install/index.js';
+import { appendJournal, finishedSteps, stepKey } from './journal.js';
+import { installSteps, neededBlobs, selectArtifacts } from './plan.js';
+import { preflight } from './preflight.js';
+import { cacheClient, newestReady, type CacheClient } from './remote.js';
+import { findClientUpdate, installClient, reexec } from './selfupdate.js';
+import {
+  envelopeFile,
+  journalFile,
+  readAccepted,
+  readInstalled,
+  statePaths,
+  writeAccepted,
+  writeFileAtomic,
+  writeInstalled,
+  type StatePaths,
+} from './state.js';
+import { loadNodeTrust } from './trust.js';
+
+export interface UpgradeOptions {
+  release?: string;
+  downloadOnly: boolean;
+  force: boolean;
+  updateClient: boolean;
+  /** the raw argv after `node main.js`, to re-run after a self-update */
+  argv: readonly string[];
+}
+
+export interface UpgradeResult {
+  status: 'installed' | 'already' | 'downloaded' | 'client-updated';
+  release: string;
+  serial: number;
+  exitCode?: number;
+  data: Record<string, unknown>;
+  text: string;
+}
+
+/** Test hook: stop hard after this many install steps finished (SIGKILL tests need a known moment). */
+function pauseAfter(stepsDone: number): void {
+  const at = process.env.AIRLOCK_NODE_TEST_PAUSE_AFTER_STEP;
+  if (at !== undefined && Number(at) === stepsDone) {
+    process.stderr.write(`airlock-node: test pause after step ${stepsDone}\n`);
+    const sab = new Int32Array(new SharedArrayBuffer(4));
+    for (;;) Atomics.wait(sab, 0, 0, 1000);
+  }
+}
+
+async function lockState(state: StatePaths): Promise<() => Promise<void>> {
+  mkdirSync(state.dir, { recursive: true });
+  try {
+    return await lockfile.lock(state.dir, { lockfilePath: state.lock, stale: 30_000, retries: 0 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ELOCKED') {
+      throw new AirlockError('ELOCKED', `another airlock-node is working on ${state.dir} (lock ${state.lock})`, { stateDir: state.dir });
+    }
+    throw e;
+  }
+}
+
+async function fetchVerified(config: NodeConfig, cache: CacheClient, state: StatePaths, release: string | undefined, now: Date, out: Output): Promise<VerifiedRelease> {
+  const root = loadNodeTrust(config.trust, state, now, out, config.acceptExpiredUntil);
+  const name = release ?? newestReady(await cache.releases(), cache.base);
+  const envelope = await cache.manifest(name);
+  const verified = verifyRelease(envelope, { root, now, acceptExpiredUntil: config.acceptExpiredUntil, accepted: readAccepted(state) });
+  if (verified.manifest.release !== name) {
+    throw new AirlockError('EMANIFEST', `cache ${cache.base} answered release "${verified.manifest.release}" when asked for "${name}"`, {
+      asked: name,
+      got: verified.manifest.release,
+    });
+  }
+  if (verified.expiredAccepted) {
+    out.warn(`manifest ${name} expired at ${verified.manifest.expires}; accepted until ${config.acceptExpiredUntil?.toISOString()} (--accept-expired-until)`);
+  }
+  // persist before using anything of it (DESIGN.md order of checks)
+  writeAccepted(state, verified.accepted);
+  writeFileAtomic(envelopeFile(state, name), verified.envelope);
+  out.event('verified', { release: name, serial: verified.manifest.serial, digest: verified.digest, signers: verified.signers });
+  return verified;
+}
+
+export async function upgrade(config: NodeConfig, opts: UpgradeOptions, out: Output): Promise<UpgradeResult> {
+  if (!config.cache) throw new AirlockError('EUSAGE', 'no cache: pass --cache URL (e.g. http://cache:7070) or set "cache" in the config');
+  const now = new Date();
+  const state = statePaths(config.stateDir);
+  const unlock = await lockState(state);
+  const cache = cacheClient(config.cache);
+  let store: Store | null = null;
+  try {
+    // 1. manifest, verified against the node's own trust root
+    const verified = await fetchVerified(config, cache, state, opts.release, now, out);
+    const m = verified.manifest;
+    const base = { release: m.release, serial: m.serial, product: m.product, digest: verified.digest };
+    out.note(`release ${m.release} (serial ${m.serial}) verified: ${verified.signers.length} signature(s)`);
+    store = await openStore({ cacheDir: state.staging, write: true });
+
+    // 2. self-update
+    const update = findClientUpdate(m);
+    if (update) {
+      if (opts.updateClient && !process.env.AIRLOCK_NODE_REEXEC) {
+        await downloadBlobs(store, cache, [{ sha256: update.artifact.sha256, size: update.artifact.size, paths: [update.artifact.path] }], {
+          parallel: 1,
+          out,
+        });
+        const main = await installClient(update, store, state, out);
+        await store.close();
+        store = null;
+        await unlock();
+        cache.close();
+        const code = reexec(main, opts.argv);
+        return { status: 'client-updated', ...base, exitCode: code, data: { ...base, clientVersion: update.version }, text: '' };
+      }
+      out.warn(`this release carries airlock-node ${update.version} (${update.artifact.path}); run with --update-client to install it first`);
+    }
+
+    // 3. version check
+    const installed = readInstalled(state);
+    if (installed && installed.release === m.release && installed.digest === verified.digest && !opts.force) {
+      return { status: 'already', ...base, data: { ...base, already: true }, text: `already at ${m.release} (serial ${m.serial}); --force to run it again` };
+    }
+
+    // 4. preflight
+    const artifacts = selectArtifacts(m, config.roles);
+    const blobs = neededBlobs(artifacts);
+    let missing = 0;
+    for (const b of blobs) if (!(await store.stat(b.sha256))) missing += b.size;
+    const installBytes = opts.downloadOnly ? 0 : artifacts.reduce((n, a) => n + a.size, 0);
+    const largest = artifacts.reduce((n, a) => Math.max(n, a.size), 0);
+    const report = await preflight({
+      staging: { path: state.staging, bytes: missing + (opts.downloadOnly ? 0 : largest) },
+      install: { path: config.root, bytes: installBytes },
+      margin: config.diskMargin,
+      memoryFloor: memoryFloor(config),
+      roles: config.roles,
+    });
+    out.event('preflight', { ...report });
+
+    // 5. download into staging
+    out.note(`downloading ${blobs.length} blob(s), ${humanBytes(missing)} not yet staged, from ${cache.base}`);
+    const dl: DownloadSummary = await downloadBlobs(store, cache, blobs, { parallel: config.parallel, out });
+    if (opts.downloadOnly) {
+      return {
+        status: 'downloaded',
+        ...base,
+        data: { ...base, download: dl },
+        text: `release ${m.release}: ${dl.blobs} blob(s) staged in ${state.staging} (${humanBytes(dl.bytesTransferred)} transferred); nothing installed (--download-only)`,
+      };
+    }
+
+    // 6. install in manifest order, journaled
+    const journal = journalFile(state, m.release);
+    if (opts.force && installed?.release === m.release && existsSync(journal)) {
+      // a forced re-run of the installed release starts a fresh journal; the old one is kept
+      renameSync(journal, `${journal}.${now.toISOString().replace(/[:.]/g, '-')}`);
+    }
+    const done = finishedSteps(journal);
+    const steps = installSteps(artifacts);
+    const ctx: InstallContext = { root: config.root, release: m.release, state, source: store, commands: config.installers, out, now };
+    const lines: string[] = [];
+    const backups: string[] = [];
+    let ran = 0;
+    let skipped = 0;
+    let finished = 0;
+    for (const step of steps) {
+      if (done.has(stepKey({ step: step.index, path: step.path, sha256: step.sha256 }))) {
+        skipped++;
+        finished++;
+        out.event('step', { step: step.index, path: step.path, kind: step.kind, skipped: true });
+        continue;
+      }
+      out.note(`[${step.index + 1}/${steps.length}] ${step.kind} ${step.path}`);
+      const outcome = await runStep(ctx, step);
+      appendJournal(journal, { step: step.index, path: step.path, kind: step.kind, sha256: step.sha256, note: outcome.note });
+      backups.push(...(outcome.backups ?? []));
+      lines.push(`  ${step.kind.padEnd(9)} ${step.path}: ${outcome.note}`);
+      out.event('step', { step: step.index, path: step.path, kind: step.kind, note: outcome.note, backups: outcome.backups ?? [] });
+      ran++;
+      finished++;
+      pauseAfter(finished);
+    }
+
+    // 7. record
+    writeInstalled(state, { ...base, installedAt: new Date().toISOString() });
+    const text = [
+      `installed ${m.release} (serial ${m.serial}) under ${config.root}: ${ran} step(s) run${skipped ? `, ${skipped} already done (journal)` : ''}`,
+      `  downloaded ${dl.fetched} blob(s), ${humanBytes(dl.bytesTransferred)}${dl.bytesResumed ? ` (resumed ${humanBytes(dl.bytesResumed)})` : ''}; ${dl.alreadyStaged} already staged`,
+      ...lines,
+      ...(backups.length ? ['locally changed files kept as:', ...backups.map((b) => `  ${b}`)] : []),
+    ].join('\n');
+    return { status: 'installed', ...base, data: { ...base, steps: steps.length, ran, skipped, backups, download: dl }, text };
+  } finally {
+    if (store) await store.close();
+    cache.close();
+    await unlock().catch(() => {});
+  }
+}
