@@ -1,0 +1,315 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { loadConfig, type AirlockConfig, type CommonFlags } from '../../../server/config.js';
+import { stageRelease, type StageDeps } from '../../../server/stage/stage.js';
+import { createOutput, type Output } from '../../../storage/support/output.js';
+import { openStore } from '../../../storage/index.js';
+import { partialPath } from '../../../storage/paths.js';
+import type { Artifact, ReleaseManifest } from '../../../manifests/types.js';
+import { makeTrust, signRelease, type Trust } from '../../../scripts/world/keys.js';
+import { sha256, startFaultUpstream, type Fault, type FaultUpstream, type RegistryImage } from '../../support/fault-upstream.js';
+
+function bytes(n: number, seed: number): Buffer {
+  const b = Buffer.alloc(n);
+  let x = seed * 2654435761;
+  for (let i = 0; i < n; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    b[i] = x >>> 24;
+  }
+  return b;
+}
+
+function capture(): { out: Output; lines: () => Array<Record<string, unknown>> } {
+  const chunks: string[] = [];
+  const sink = new Writable({
+    write(c, _e, cb) {
+      chunks.push(String(c));
+      cb();
+    },
+  });
+  const out = createOutput(true, { stdout: sink, stderr: sink });
+  return {
+    out,
+    lines: () =>
+      chunks
+        .join('')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
+  };
+}
+
+interface Env {
+  dir: string;
+  up: FaultUpstream;
+  trust: Trust;
+  config: (extra?: Partial<CommonFlags>) => AirlockConfig;
+  release: (artifacts: Artifact[], serial?: number) => string;
+}
+
+const deps: StageDeps = { http: { env: {}, stallTimeoutMs: 400 } };
+
+let env: Env;
+beforeEach(async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'airlock-stage-'));
+  const up = await startFaultUpstream();
+  const trust = makeTrust(join(dir, 'keys'));
+  env = {
+    dir,
+    up,
+    trust,
+    config: (extra = {}) => loadConfig({ cacheDir: join(dir, 'cache'), trust: trust.rootJsonPath, ...extra }, dir),
+    release(artifacts, serial = 1) {
+      const now = Date.now();
+      const m: ReleaseManifest = {
+        type: 'airlock-release',
+        spec: 1,
+        product: 'stackato',
+        release: `3.6.${serial}`,
+        serial,
+        issued: new Date(now - 60_000).toISOString().replace(/\.\d+Z$/, 'Z'),
+        expires: new Date(now + 86_400_000).toISOString().replace(/\.\d+Z$/, 'Z'),
+        artifacts,
+      };
+      const file = join(dir, `release-${serial}.json`);
+      writeFileSync(file, signRelease(m, trust));
+      return file;
+    },
+  };
+});
+afterEach(async () => {
+  await env.up.close();
+});
+
+function fileArtifact(path: string, body: Buffer, fault?: Fault): Artifact {
+  env.up.files.set(`/${path}`, { body, fault });
+  return { path, kind: 'file', sha256: sha256(body), size: body.length, urls: [`${env.up.url}/${path}`] };
+}
+
+async function has(digest: string): Promise<boolean> {
+  const s = await openStore({ cacheDir: join(env.dir, 'cache') });
+  try {
+    return (await s.stat(digest)) !== null;
+  } finally {
+    await s.close();
+  }
+}
+
+describe('stage with faults from the upstream', () => {
+  it('resumes a reset mid-body with Range: total bytes < 1.05 × size', async () => {
+    const body = bytes(4 * 1024 * 1024, 1);
+    const file = env.release([fileArtifact('components/router.tgz', body, { kind: 'reset', at: 3 * 1024 * 1024 })]);
+    const { out } = capture();
+    const s = await stageRelease(env.config(), out, { source: file }, deps);
+    expect(s.fetched).toBe(1);
+    expect(await has(sha256(body))).toBe(true);
+    expect(env.up.bytesSent('/components/router.tgz')).toBeLessThan(body.length * 1.05);
+    expect(env.up.requests.some((r) => r.headers.range)).toBe(true);
+  });
+
+  it('resumes after a truncated body', async () => {
+    const body = bytes(500_000, 2);
+    const file = env.release([fileArtifact('a/t.bin', body, { kind: 'truncate', at: 200_000 })]);
+    const s = await stageRelease(env.config(), capture().out, { source: file }, deps);
+    expect(s.fetched).toBe(1);
+    expect(env.up.bytesSent('/a/t.bin')).toBeLessThan(body.length * 1.05);
+  });
+
+  it('refuses wrong bytes with EINTEGRITY and stores nothing; status lists it missing', async () => {
+    const body = bytes(100_000, 3);
+    const file = env.release([fileArtifact('a/w.bin', body, { kind: 'wrong' })]);
+    await expect(stageRelease(env.config(), capture().out, { source: file }, deps)).rejects.toMatchObject({ code: 'EINTEGRITY' });
+    expect(await has(sha256(body))).toBe(false);
+    const s = await openStore({ cacheDir: join(env.dir, 'cache') });
+    const st = await s.status('3.6.1');
+    await s.close();
+    expect(st.ready).toBe(false);
+    expect(st.missing.map((m) => m.sha256)).toEqual([sha256(body)]);
+  });
+
+  it('retries a 503 then succeeds, counting the retry', async () => {
+    const body = bytes(50_000, 4);
+    const file = env.release([fileArtifact('a/r.bin', body, { kind: 'status', status: 503, times: 2 })]);
+    const s = await stageRelease(env.config(), capture().out, { source: file }, deps);
+    expect(s.fetched).toBe(1);
+    expect(s.retries).toBeGreaterThanOrEqual(2);
+  });
+
+  it('retries a stall past the timeout', async () => {
+    const body = bytes(300_000, 5);
+    const file = env.release([fileArtifact('a/s.bin', body, { kind: 'stall', at: 100_000 })]);
+    const t0 = Date.now();
+    const s = await stageRelease(env.config(), capture().out, { source: file }, deps);
+    expect(s.fetched).toBe(1);
+    expect(s.retries).toBeGreaterThanOrEqual(1);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+  });
+
+  it('restarts cleanly when the upstream ignores Range for a partial file', async () => {
+    const body = bytes(400_000, 6);
+    const art = fileArtifact('a/n.bin', body, { kind: 'norange' });
+    const cacheDir = join(env.dir, 'cache');
+    mkdirSync(join(cacheDir, 'partial'), { recursive: true });
+    writeFileSync(partialPath(cacheDir, art.sha256), body.subarray(0, 150_000));
+    const file = env.release([art]);
+    const s = await stageRelease(env.config(), capture().out, { source: file }, deps);
+    expect(s.fetched).toBe(1);
+    expect(await has(art.sha256)).toBe(true);
+  });
+
+  it('refuses an oversize (endless) body and stores nothing', async () => {
+    const body = bytes(100_000, 7);
+    const file = env.release([fileArtifact('a/o.bin', body, { kind: 'oversize', extra: 100 * 1024 * 1024 })]);
+    await expect(stageRelease(env.config(), capture().out, { source: file }, deps)).rejects.toMatchObject({ code: 'EINTEGRITY' });
+    expect(await has(sha256(body))).toBe(false);
+  });
+
+  it('a 404 everywhere is EUPSTREAM (exit 5) naming the file', async () => {
+    const file = env.release([{ path: 'a/gone.bin', kind: 'file', sha256: sha256('x'), size: 1, urls: [`${env.up.url}/gone`] }]);
+    const err = await stageRelease(env.config(), capture().out, { source: file }, deps).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'EUPSTREAM' });
+    expect(String((err as Error).message)).toContain('a/gone.bin');
+  });
+
+  it('fetches a blob shared by two artifacts once', async () => {
+    const body = bytes(80_000, 8);
+    const a = fileArtifact('a/one.bin', body);
+    const b: Artifact = { ...a, path: 'b/two.bin' };
+    const s = await stageRelease(env.config(), capture().out, { source: env.release([a, b]) }, deps);
+    expect(s.fetched).toBe(1);
+    expect(env.up.requests.filter((r) => r.path === '/a/one.bin')).toHaveLength(1);
+  });
+
+  it('stops on abort and a re-run resumes', async () => {
+    const body = bytes(2_000_000, 9);
+    const file = env.release([fileArtifact('a/big.bin', body, { kind: 'stall', at: 1_000_000 })]);
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 200);
+    await expect(
+      stageRelease(env.config(), capture().out, { source: file }, { http: { env: {}, stallTimeoutMs: 30_000 }, signal: ac.signal }),
+    ).rejects.toMatchObject({ code: 'EUPSTREAM', details: { interrupted: true } });
+    const s = await stageRelease(env.config(), capture().out, { source: file }, deps);
+    expect(s.fetched).toBe(1);
+    expect(s.resumedBytes).toBeGreaterThan(0);
+    expect(env.up.bytesSent('/a/big.bin')).toBeLessThan(body.length * 1.05);
+  });
+});
+
+describe('stage preflight and plan', () => {
+  it('--plan changes nothing and lists hosts and bytes', async () => {
+    const body = bytes(10_000, 10);
+    const file = env.release([fileArtifact('a/p.bin', body)]);
+    const s = await stageRelease(env.config({ proxy: 'http://127.0.0.1:9' }), capture().out, { source: file, plan: true }, deps);
+    expect(s.staged).toBe(false);
+    expect(s.plan.bytes.missing).toBe(body.length);
+    expect(s.plan.hosts).toEqual([{ host: `127.0.0.1:${env.up.port}`, scheme: 'http', via: 'http://127.0.0.1:9', files: 1, bytes: body.length }]);
+    expect(existsSync(join(env.dir, 'cache'))).toBe(false);
+    expect(env.up.requests).toHaveLength(0);
+  });
+
+  it('ENOSPACE says needed vs free before downloading anything', async () => {
+    const file = env.release([{ path: 'huge.bin', kind: 'file', sha256: sha256('h'), size: 2 ** 40 - 1, urls: [`${env.up.url}/huge`] }]);
+    const err = await stageRelease(env.config(), capture().out, { source: file }, deps).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'ENOSPACE' });
+    expect(String((err as Error).message)).toMatch(/need .* free/);
+    expect(env.up.requests).toHaveLength(0);
+  });
+
+  it('EMEMORY under the memory floor; --skip-preflight bypasses both', async () => {
+    const body = bytes(1000, 11);
+    const file = env.release([fileArtifact('a/m.bin', body)]);
+    await expect(stageRelease(env.config(), capture().out, { source: file }, { ...deps, freeMemory: 10 * 2 ** 20 })).rejects.toMatchObject({
+      code: 'EMEMORY',
+    });
+    const s = await stageRelease(env.config(), capture().out, { source: file, skipPreflight: true }, { ...deps, freeMemory: 1 });
+    expect(s.fetched).toBe(1);
+  });
+
+  it('refuses an envelope not signed by the trusted release key before anything', async () => {
+    const other = makeTrust(join(env.dir, 'other'));
+    const m = JSON.parse(Buffer.from(JSON.parse(readFileSync(env.release([fileArtifact('a/x.bin', bytes(10, 1))]), 'utf8') as string).payload, 'base64').toString()) as ReleaseManifest;
+    const forged = join(env.dir, 'forged.json');
+    writeFileSync(forged, signRelease(m, other));
+    await expect(stageRelease(env.config(), capture().out, { source: forged }, deps)).rejects.toMatchObject({ code: 'ESIGNATURE' });
+    expect(env.up.requests).toHaveLength(0);
+  });
+});
+
+
+/** An OCI image in the fault registry: config + two layers. */
+function makeImage(name: string): { image: RegistryImage; artifact: Extract<Artifact, { kind: 'oci-image' }> } {
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }));
+  const l1 = bytes(300_000, 21);
+  const l2 = bytes(120_000, 22);
+  const ref = (b: Buffer, mediaType: string): { mediaType: string; digest: string; size: number } => ({ mediaType, digest: `sha256:${sha256(b)}`, size: b.length });
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: ref(config, 'application/vnd.oci.image.config.v1+json'),
+      layers: [ref(l1, 'application/vnd.oci.image.layer.v1.tar+gzip'), ref(l2, 'application/vnd.oci.image.layer.v1.tar+gzip')],
+    }),
+  );
+  const md = `sha256:${sha256(manifest)}`;
+  const image: RegistryImage = {
+    name,
+    tags: { '1.0': md },
+    manifests: { [md]: { body: manifest, mediaType: 'application/vnd.oci.image.manifest.v1+json' } },
+    blobs: { [`sha256:${sha256(config)}`]: config, [`sha256:${sha256(l1)}`]: l1, [`sha256:${sha256(l2)}`]: l2 },
+  };
+  return {
+    image,
+    artifact: {
+      path: `images/${name}`,
+      kind: 'oci-image',
+      sha256: sha256(manifest),
+      size: manifest.length,
+      image: `127.0.0.1:${env.up.port}/${name}:1.0`,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      blobs: [config, l1, l2].map((b) => ({ sha256: sha256(b), size: b.length })),
+    },
+  };
+}
+
+describe('stage images from a registry', () => {
+  it('follows the 401 Bearer token flow and stores manifest and blobs', async () => {
+    const { image, artifact } = makeImage('demo/app');
+    env.up.registry([image], { auth: true });
+    const reg = `127.0.0.1:${env.up.port}`;
+    const s = await stageRelease(env.config({ insecureRegistry: [reg] }), capture().out, { source: env.release([artifact]) }, deps);
+    expect(s.fetched).toBe(4);
+    expect(env.up.requests.some((r) => r.path === '/token')).toBe(true);
+    const manifestReq = env.up.requests.find((r) => r.path.includes('/manifests/') && r.headers.authorization);
+    expect(String(manifestReq?.headers.accept)).toContain('application/vnd.oci.image.manifest.v1+json');
+    expect(String(manifestReq?.headers.accept)).toContain('application/vnd.docker.distribution.manifest.list.v2+json');
+    for (const b of [artifact, ...artifact.blobs]) expect(await has(b.sha256)).toBe(true);
+  });
+
+  it('follows blob redirects to another host without sending Authorization there', async () => {
+    const storageHost = await startFaultUpstream();
+    try {
+      const { image, artifact } = makeImage('demo/app');
+      for (const [d, b] of Object.entries(image.blobs)) storageHost.files.set(`/storage/${d.replace('sha256:', '')}`, { body: b });
+      env.up.registry([image], { auth: true, redirectBlobsTo: storageHost.url });
+      const s = await stageRelease(env.config({ insecureRegistry: [`127.0.0.1:${env.up.port}`] }), capture().out, { source: env.release([artifact]) }, deps);
+      expect(s.fetched).toBe(4);
+      expect(storageHost.requests.length).toBe(3);
+      expect(storageHost.requests.every((r) => r.headers.authorization === undefined)).toBe(true);
+    } finally {
+      await storageHost.close();
+    }
+  });
+
+  it('refuses an image manifest that references other blobs than the release lists', async () => {
+    const { image, artifact } = makeImage('demo/app');
+    env.up.registry([image]);
+    const lying = { ...artifact, blobs: artifact.blobs.slice(0, 2) };
+    await expect(
+      stageRelease(env.config({ insecureRegistry: [`127.0.0.1:${env.up.port}`] }), capture().out, { source: env.release([lying]) }, deps),
+    ).rejects.toMatchObject({ code: 'EINTEGRITY' });
+    expect(await has(artifact.sha256)).toBe(false);
+  });
+});
