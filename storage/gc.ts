@@ -18,7 +18,7 @@ import { AirlockError } from '../manifests/errors.js';
 import { releaseBlobs } from '../manifests/index.js';
 import type { Store } from './index.js';
 import { partialDir, quarantineDir } from './paths.js';
-import { removeReleases } from './release-remove.js';
+import { forgetReleases } from './release-remove.js';
 
 export const DEFAULT_PARTIAL_MAX_AGE_MS = 24 * 3600 * 1000;
 
@@ -100,7 +100,7 @@ export async function gc(store: Store, opts: GcOptions = {}): Promise<GcReport> 
     for (const b of releaseBlobs(r.manifest)) refs.set(b.sha256, (refs.get(b.sha256) ?? 0) + b.paths.length);
   }
 
-  if (!dryRun && removed.length > 0) await removeReleases(store, removed);
+  if (!dryRun && removed.length > 0) await forgetReleases(store.cacheDir, removed);
 
   const report: GcReport = {
     dryRun,
@@ -121,6 +121,8 @@ export async function gc(store: Store, opts: GcOptions = {}): Promise<GcReport> 
     if (!refs.has(digest)) doomed.push(digest);
   }
   if (!dryRun) for (const d of doomed) await store.backend.delete(d);
+  // the level index caches releases and blob records: make it match blobs/ and the envelopes again
+  if (!dryRun && (removed.length > 0 || doomed.length > 0)) await store.rebuildIndex();
 
   for (const f of await filesIn(partialDir(store.cacheDir))) {
     if (now - f.mtimeMs < maxAge) continue;

@@ -1,0 +1,144 @@
+/**
+ * Signed releases and stores for the bundle, gc and relocate suites: real
+ * keys, a real trust root, real envelopes (manifests/), a real store.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import {
+  canonicalize,
+  generateKey,
+  loadTrustedRoot,
+  rawPublicKey,
+  RELEASE_PAYLOAD_TYPE,
+  ROOT_PAYLOAD_TYPE,
+  signEnvelope,
+  verifyRelease,
+  type Artifact,
+  type GeneratedKey,
+  type RootPayload,
+  type TrustedRoot,
+} from '../../../manifests/index.js';
+import { openStore, type Store } from '../../../storage/index.js';
+
+export const sha = (b: Uint8Array | string): string => createHash('sha256').update(b).digest('hex');
+export const tmp = (prefix = 'airlock-airgap-'): Promise<string> => mkdtemp(join(tmpdir(), prefix));
+export const canon = (v: unknown): Buffer => Buffer.from(canonicalize(v), 'utf8');
+
+export const rootKey = generateKey();
+export const releaseKey = generateKey();
+export const strangerKey = generateKey();
+export const newRootKey = generateKey();
+
+export function rootPayload(version: number, root: GeneratedKey[], release: GeneratedKey[]): RootPayload {
+  const keys: RootPayload['keys'] = {};
+  for (const k of [...root, ...release]) keys[k.keyid] = { keytype: 'ed25519', public: rawPublicKey(k.publicKey).toString('base64') };
+  return {
+    type: 'airlock-root',
+    spec: 1,
+    version,
+    expires: '2035-01-01T00:00:00Z',
+    keys,
+    roles: { root: { keyids: root.map((k) => k.keyid), threshold: 1 }, release: { keyids: release.map((k) => k.keyid), threshold: 1 } },
+  };
+}
+
+export const signRoot = (p: RootPayload, signers: GeneratedKey[]): Buffer =>
+  signEnvelope(ROOT_PAYLOAD_TYPE, canon(p), signers.map((k) => k.privateKey));
+
+/** root v1: rootKey signs roots, releaseKey signs releases */
+export const root1Bytes = signRoot(rootPayload(1, [rootKey], [releaseKey]), [rootKey]);
+export const trusted = (): TrustedRoot => loadTrustedRoot(root1Bytes, new Date());
+
+export interface Blob {
+  bytes: Buffer;
+  sha256: string;
+  size: number;
+}
+export const blob = (bytes: Buffer | string): Blob => {
+  const b = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes);
+  return { bytes: b, sha256: sha(b), size: b.length };
+};
+export const randomBlob = (size: number): Blob => blob(randomBytes(size));
+
+/** Artifacts: two files, and an image whose config and layers are blobs (layers may be shared). */
+export function fileArt(path: string, b: Blob): Artifact {
+  return { path, kind: 'file', sha256: b.sha256, size: b.size, urls: [`http://up.invalid/${path}`] };
+}
+export function imageArt(path: string, manifestBlob: Blob, blobs: Blob[]): Artifact {
+  return {
+    path,
+    kind: 'oci-image',
+    sha256: manifestBlob.sha256,
+    size: manifestBlob.size,
+    image: `registry.invalid/${path}:1`,
+    blobs: blobs.map((b) => ({ sha256: b.sha256, size: b.size })),
+  };
+}
+
+export interface ReleaseSpec {
+  release: string;
+  serial: number;
+  artifacts: Artifact[];
+  expires?: string;
+  product?: string;
+}
+
+export function signRelease(spec: ReleaseSpec, key: GeneratedKey = releaseKey): Buffer {
+  const manifest = {
+    type: 'airlock-release',
+    spec: 1,
+    product: spec.product ?? 'stackato',
+    release: spec.release,
+    serial: spec.serial,
+    issued: '2026-01-01T00:00:00Z',
+    expires: spec.expires ?? '2034-01-01T00:00:00Z',
+    artifacts: spec.artifacts,
+  };
+  return signEnvelope(RELEASE_PAYLOAD_TYPE, canon(manifest), [key.privateKey]);
+}
+
+/** A store holding `envelope` and every blob in `blobs` (verified on the way in). */
+export async function fill(store: Store, envelope: Buffer, blobs: Blob[]): Promise<void> {
+  for (const b of blobs) await store.ingestStream({ sha256: b.sha256, size: b.size }, Readable.from([b.bytes]));
+  const verified = verifyRelease(envelope, { root: trusted(), now: new Date(), accepted: await store.acceptedSerials() });
+  await store.putRelease(verified);
+}
+
+export async function openFilled(dir: string, envelope: Buffer, blobs: Blob[]): Promise<Store> {
+  const store = await openStore({ cacheDir: dir, write: true });
+  await fill(store, envelope, blobs);
+  return store;
+}
+
+/** What a store holds, for "unchanged" and "all verified" checks. */
+export async function snapshot(store: Store): Promise<{ releases: string[]; blobs: string[]; partial: string[]; corrupt: string[] }> {
+  const releases = (await store.listReleases()).map((r) => r.release).sort();
+  const blobs: string[] = [];
+  const corrupt: string[] = [];
+  for await (const d of store.backend.list()) {
+    blobs.push(d);
+    const chunks: Buffer[] = [];
+    for await (const c of await store.read(d)) chunks.push(c as Buffer);
+    if (sha(Buffer.concat(chunks)) !== d) corrupt.push(d);
+  }
+  const partial = await readdir(join(store.cacheDir, 'partial')).catch(() => [] as string[]);
+  return { releases, blobs: blobs.sort(), partial, corrupt };
+}
+
+export const readBytes = (p: string): Promise<Buffer> => readFile(p);
+
+/** A small release: two files and one image with a config and two layers. */
+export function sampleRelease(release = '3.6.2', serial = 17, sizes = { file: 40_000, layer: 300_000 }) {
+  const f1 = randomBlob(sizes.file);
+  const f2 = randomBlob(sizes.file / 2);
+  const config = blob(`{"config":"${release}"}`);
+  const l1 = randomBlob(sizes.layer);
+  const l2 = randomBlob(sizes.layer / 3);
+  const im = blob(JSON.stringify({ schemaVersion: 2, config: config.sha256, layers: [l1.sha256, l2.sha256] }));
+  const artifacts = [fileArt('components/router.tgz', f1), fileArt('debs/hello.deb', f2), imageArt('images/router', im, [config, l1, l2])];
+  const blobs = [f1, f2, im, config, l1, l2];
+  return { release, serial, artifacts, blobs, envelope: signRelease({ release, serial, artifacts }) };
+}
