@@ -18,6 +18,8 @@ if ! bash scripts/setup.sh; then
 fi
 
 npm run -s build
+# build the world's cached gems and image once, before parallel suites race to
+node dist/scripts/world/start.js --prepare-only || [ "${CI:-}" != true ]
 
 # The suite must stay well under 15 minutes; a hang is a failure, not a stuck CI job.
 exec timeout -k 10 "${AIRLOCK_TEST_TIMEOUT:-840}" npx vitest run "$@"

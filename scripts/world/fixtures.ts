@@ -142,3 +142,10 @@ export async function writeAppTarball(workDir: string, out: string): Promise<voi
 export function listGems(srv: string): string[] {
   return readdirSync(join(srv, 'gems')).filter((f) => f.endsWith('.gem')).sort().map((f) => join(srv, 'gems', basename(f)));
 }
+
+/** Build everything the world reads from the cache, once (scripts/test.sh calls this before parallel suites start worlds). */
+export async function prepareFixtures(): Promise<void> {
+  cachedDebs();
+  await builtGemServer();
+  await builtOciLayout();
+}

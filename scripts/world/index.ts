@@ -9,4 +9,5 @@ export { releasePayload, worldArtifacts, rfc3339, type ReleaseOptions } from './
 export { makeTrust, makeKey, signRelease, keyId, rawPublic, type Trust, type TestKey } from './keys.js';
 export { ACCEPT_ALL, OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST } from './registry.js';
 export { cacheDir, repoRoot } from './cache.js';
+export { prepareFixtures } from './fixtures.js';
 export * from './types.js';

@@ -30,10 +30,10 @@ function hookExit(): void {
   });
 }
 
-export function startServer(name: string, cmd: string, args: string[], logPath: string, env?: NodeJS.ProcessEnv): Server {
+export function startServer(name: string, cmd: string, args: string[], logPath: string, opts: { env?: NodeJS.ProcessEnv; stopSignal?: NodeJS.Signals } = {}): Server {
   hookExit();
   const fd = openSync(logPath, 'a');
-  const child = spawn(cmd, args, { detached: true, stdio: ['ignore', fd, fd], env: env ?? process.env });
+  const child = spawn(cmd, args, { detached: true, stdio: ['ignore', fd, fd], env: opts.env ?? process.env });
   closeSync(fd);
   running.add(child);
   let ended: string | null = null;
@@ -48,7 +48,7 @@ export function startServer(name: string, cmd: string, args: string[], logPath: 
   return {
     name, child, logPath, tail,
     exited: () => (ended === null ? null : `${ended}: ${tail()}`),
-    async stop(signal = 'SIGTERM', graceMs = 5000) {
+    async stop(signal = opts.stopSignal ?? 'SIGTERM', graceMs = 5000) {
       if (ended === null && child.pid) {
         try { process.kill(-child.pid, signal); } catch { /* already gone */ }
         const timer = setTimeout(() => { try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* gone */ } }, graceMs);

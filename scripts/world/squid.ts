@@ -24,6 +24,7 @@ pid_filename ${dir}/squid.pid
 access_log stdio:${dir}/access.log
 cache_log ${dir}/cache.log
 cache_store_log none
+buffered_logs off
 coredump_dir ${dir}
 cache_effective_user proxy
 pinger_enable off
@@ -41,7 +42,9 @@ hosts_file ${dir}/hosts
 
 export async function startSquid(dir: string, port: number): Promise<Server> {
   // -n: a service name of our own, so parallel squids never share IPC names
-  const server = startServer('squid', 'squid', ['-N', '-d1', '-n', `aw${port}`, '-f', join(dir, 'squid.conf')], join(dir, 'stderr.log'));
+  // SIGKILL to stop: SIGTERM costs ~1.5 s even with shutdown_lifetime 0, and with
+  // -N and unbuffered stdio logs (buffered_logs off) there is nothing to lose
+  const server = startServer('squid', 'squid', ['-N', '-d1', '-n', `aw${port}`, '-f', join(dir, 'squid.conf')], join(dir, 'stderr.log'), { stopSignal: 'SIGKILL' });
   try {
     await waitUntil('squid', () => canConnect(port), server.exited);
   } catch (e) {

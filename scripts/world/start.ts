@@ -9,9 +9,11 @@ import { writeFileSync } from 'node:fs';
 import { resolve, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startWorld } from './world.js';
+import { prepareFixtures } from './fixtures.js';
 import type { ExtraFilesSpec, WorldInfo } from './types.js';
 
 const HELP = `usage: start.js --dir DIR [--big-file BYTES] [--extra COUNTxBYTES]... [--no-registry]
+       start.js --prepare-only   (build the cached gems and OCI layout in .world-cache, then exit)
 Starts nginx, docker-registry and squid on 127.0.0.1 (free ports), writes DIR/world.json,
 and runs until SIGTERM/SIGINT. Exit 0 after a clean stop, 1 if the world failed to start.`;
 
@@ -22,10 +24,12 @@ async function main(): Promise<void> {
       'big-file': { type: 'string' },
       extra: { type: 'string', multiple: true },
       'no-registry': { type: 'boolean' },
+      'prepare-only': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) { console.log(HELP); return; }
+  if (values['prepare-only']) { await prepareFixtures(); return; }
   if (!values.dir) { console.error(HELP); process.exitCode = 2; return; }
   const extraFiles: ExtraFilesSpec[] = (values.extra ?? []).map((s) => {
     const m = /^(\d+)x(\d+)$/.exec(s);

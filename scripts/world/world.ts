@@ -82,36 +82,39 @@ export async function startWorld(opts: WorldOptions = {}): Promise<World> {
       webPorts = ports;
       return s;
     };
-    const nginx = await withPortRetry(3, startWeb);
-    servers.push(nginx);
-
     // registry
     const regDir = join(dir, 'registry');
     let regPort = 0;
-    let registry: Server | null = null;
-    if (layout) {
-      registry = await withPortRetry(1, async ([p]) => {
-        writeRegistryConfig(regDir, p);
-        const s = await startRegistry(regDir, p);
-        regPort = p;
-        return s;
-      });
-      servers.push(registry);
-    } else {
-      [regPort] = await freePorts(1); // a name with a port nobody listens on
-    }
-    upstreamServers = registry ? [nginx, registry] : [nginx];
+    const startReg = async ([p]: number[]) => {
+      writeRegistryConfig(regDir, p);
+      const s = await startRegistry(regDir, p);
+      regPort = p;
+      return s;
+    };
 
     // squid in front of them
     const squidDir = join(dir, 'squid');
     let squidPort = 0;
-    const squid = await withPortRetry(1, async ([p]) => {
+    const startProxy = async ([p]: number[]) => {
       writeSquidConfig(squidDir, p, Object.values(UPSTREAM_HOSTS));
       const s = await startSquid(squidDir, p);
       squidPort = p;
       return s;
-    });
-    servers.push(squid);
+    };
+
+    // all three at once; allSettled so that none is left running unseen if another fails
+    const started = await Promise.allSettled([
+      withPortRetry(3, startWeb),
+      layout ? withPortRetry(1, startReg) : Promise.resolve(null),
+      withPortRetry(1, startProxy),
+    ]);
+    for (const r of started) if (r.status === 'fulfilled' && r.value) servers.push(r.value);
+    const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    const [nginx, registry] = started.map((r) => (r as PromiseFulfilledResult<Server | null>).value);
+    if (!nginx) throw new Error('test world: nginx did not start');
+    if (!registry) [regPort] = await freePorts(1); // a name with a port nobody listens on
+    upstreamServers = registry ? [nginx, registry] : [nginx];
 
     const upstreams: Record<UpstreamName, Upstream> = {
       debs: upstream('debs', webPorts[0]),
