@@ -100,7 +100,8 @@ function checkEntry(entry: TarEntry, where: string): string {
 
 /** Raw tar-stream failures → one-line codes. */
 function tarError(e: unknown, where: string): AirlockError {
-  if (e instanceof AirlockError) return e;
+  // the store wraps a failing source stream as EINTERNAL: look at what the tar parser said
+  if (e instanceof AirlockError && e.code !== 'EINTERNAL') return e;
   const msg = e instanceof Error ? e.message : String(e);
   if (/unexpected end of data|premature close/i.test(msg)) {
     return new AirlockError('EINTEGRITY', `${where}: bundle is truncated (it ends inside an entry)`, { bundle: where });

@@ -83,6 +83,7 @@ export interface ReleaseSpec {
   serial: number;
   artifacts: Artifact[];
   expires?: string;
+  issued?: string;
   product?: string;
 }
 
@@ -93,7 +94,7 @@ export function signRelease(spec: ReleaseSpec, key: GeneratedKey = releaseKey): 
     product: spec.product ?? 'stackato',
     release: spec.release,
     serial: spec.serial,
-    issued: '2026-01-01T00:00:00Z',
+    issued: spec.issued ?? '2026-01-01T00:00:00Z',
     expires: spec.expires ?? '2034-01-01T00:00:00Z',
     artifacts: spec.artifacts,
   };
