@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -187,7 +187,14 @@ describe('stage with faults from the upstream', () => {
     const body = bytes(2_000_000, 9);
     const file = env.release([fileArtifact('a/big.bin', body, { kind: 'stall', at: 1_000_000 })]);
     const ac = new AbortController();
-    setTimeout(() => ac.abort(), 200);
+    // abort once the first megabyte sits in the partial file (the upstream then stalls)
+    const partial = partialPath(join(env.dir, 'cache'), sha256(body));
+    const poll = setInterval(() => {
+      if (existsSync(partial) && statSync(partial).size >= 1_000_000) {
+        clearInterval(poll);
+        ac.abort();
+      }
+    }, 20);
     await expect(
       stageRelease(env.config(), capture().out, { source: file }, { http: { env: {}, stallTimeoutMs: 30_000 }, signal: ac.signal }),
     ).rejects.toMatchObject({ code: 'EUPSTREAM', details: { interrupted: true } });
