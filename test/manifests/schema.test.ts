@@ -37,7 +37,7 @@ describe('validateReleaseManifest', () => {
     ['expires impossible date', { ...m(), expires: '2027-02-30T00:00:00Z' }, /field "expires"/],
     ['expires before issued', { ...m(), expires: '2026-01-01T00:00:00Z' }, /after "issued"/],
     ['artifacts not an array', { ...m(), artifacts: {} } as unknown as M, /field "artifacts"/],
-    ['artifact not an object', { ...m(), artifacts: [1] }, /artifacts\[0\]: expected an object/],
+    ['artifact not an object', { ...m(), artifacts: [1] } as unknown as M, /artifacts\[0\]: expected an object/],
     ['unknown kind', withArtifact(0, (a) => (a.kind = 'rpm')), /field "kind": expected one of/],
     ['sha256 upper case', withArtifact(0, (a) => (a.sha256 = HEX('A'))), /field "sha256"/],
     ['size too large', withArtifact(0, (a) => (a.size = 2 ** 40 + 1)), /field "size"/],
@@ -67,7 +67,7 @@ describe('validateReleaseManifest', () => {
 
 describe('validateRootPayload', () => {
   const good = (): Record<string, unknown> & ReturnType<typeof rootPayload> =>
-    rootPayload({ root: [keys[0]!], release: [keys[1]!, keys[2]!], releaseThreshold: 2 });
+    <Record<string, unknown> & ReturnType<typeof rootPayload>>rootPayload({ root: [keys[0]!], release: [keys[1]!, keys[2]!], releaseThreshold: 2 });
 
   it('accepts a well-formed root', () => {
     expect(validateRootPayload(good()).roles.release.threshold).toBe(2);
