@@ -3,8 +3,7 @@
  * verify the manifest against the node's own trust root, self-update, version
  * check, preflight, download into staging, install with a journal, record.
  */
-import { mkdirSync, renameSync, existsSync } from 'node:fs';
-import lockfile from 'proper-lockfile';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { AirlockError } from '../manifests/errors.js';
 import { verifyRelease, type VerifiedRelease } from '../manifests/index.js';
 import { openStore, type Store } from '../storage/index.js';
@@ -58,16 +57,38 @@ function pauseAfter(stepsDone: number): void {
   }
 }
 
-async function lockState(state: StatePaths): Promise<() => Promise<void>> {
+/**
+ * One upgrade per state dir. The lock file holds the owner's pid, so a lock
+ * left by a SIGKILLed run (the case the journal exists for) is taken over at
+ * once instead of after a staleness timeout.
+ */
+function lockState(state: StatePaths): () => Promise<void> {
   mkdirSync(state.dir, { recursive: true });
-  try {
-    return await lockfile.lock(state.dir, { lockfilePath: state.lock, stale: 30_000, retries: 0 });
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ELOCKED') {
-      throw new AirlockError('ELOCKED', `another airlock-node is working on ${state.dir} (lock ${state.lock})`, { stateDir: state.dir });
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(state.lock, 'wx', 0o644);
+      writeSync(fd, `${process.pid}\n`);
+      closeSync(fd);
+      return async () => rmSync(state.lock, { force: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const pid = Number.parseInt(readFileSync(state.lock, 'utf8'), 10);
+      let alive = false;
+      try {
+        if (pid > 0 && pid !== process.pid) {
+          process.kill(pid, 0);
+          alive = true;
+        }
+      } catch (k) {
+        alive = (k as NodeJS.ErrnoException).code === 'EPERM';
+      }
+      if (alive) {
+        throw new AirlockError('ELOCKED', `another airlock-node (pid ${pid}) is working on ${state.dir} (lock ${state.lock})`, { stateDir: state.dir, pid });
+      }
+      rmSync(state.lock, { force: true });
     }
-    throw e;
   }
+  throw new AirlockError('ELOCKED', `cannot take the lock ${state.lock}`, { stateDir: state.dir });
 }
 
 async function fetchVerified(config: NodeConfig, cache: CacheClient, state: StatePaths, release: string | undefined, now: Date, out: Output): Promise<VerifiedRelease> {
@@ -95,7 +116,7 @@ export async function upgrade(config: NodeConfig, opts: UpgradeOptions, out: Out
   if (!config.cache) throw new AirlockError('EUSAGE', 'no cache: pass --cache URL (e.g. http://cache:7070) or set "cache" in the config');
   const now = new Date();
   const state = statePaths(config.stateDir);
-  const unlock = await lockState(state);
+  const unlock = lockState(state);
   const cache = cacheClient(config.cache);
   let store: Store | null = null;
   try {
