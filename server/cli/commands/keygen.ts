@@ -38,8 +38,8 @@ export function register(program: Command): void {
       .command('keygen')
       .summary('make an ed25519 signing key pair (publisher)')
       .description(
-        'Make an ed25519 key pair for signing roots or release manifests:\n' +
-          'NAME.key (PKCS#8 PEM, mode 0600, never overwritten) and NAME.pub (SPKI PEM).\n' +
+        'Make an ed25519 key pair for signing roots or release manifests: ' +
+          'NAME.key (PKCS#8 PEM, mode 0600, never overwritten) and NAME.pub (SPKI PEM). ' +
           'Prints the key id: the lowercase hex sha256 of the raw 32-byte public key.',
       )
       .requiredOption('--out <name>', 'path prefix of the key files (writes NAME.key and NAME.pub)')

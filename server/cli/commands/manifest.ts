@@ -90,8 +90,8 @@ export function register(program: Command): void {
     manifest
       .command('sign')
       .description(
-        'Sign a release manifest: reads PAYLOAD.json (any formatting), checks its schema first\n' +
-          '(so a mistake is reported, never signed), writes its RFC 8785 canonical form in a DSSE\n' +
+        'Sign a release manifest: reads PAYLOAD.json (any formatting), checks its schema first ' +
+          '(so a mistake is reported, never signed), writes its RFC 8785 canonical form in a DSSE ' +
           'envelope signed by every --key.',
       )
       .argument('<payload.json>', 'the release manifest JSON')
@@ -114,9 +114,9 @@ export function register(program: Command): void {
     manifest
       .command('verify')
       .description(
-        'Verify a signed manifest against --trust root.json as a node would: size cap, signatures and\n' +
-          'threshold over the raw bytes, strict canonical JSON, schema, expiry. Prints each check passed.\n' +
-          'No rollback state: it checks this one file. --accept-expired-until DATE lets an expired\n' +
+        'Verify a signed manifest against --trust root.json as a node would: size cap, signatures and ' +
+          'threshold over the raw bytes, strict canonical JSON, schema, expiry. Prints each check passed. ' +
+          'No rollback state: it checks this one file. --accept-expired-until DATE lets an expired ' +
           'manifest pass until DATE (with a warning) and skips nothing else.',
       )
       .argument('<envelope.json>', 'the signed manifest envelope')

@@ -145,7 +145,7 @@ export function register(program: Command): void {
     .command('root')
     .summary('make and rotate the trust root.json (publisher)')
     .description(
-      'Make and rotate root.json, the trust root every cache node and node gets out of band:\n' +
+      'Make and rotate root.json, the trust root every cache node and node gets out of band: ' +
         'the ed25519 keys of the root role (signs roots) and the release role (signs manifests).',
     );
   withCommon(
@@ -166,7 +166,7 @@ export function register(program: Command): void {
       root
         .command('rotate')
         .description(
-          'Make the next root (version N+1) from --from root.json, signed by the old root keys (--sign-key)\n' +
+          'Make the next root (version N+1) from --from root.json, signed by the old root keys (--sign-key) ' +
             'AND the new ones (--root-key), as nodes require; the result is checked against --from before it is written.',
         )
         .requiredOption('--from <root.json>', 'the current root')
