@@ -12,6 +12,7 @@ import { register as verifyCmd } from './verify.js';
 import { register as keygenCmd } from './keygen.js';
 import { register as rootCmd } from './root.js';
 import { register as manifestCmd } from './manifest.js';
+import { register as manifestBuild } from './manifest-build.js';
 
 export type RegisterCommand = (program: Command) => void;
 
@@ -20,4 +21,5 @@ COMMANDS.push(stage);
 COMMANDS.push(exportCmd, importCmd, relocateCmd, gcCmd);
 COMMANDS.push(serve);
 COMMANDS.push(keygenCmd, rootCmd, manifestCmd);
+COMMANDS.push(manifestBuild);
 COMMANDS.push(statusCmd, verifyCmd);

@@ -61,12 +61,12 @@ export function register(program: Command): void {
   const cmd = new Command('stage')
     .summary('pull everything a signed release lists into the cache, through the proxy')
     .description(
-      'Verify the signed release ENVELOPE (a path or an http(s) URL) against the trust root, store it, then\n' +
-        'download every file the cache still lacks from upstream, through --proxy or http_proxy/https_proxy\n' +
-        '(no_proxy honoured), each verified before it is stored. Resumable: interrupted or failed downloads\n' +
+      'Verify the signed release ENVELOPE (a path or an http(s) URL) against the trust root, store it, then ' +
+        'download every file the cache still lacks from upstream, through --proxy or http_proxy/https_proxy ' +
+        '(no_proxy honoured), each verified before it is stored. Resumable: interrupted or failed downloads ' +
         'continue from their partial files on the next run. Staging never installs anything.\n\n' +
-        'Before downloading, checks free disk on cache_dir (missing bytes + margin) and free memory.\n' +
-        '--plan prints the files, bytes, free space needed and the upstream host:port table for the\n' +
+        'Before downloading, checks free disk on cache_dir (missing bytes + margin) and free memory. ' +
+        '--plan prints the files, bytes, free space needed and the upstream host:port table for the ' +
         'firewall, and changes nothing.',
     )
     .argument('<envelope>', 'signed release manifest (DSSE envelope): file path or URL');
@@ -77,8 +77,8 @@ export function register(program: Command): void {
     .addOption(new Option('--memory-floor <size>', 'free memory required to start (default 256M)'))
     .addHelpText(
       'after',
-      '\nExit status: 0 staged (ready), 2 usage, 3 verification failed (signature, rollback, expiry, wrong bytes),\n' +
-        '4 preflight failed (ENOSPACE, EMEMORY), 5 files could not be fetched or interrupted (a re-run resumes;\n' +
+      '\nExit status: 0 staged (ready), 2 usage, 3 verification failed (signature, rollback, expiry, wrong bytes), ' +
+        '4 preflight failed (ENOSPACE, EMEMORY), 5 files could not be fetched or interrupted (a re-run resumes; ' +
         '`airlock status RELEASE` lists what is missing), 1 other failure (ELOCKED…).',
     )
     .action(
