@@ -3,19 +3,14 @@
  * (apt-get download, cached by scripts/setup.sh), an OCI image built with
  * umoci, a small component tarball, a random 8 MiB file, all signed and
  * verified (manifests/) and ingested with `ingestStream` + `putRelease`.
- *
- * Until storage's `openStore` lands, a minimal Store over the real
- * filesystem backend stands in for it (same contract; marked below).
  */
 import { createReadStream, readFileSync } from 'node:fs';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import { loadTrustedRoot, verifyRelease, type VerifiedRelease } from '../../../manifests/index.js';
-import { AirlockError, type Artifact, type BlobRef, type ReleaseManifest } from '../../../manifests/index.js';
-import { openStore, type ReleaseStatus, type Store, type StoredRelease } from '../../../storage/index.js';
-import { fsBackend } from '../../../storage/backend/fs.js';
+import type { Artifact, ReleaseManifest } from '../../../manifests/index.js';
+import { openStore, type Store } from '../../../storage/index.js';
 import { makeTrust, signRelease } from '../../../scripts/world/keys.js';
 import { builtOciLayout, cachedDebs, sha256File, writeAppTarball, writeRandomFile } from '../../../scripts/world/fixtures.js';
 
@@ -37,89 +32,7 @@ export interface Fixture {
   manifest: ReleaseManifest;
 }
 
-/** A Store over the real fs backend with releases kept in memory (stand-in until openStore lands). */
-function standInStore(cacheDir: string): Store {
-  const backend = fsBackend(join(cacheDir));
-  const releases = new Map<string, StoredRelease>();
-  const store: Store = {
-    cacheDir,
-    backend,
-    writable: true,
-    stat: (d) => backend.stat(d),
-    read: (d, r) => backend.read(d, r),
-    async ingestFromUrls() {
-      throw new AirlockError('EINTERNAL', 'stand-in store: no ingestFromUrls');
-    },
-    async ingestStream(expected: BlobRef, stream: Readable) {
-      if (await backend.stat(expected.sha256)) {
-        stream.destroy();
-        return { digest: expected.sha256, size: expected.size, fetched: false, transferred: 0, resumedFrom: 0 };
-      }
-      const w = await backend.writer(expected);
-      try {
-        for await (const c of stream) if (!w.stream.write(c)) await new Promise((r) => w.stream.once('drain', r));
-        await new Promise<void>((res, rej) => w.stream.end((e?: Error | null) => (e ? rej(e) : res())));
-        await w.commit();
-      } catch (e) {
-        await w.cancel();
-        throw e;
-      }
-      return { digest: expected.sha256, size: expected.size, fetched: true, transferred: expected.size, resumedFrom: 0 };
-    },
-    async putRelease(v) {
-      const m = v.manifest;
-      releases.set(m.release, { product: m.product, release: m.release, serial: m.serial, envelope: v.envelope, digest: v.digest, manifest: m });
-    },
-    async getRelease(r) {
-      return releases.get(r) ?? null;
-    },
-    async listReleases() {
-      return [...releases.values()];
-    },
-    async acceptedSerials() {
-      return {};
-    },
-    async status(r): Promise<ReleaseStatus> {
-      const rel = releases.get(r);
-      if (!rel) throw new AirlockError('ENOTFOUND', `release ${r} not found`);
-      const blobs = new Map<string, { sha256: string; size: number; paths: string[] }>();
-      for (const a of rel.manifest.artifacts) {
-        for (const b of [a, ...(a.kind === 'oci-image' ? a.blobs : [])]) {
-          const e = blobs.get(b.sha256) ?? { sha256: b.sha256, size: b.size, paths: [] };
-          e.paths.push(a.path);
-          blobs.set(b.sha256, e);
-        }
-      }
-      const missing = [];
-      let present = 0;
-      for (const b of blobs.values()) if (await backend.stat(b.sha256)) present += b.size; else missing.push(b);
-      const total = [...blobs.values()].reduce((s, b) => s + b.size, 0);
-      return {
-        release: r, product: rel.product, serial: rel.serial, ready: missing.length === 0,
-        files: { total: blobs.size, present: blobs.size - missing.length, missing: missing.length },
-        bytes: { total, present, missing: total - present },
-        missing,
-      };
-    },
-    async verify() {
-      throw new AirlockError('EINTERNAL', 'stand-in store: no verify');
-    },
-    async rebuildIndex() {
-      return { releases: releases.size, blobs: 0 };
-    },
-    async close() {},
-  };
-  return store;
-}
-
-export async function openTestStore(cacheDir: string): Promise<Store> {
-  try {
-    return await openStore({ cacheDir, write: true });
-  } catch (e) {
-    if (e instanceof AirlockError && /not implemented/.test(e.message)) return standInStore(cacheDir);
-    throw e;
-  }
-}
+export const openTestStore = (cacheDir: string): Promise<Store> => openStore({ cacheDir, write: true });
 
 interface OciDescriptor {
   mediaType: string;
