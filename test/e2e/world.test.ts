@@ -132,3 +132,30 @@ describe('test world', () => {
     expect(some.artifacts.map((a) => a.path)).toEqual(['gems/rcdemo-0.1.0.gem']);
   });
 });
+
+describe('scripts/world/start.js (demo and benchmarks)', () => {
+  it('writes world.json, serves until SIGTERM, then stops everything', async () => {
+    const { spawn } = await import('node:child_process');
+    const { existsSync } = await import('node:fs');
+    const { fileURLToPath } = await import('node:url');
+    const cli = fileURLToPath(new URL('../../dist/scripts/world/start.js', import.meta.url));
+    expect(existsSync(cli), `${cli} missing: run npm run build (scripts/test.sh does)`).toBe(true);
+    const dir = await mkdtemp(join(tmpdir(), 'airlock-world-cli-'));
+    try {
+      const child = spawn(process.execPath, [cli, '--dir', dir, '--no-registry', '--extra', '2x1000'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+      const deadline = Date.now() + 30_000;
+      while (!existsSync(join(dir, 'world.json')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      const info = JSON.parse(readFileSync(join(dir, 'world.json'), 'utf8')) as World;
+      expect(info.artifacts.filter((a) => a.extra)).toHaveLength(2);
+      const extra = info.artifacts.find((a) => a.extra)!;
+      const r = await curl(['-f', '-o', '/dev/null', '-w', '%{size_download}', '-x', info.proxyUrl, extra.urls[0]]);
+      expect(r.stdout).toBe('1000');
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect((await curl(['-o', '/dev/null', info.upstreams.files.direct + '/'])).code).toBe(7); // connection refused
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
