@@ -18,6 +18,8 @@ import { assertDigest, blobPath, blobsRoot, isDigest, partialDir, quarantineDir,
 
 /** Big reads and writes: fewer syscalls and hash calls per GiB. */
 export const CHUNK = 1024 * 1024;
+/** positional writes in flight per writer */
+const MAX_INFLIGHT = 4;
 
 const isNoEnt = (e: unknown): boolean => (e as NodeJS.ErrnoException)?.code === 'ENOENT';
 
@@ -114,10 +116,18 @@ async function openWriter(root: string, expected: BlobRef): Promise<BlobWriter> 
   const handle = await open(temp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o644);
   const hash = createHash('sha256');
   let bytes = 0;
-  // one write in flight while the next chunk is hashed: hashing and disk overlap
-  let pending: Promise<unknown> = Promise.resolve();
+  // Positional writes, a few in flight while the next chunks are hashed:
+  // hashing (main thread) and disk writes (libuv pool) overlap.
+  const inflight: Array<Promise<void>> = [];
+  let position = 0;
+  let writeError: Error | null = null;
   let closed = false;
   let done = false;
+
+  const drainTo = async (max: number): Promise<void> => {
+    while (inflight.length > max) await inflight.shift();
+    if (writeError) throw writeError;
+  };
 
   const stream = new Writable({
     highWaterMark: 4 * CHUNK,
@@ -128,17 +138,18 @@ async function openWriter(root: string, expected: BlobRef): Promise<BlobWriter> 
         return;
       }
       hash.update(chunk);
-      pending.then(
-        () => {
-          pending = writeAll(handle, chunk);
-          pending.catch(() => {}); // observed by the next write or final
-          cb();
-        },
+      const p = writeAll(handle, chunk, position).catch((e: unknown) => {
+        writeError ??= e as Error;
+      });
+      position += chunk.length;
+      inflight.push(p);
+      drainTo(MAX_INFLIGHT - 1).then(
+        () => cb(),
         (e: unknown) => cb(e as Error),
       );
     },
     final(cb) {
-      pending.then(
+      drainTo(0).then(
         () => cb(),
         (e: unknown) => cb(e as Error),
       );
@@ -189,7 +200,7 @@ async function openWriter(root: string, expected: BlobRef): Promise<BlobWriter> 
       if (done) return;
       done = true;
       stream.destroy();
-      await pending.catch(() => {});
+      await drainTo(0).catch(() => {});
       await closeHandle().catch(() => {});
       await rm(temp, { force: true });
     },
@@ -205,10 +216,10 @@ export function tooLong(expected: BlobRef, bytes: number): AirlockError {
 }
 
 /** FileHandle.write may write less than asked; loop until the chunk is down. */
-async function writeAll(handle: FileHandle, chunk: Buffer): Promise<void> {
+async function writeAll(handle: FileHandle, chunk: Buffer, position: number): Promise<void> {
   let off = 0;
   while (off < chunk.length) {
-    const { bytesWritten } = await handle.write(chunk, off, chunk.length - off);
+    const { bytesWritten } = await handle.write(chunk, off, chunk.length - off, position + off);
     off += bytesWritten;
   }
 }
