@@ -21,11 +21,13 @@ export function pae(payloadType: string, payload: Uint8Array): Buffer {
   ]);
 }
 
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+// A plain character class, not a repeated group: a group backtracks
+// recursively and overflows the stack on a multi-megabyte payload.
+const BASE64_CHARS = /^[A-Za-z0-9+/]*={0,2}$/;
 
 /** Standard padded base64 with one spelling per byte string (Node's decoder would skip junk silently). */
 export function decodeBase64Strict(text: string, what: string): Buffer {
-  const bytes = BASE64.test(text) ? Buffer.from(text, 'base64') : null;
+  const bytes = text.length % 4 === 0 && BASE64_CHARS.test(text) ? Buffer.from(text, 'base64') : null;
   if (!bytes || bytes.toString('base64') !== text) {
     throw new AirlockError('EMANIFEST', `${what} is not valid base64`, { field: what });
   }

@@ -12,6 +12,9 @@ import { canonicalize } from './canonical.js';
 
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 
+/** Sticky: matches at `lastIndex` without copying the rest of the text. */
+const NUMBER = /-?(0|[1-9][0-9]*)([.eE])?/y;
+
 /** Deep enough for any manifest; shallow enough that hostile nesting cannot blow the stack. */
 const MAX_DEPTH = 64;
 
@@ -69,7 +72,6 @@ export function parseStrictJsonText(text: string, what = 'document'): JsonValue 
   const object = (depth: number): JsonValue => {
     i++; // {
     const out: { [key: string]: JsonValue } = {};
-    const seen = new Set<string>();
     ws();
     if (text[i] === '}') {
       i++;
@@ -80,13 +82,15 @@ export function parseStrictJsonText(text: string, what = 'document'): JsonValue 
       if (text[i] !== '"') fail(what, 'expected a string key', i);
       const keyAt = i;
       const key = string();
-      if (seen.has(key)) fail(what, `duplicate key ${JSON.stringify(key)}`, keyAt);
-      seen.add(key);
+      if (Object.prototype.hasOwnProperty.call(out, key)) fail(what, `duplicate key ${JSON.stringify(key)}`, keyAt);
       ws();
       if (text[i] !== ':') fail(what, 'expected ":"', i);
       i++;
-      // defineProperty: a key named "__proto__" must stay an own data property, not swap the prototype.
-      Object.defineProperty(out, key, { value: value(depth + 1), enumerable: true, writable: true, configurable: true });
+      const v = value(depth + 1);
+      // "__proto__" must stay an own data property, not swap the prototype; defineProperty
+      // only for it, since it turns an object into a slow dictionary.
+      if (key === '__proto__') Object.defineProperty(out, key, { value: v, enumerable: true, writable: true, configurable: true });
+      else out[key] = v;
       ws();
       if (text[i] === ',') {
         i++;
@@ -128,18 +132,17 @@ export function parseStrictJsonText(text: string, what = 'document'): JsonValue 
     i++; // opening quote
     let out = '';
     for (;;) {
+      // copy the longest plain run in one slice: per-character appends are slow on big manifests
+      const runStart = i;
+      let c = text.charCodeAt(i);
+      while (i < n && c !== 0x22 && c !== 0x5c && c >= 0x20) c = text.charCodeAt(++i);
+      if (i > runStart) out += text.slice(runStart, i);
       if (i >= n) fail(what, 'unterminated string', start);
-      const c = text.charCodeAt(i);
       if (c === 0x22) {
         i++;
         return out;
       }
       if (c < 0x20) fail(what, 'control character in string', i);
-      if (c !== 0x5c) {
-        out += text[i];
-        i++;
-        continue;
-      }
       const e = text[i + 1];
       i += 2;
       switch (e) {
@@ -182,7 +185,8 @@ export function parseStrictJsonText(text: string, what = 'document'): JsonValue 
 
   const number = (): number => {
     const start = i;
-    const m = /^-?(0|[1-9][0-9]*)([.eE])?/.exec(text.slice(i, i + 400));
+    NUMBER.lastIndex = i;
+    const m = NUMBER.exec(text);
     if (!m) return fail(what, 'bad number', start);
     if (m[2] !== undefined) return fail(what, 'only integers are allowed (no fractions or exponents)', start);
     i += m[0].length;
