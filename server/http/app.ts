@@ -22,6 +22,7 @@ import { healthRoutes } from './routes/health.js';
 import { ociRoutes } from './routes/oci.js';
 import { gotPassthrough, isAbsoluteForm, proxyRequest } from './routes/proxy.js';
 import { stageRoutes } from './routes/stage.js';
+import { SmallBlobCache } from './small-blobs.js';
 
 export interface ServerDeps {
   /** an opened (read-only is enough) store */
@@ -35,6 +36,8 @@ export interface ServerDeps {
   passthrough?: Passthrough;
   /** how long the catalog of staged releases is trusted before re-reading the store (default 2 s) */
   catalogTtlMs?: number;
+  /** memory for blobs ≤ 64 KiB served often (default 32 MiB; 0 turns it off) */
+  smallBlobCacheBytes?: number;
   /** process-level metrics (CPU, RSS, GC) in /metrics; off for tests */
   defaultMetrics?: boolean;
 }
@@ -67,6 +70,7 @@ export function createServer(config: ServeConfig, deps: ServerDeps): AirlockApp 
     stage: deps.stage ?? null,
     passthrough: config.passthrough ? (deps.passthrough ?? gotPassthrough()) : null,
     mediaTypes: new Map(),
+    smallBlobs: new SmallBlobCache(deps.smallBlobCacheBytes),
   };
 
   const app = new Koa();

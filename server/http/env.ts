@@ -6,6 +6,7 @@ import type { AirlockConfig } from '../config.js';
 import type { AptIndex } from './apt-index.js';
 import type { CatalogSource } from './catalog.js';
 import type { Metrics } from './metrics.js';
+import type { SmallBlobCache } from './small-blobs.js';
 
 /** Starts staging a release in-process; resolves when staging has been accepted (not finished). */
 export type StageStarter = (envelope: { url?: string; inline?: Buffer }) => Promise<Record<string, unknown>>;
@@ -23,6 +24,7 @@ export interface ServeEnv {
   aptIndex: (rel: StoredRelease) => Promise<AptIndex>;
   stage: StageStarter | null;
   passthrough: Passthrough | null;
+  smallBlobs: SmallBlobCache;
   /** media type per manifest digest, sniffed once when a manifest did not record it */
   mediaTypes: Map<string, string>;
 }

@@ -14,6 +14,7 @@ import parseRange from 'range-parser';
 import { AirlockError } from '../../manifests/errors.js';
 import type { ByteRange, Store } from '../../storage/index.js';
 import type { Metrics } from './metrics.js';
+import { SMALL_BLOB_MAX, type SmallBlobCache } from './small-blobs.js';
 
 export const IMMUTABLE = 'public, max-age=31536000, immutable';
 
@@ -29,6 +30,19 @@ export interface BlobToSend {
 export interface SendContext {
   store: Store;
   metrics: Metrics;
+  smallBlobs?: SmallBlobCache;
+}
+
+async function readAll(store: Store, sha256: string, size: number): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let n = 0;
+  for await (const c of await store.read(sha256)) {
+    parts.push(c as Buffer);
+    n += (c as Buffer).length;
+  }
+  const body = Buffer.concat(parts, n);
+  if (n !== size) throw new AirlockError('EINTEGRITY', `blob sha256:${sha256} changed size while read (${size} → ${n})`, { sha256 });
+  return body;
 }
 
 export const etagOf = (sha256: string): string => `"sha256:${sha256}"`;
@@ -40,8 +54,9 @@ function noneMatch(header: string | undefined, etag: string): boolean {
 }
 
 export async function sendBlob(ctx: Context, sc: SendContext, blob: BlobToSend): Promise<void> {
-  const { store, metrics } = sc;
-  const stat = await store.stat(blob.sha256);
+  const { store, metrics, smallBlobs } = sc;
+  let cached = smallBlobs?.get(blob.sha256);
+  const stat = cached ? { size: cached.length } : await store.stat(blob.sha256);
   if (!stat) {
     metrics.miss(ctx);
     throw new AirlockError('ENOTFOUND', `${blob.what ?? `blob sha256:${blob.sha256}`} is not in the cache`, {
@@ -98,6 +113,14 @@ export async function sendBlob(ctx: Context, sc: SendContext, blob: BlobToSend):
   }
   if (length === 0) {
     ctx.body = Buffer.alloc(0);
+    return;
+  }
+  if (!cached && smallBlobs && size <= SMALL_BLOB_MAX) {
+    cached = await readAll(store, blob.sha256, size);
+    smallBlobs.set(blob.sha256, cached);
+  }
+  if (cached) {
+    ctx.body = range ? cached.subarray(range.start, range.end + 1) : cached;
     return;
   }
   const stream = await store.read(blob.sha256, range);
