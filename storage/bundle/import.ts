@@ -130,10 +130,7 @@ async function readSmall(entry: TarEntry, max: number, what: string, where: stri
 export async function importBundle(store: Store, files: string[], opts: ImportOptions): Promise<ImportResult> {
   const volumes = resolveVolumes(files);
   const where = volumes.length === 1 ? volumes[0]! : `${volumes[0]}…(${volumes.length} volumes)`;
-  let read = 0;
-  const source = readVolumes(volumes, (p: { bytes: number }) => {
-    read = p.bytes;
-  });
+  const source = readVolumes(volumes);
   const extract = tar.extract();
   const piped = pipeline(source, extract);
   piped.catch(() => {}); // surfaces through the entry iterator and is awaited at the end
@@ -298,7 +295,6 @@ export async function importBundle(store: Store, files: string[], opts: ImportOp
     await piped.catch((err: unknown) => {
       throw tarError(err, where);
     });
-    void read;
 
     await store.putRelease(verified);
     return {

@@ -1,0 +1,113 @@
+#!/usr/bin/env node
+// Air-gap and relocation figures: export/import of a ~1 GiB release against
+// `tar cf` / `tar xf` of the same blobs, relocate against `cp -a`, and the
+// peak RSS of each airlock command (GNU time's %M).
+//
+//   npx tsc -p . && node scripts/bench/airgap.mjs [SIZE_MIB=1024] [BLOBS=16]
+//
+// Everything runs on one filesystem (a temp folder), page cache warm after
+// the first pass, each tool timed once per run; times include process start.
+// Targets: export and import ≥ 0.8× tar throughput, peak RSS ≤ 150 MiB.
+import { spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { Readable } from 'node:stream';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const dist = resolve(here, '../../dist');
+const CLI = join(dist, 'server/cli/main.js');
+const m = await import(pathToFileURL(join(dist, 'manifests/index.js')).href);
+const { openStore } = await import(pathToFileURL(join(dist, 'storage/index.js')).href);
+
+const mib = Number(process.argv[2] ?? 1024);
+const count = Number(process.argv[3] ?? 16);
+const dir = await mkdtemp(join(tmpdir(), 'airlock-bench-airgap-'));
+
+/** runs a command under GNU time: seconds (wall) and peak RSS in MiB */
+function timed(cmd, args, opts = {}) {
+  const r = spawnSync('/usr/bin/time', ['-f', '%e %M', cmd, ...args], { encoding: 'utf8', ...opts });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr}${r.stdout}`);
+  const last = r.stderr.trim().split('\n').pop().split(' ');
+  return { secs: Number(last[0]), rssMiB: Number(last[1]) / 1024 };
+}
+
+try {
+  // ---- a signed release of `count` random blobs, ~mib MiB in all ----
+  const rootKey = m.generateKey();
+  const relKey = m.generateKey();
+  const keys = {};
+  for (const k of [rootKey, relKey]) keys[k.keyid] = { keytype: 'ed25519', public: m.rawPublicKey(k.publicKey).toString('base64') };
+  const rootPayload = {
+    type: 'airlock-root', spec: 1, version: 1, expires: '2035-01-01T00:00:00Z', keys,
+    roles: { root: { keyids: [rootKey.keyid], threshold: 1 }, release: { keyids: [relKey.keyid], threshold: 1 } },
+  };
+  const rootBytes = m.signEnvelope(m.ROOT_PAYLOAD_TYPE, Buffer.from(m.canonicalize(rootPayload)), [rootKey.privateKey]);
+  const rootFile = join(dir, 'root.json');
+  await writeFile(rootFile, rootBytes);
+
+  const cache = join(dir, 'cache');
+  const store = await openStore({ cacheDir: cache, write: true });
+  const per = Math.floor((mib * 1024 * 1024) / count);
+  const artifacts = [];
+  for (let i = 0; i < count; i++) {
+    const seed = randomBytes(1024 * 1024);
+    const chunks = function* () {
+      for (let off = 0; off < per; off += seed.length) {
+        seed[0] = i; seed[1] = off & 0xff; seed[2] = (off >> 8) & 0xff; seed[3] = (off >> 16) & 0xff;
+        yield Buffer.from(seed.subarray(0, Math.min(seed.length, per - off)));
+      }
+    };
+    const h = createHash('sha256');
+    for (const c of chunks()) h.update(c);
+    const sha256 = h.digest('hex');
+    await store.ingestStream({ sha256, size: per }, Readable.from(chunks()));
+    artifacts.push({ path: `blobs/${i}.bin`, kind: 'file', sha256, size: per, urls: [`http://up.invalid/${i}.bin`] });
+  }
+  const manifest = { type: 'airlock-release', spec: 1, product: 'bench', release: '1.0', serial: 1,
+    issued: '2026-01-01T00:00:00Z', expires: '2034-01-01T00:00:00Z', artifacts };
+  const envelope = m.signEnvelope(m.RELEASE_PAYLOAD_TYPE, Buffer.from(m.canonicalize(manifest)), [relKey.privateKey]);
+  const root = m.loadTrustedRoot(rootBytes, new Date());
+  await store.putRelease(m.verifyRelease(envelope, { root, now: new Date() }));
+  await store.close();
+  const bytes = per * count;
+  const rate = (s) => `${(bytes / 2 ** 20 / s).toFixed(0)} MiB/s`;
+
+  // warm the page cache once so neither side pays the first read
+  spawnSync('tar', ['cf', '/dev/null', '-C', join(cache, 'blobs'), 'sha256']);
+
+  const tarOut = join(dir, 'plain.tar');
+  const tarC = timed('tar', ['cf', tarOut, '-C', join(cache, 'blobs'), 'sha256']);
+  const bundle = join(dir, 'bundle.tar');
+  const exp = timed(process.execPath, [CLI, 'export', '1.0', '--out', bundle, '--cache-dir', cache, '--trust', rootFile]);
+
+  await mkdir(join(dir, 'untar'));
+  const tarX = timed('tar', ['xf', tarOut, '-C', join(dir, 'untar')]);
+  const imp = timed(process.execPath, [CLI, 'import', bundle, '--cache-dir', join(dir, 'imported'), '--trust', rootFile]);
+
+  await writeFile(join(dir, 'airlock.yml'), 'cache_dir: ./cache\n');
+  const cp = timed('cp', ['-a', cache, join(dir, 'cp-copy')]);
+  const rel = timed(process.execPath, [CLI, 'relocate', join(dir, 'relocated'), '--keep-old', '--config', join(dir, 'airlock.yml')], {
+    cwd: dir,
+  });
+
+  const rows = [
+    ['tar cf', tarC, null],
+    ['airlock export', exp, tarC.secs / exp.secs],
+    ['tar xf', tarX, null],
+    ['airlock import', imp, tarX.secs / imp.secs],
+    ['cp -a', cp, null],
+    ['airlock relocate (copy + re-hash)', rel, cp.secs / rel.secs],
+  ];
+  console.log(`release: ${count} blobs, ${(bytes / 2 ** 30).toFixed(2)} GiB, in ${dir}`);
+  for (const [name, t, ratio] of rows) {
+    console.log(
+      `${name.padEnd(36)} ${t.secs.toFixed(2).padStart(7)} s  ${rate(t.secs).padStart(11)}  peak RSS ${t.rssMiB.toFixed(0).padStart(4)} MiB` +
+        (ratio === null ? '' : `  (${ratio.toFixed(2)}× the tool)`),
+    );
+  }
+} finally {
+  await rm(dir, { recursive: true, force: true });
+}
