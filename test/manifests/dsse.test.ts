@@ -50,3 +50,11 @@ describe('envelopes', () => {
     expectCode(() => parseEnvelope(Buffer.from('x'.repeat(101)), 'envelope', 100), 'EMANIFEST', /over the cap/);
   });
 });
+
+describe('big payloads', () => {
+  it('reads an 8 MiB payload without overflowing the stack', () => {
+    const payload = Buffer.alloc(8 * 1024 * 1024, 0x61);
+    const env = signEnvelope('application/x', payload, [keys[0]!.privateKey]);
+    expect(parseEnvelope(env).payload.length).toBe(payload.length);
+  });
+});
