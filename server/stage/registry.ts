@@ -14,7 +14,7 @@
 import type { Readable } from 'node:stream';
 import { AirlockError, sha256Hex, type BlobRef } from '../../manifests/index.js';
 import type { Fetcher, FetchOptions, FetchResult } from '../../storage/index.js';
-import { fetchResult, statusError, type HttpClient, type HttpResponse } from '../../storage/fetch/http.js';
+import { fetchRange, statusError, type HttpClient, type HttpResponse } from '../../storage/fetch/http.js';
 
 export const MEDIA = {
   ociManifest: 'application/vnd.oci.image.manifest.v1+json',
@@ -214,8 +214,7 @@ export class RegistryClient {
     return {
       fetch: async (url: string, opts: FetchOptions): Promise<FetchResult> => {
         const headers = url.includes('/manifests/') ? { accept: MANIFEST_ACCEPT } : undefined;
-        const res = await this.get(url, { headers, offset: opts.offset, maxLength: opts.maxLength, signal: opts.signal });
-        return fetchResult(res, url, opts.offset);
+        return fetchRange(url, opts, (offset) => this.get(url, { headers, offset, maxLength: opts.maxLength, signal: opts.signal }));
       },
     };
   }

@@ -23,7 +23,7 @@ import {
   type VerifiedRelease,
 } from '../../manifests/index.js';
 import { openStore, type Fetcher, type Store } from '../../storage/index.js';
-import { createHttpClient, fetchResult, statusError, type HttpClient, type HttpClientOptions } from '../../storage/fetch/http.js';
+import { createHttpClient, fetchRange, statusError, type HttpClient, type HttpClientOptions } from '../../storage/fetch/http.js';
 import { humanBytes, type Output } from '../../storage/support/output.js';
 import type { AirlockConfig } from '../config.js';
 import { requireTrust } from '../config.js';
@@ -197,10 +197,7 @@ interface DownloadContext {
 function dispatchingFetcher(plan: StagePlan, ctx: DownloadContext): Fetcher {
   const viaRegistry = new Set(plan.blobs.filter((b) => b.kind === 'oci-image').flatMap((b) => b.urls));
   const plain: Fetcher = {
-    fetch: async (url, opts) => {
-      const res = await ctx.http.request(url, { offset: opts.offset, maxLength: opts.maxLength, signal: opts.signal });
-      return fetchResult(res, url, opts.offset);
-    },
+    fetch: (url, opts) => fetchRange(url, opts, (offset) => ctx.http.request(url, { offset, maxLength: opts.maxLength, signal: opts.signal })),
   };
   const reg = ctx.registry.fetcher();
   return { fetch: (url, opts) => (viaRegistry.has(url) ? reg.fetch(url, opts) : plain.fetch(url, opts)) };
@@ -298,7 +295,8 @@ async function fetchImageManifest(store: Store, b: PlannedBlob, ctx: DownloadCon
   const ref = parseImageRef(image.image);
   const where = `${image.path} (${image.image})`;
   let lastError: AirlockError | null = null;
-  for (let attempt = 1; attempt <= 4; attempt++) {
+  const attempts = Math.max(1, ctx.retries ?? 4);
+  for (let attempt = 1; attempt <= attempts; attempt++) {
     if (ctx.signal?.aborted) break;
     try {
       const m = await ctx.registry.manifest(ref, `sha256:${b.sha256}`, ctx.signal);
@@ -314,7 +312,7 @@ async function fetchImageManifest(store: Store, b: PlannedBlob, ctx: DownloadCon
       return { fetched: r.fetched, transferred: m.body.length, resumedFrom: 0 };
     } catch (e) {
       lastError = toAirlockError(e);
-      if (!(lastError.code === 'EUPSTREAM' && lastError.details.retryable !== false)) throw lastError;
+      if (!(lastError.code === 'EUPSTREAM' && lastError.details.retryable !== false) || attempt === attempts) throw lastError;
       await new Promise((r) => setTimeout(r, 250 * 2 ** attempt));
     }
   }

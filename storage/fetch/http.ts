@@ -210,11 +210,26 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
 export function httpFetcher(clientOrOptions: HttpClient | HttpClientOptions = {}, extraHeaders: Record<string, string> = {}): Fetcher {
   const client = 'request' in clientOrOptions ? (clientOrOptions as HttpClient) : createHttpClient(clientOrOptions);
   return {
-    async fetch(url: string, opts: FetchOptions): Promise<FetchResult> {
-      const res = await client.request(url, { offset: opts.offset, maxLength: opts.maxLength, signal: opts.signal, headers: extraHeaders });
-      return fetchResult(res, url, opts.offset);
-    },
+    fetch: (url: string, opts: FetchOptions): Promise<FetchResult> =>
+      fetchRange(url, opts, (offset) => client.request(url, { offset, maxLength: opts.maxLength, signal: opts.signal, headers: extraHeaders })),
   };
+}
+
+/**
+ * A Range fetch that survives 416: when the partial file already holds the
+ * whole body (killed between the last byte and the commit), a 416 whose
+ * Content-Range total equals offset means "nothing left"; an empty stream lets the verifier
+ * finish; any other 416 is answered by asking for the whole body again.
+ */
+export async function fetchRange(url: string, opts: FetchOptions, send: (offset: number) => Promise<HttpResponse>): Promise<FetchResult> {
+  const res = await send(opts.offset);
+  if (res.status === 416 && opts.offset > 0) {
+    res.body.resume();
+    const total = /^bytes \*\/(\d+)$/.exec(String(res.headers['content-range'] ?? ''));
+    if (total && Number(total[1]) === opts.offset) return { offset: opts.offset, stream: Readable.from([]) };
+    return fetchResult(await send(0), url, 0);
+  }
+  return fetchResult(res, url, opts.offset);
 }
 
 /** Turns an answer into a FetchResult or the right error (shared with the registry client). */

@@ -84,6 +84,13 @@ describe('httpFetcher against the fault upstream', () => {
     expect((await drain(r.stream)).length).toBe(data.length);
   });
 
+  it('a Range from the very end (partial already complete) is an empty body, not an error', async () => {
+    up.files.set('/f', { body: data });
+    const r = await httpFetcher(noEnv).fetch(`${up.url}/f`, { offset: data.length, maxLength: 1 });
+    expect(r.offset).toBe(data.length);
+    expect((await drain(r.stream)).length).toBe(0);
+  });
+
   it('404 is ENOTFOUND, 503 is a retryable EUPSTREAM', async () => {
     const f = httpFetcher(noEnv);
     await expect(f.fetch(`${up.url}/nope`, { offset: 0, maxLength: 10 })).rejects.toMatchObject({ code: 'ENOTFOUND' });
