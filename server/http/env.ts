@@ -9,7 +9,10 @@ import type { Metrics } from './metrics.js';
 import type { SmallBlobCache } from './small-blobs.js';
 
 /** Starts staging a release in-process; resolves when staging has been accepted (not finished). */
-export type StageStarter = (envelope: { url?: string; inline?: Buffer }) => Promise<Record<string, unknown>>;
+export type StageStarter = ((envelope: { url?: string; inline?: Buffer }) => Promise<Record<string, unknown>>) & {
+  /** what GET /stage answers: the run in progress and the last outcome */
+  status?: () => Record<string, unknown>;
+};
 
 /** Forwards an absolute-form proxy request upstream (pass-through mode). */
 export type Passthrough = (ctx: Context, url: string) => Promise<void>;

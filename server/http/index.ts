@@ -4,3 +4,4 @@ export { listenApp, splitListen, type Listening, type ListenOptions } from './li
 export type { StageStarter, Passthrough } from './env.js';
 export { parseImageRef, type ImageRef } from './image-ref.js';
 export { buildCatalog, type Catalog } from './catalog.js';
+export { inProcessStager, type StageJobs } from './stage-job.js';

@@ -8,7 +8,7 @@ import type { Command } from 'commander';
 import pino from 'pino';
 import { AirlockError } from '../../../manifests/errors.js';
 import { openStore } from '../../../storage/index.js';
-import { createServer, listenApp } from '../../http/index.js';
+import { createServer, inProcessStager, listenApp } from '../../http/index.js';
 import { action, withCommon } from '../program.js';
 import type { CommonFlags } from '../../config.js';
 
@@ -27,10 +27,10 @@ function seconds(text: string | undefined, flag: string, dflt: number): number {
 export function register(program: Command): void {
   withCommon(program.command('serve'))
     .description(
-      'Serve the cache over the LAN: blobs by digest, files by release path, a read-only\n' +
-        'OCI registry (/v2/), flat apt repositories (/apt/RELEASE ./), and proxy mode for\n' +
-        'nodes whose http_proxy points here. Reads need no credentials; POST /stage needs\n' +
-        '"Authorization: Bearer <admin_token>" from the config.',
+      'Serve the cache over the LAN: blobs by digest, files by release path, a read-only ' +
+        'OCI registry (/v2/), flat apt repositories (/apt/RELEASE ./), and proxy mode for ' +
+        'nodes whose http_proxy points here. Reads need no credentials; POST /stage (start ' +
+        'staging an envelope in-process; needs --trust) requires "Authorization: Bearer <admin_token>".',
     )
     .option('--listen <host:port>', 'address to listen on (default 0.0.0.0:7070, or listen in the config)')
     .option('--grace <seconds>', 'on SIGTERM/SIGINT, how long in-flight downloads may take to finish', '30')
@@ -52,7 +52,8 @@ export function register(program: Command): void {
         process.env.UV_THREADPOOL_SIZE ??= '16';
         const logger = pino({ base: null, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ dest: 1, sync: false }));
         const store = await openStore({ cacheDir: config.cacheDir, write: false });
-        const airlock = createServer(config, { store, logger, defaultMetrics: true });
+        const jobs = inProcessStager(config, logger);
+        const airlock = createServer(config, { store, logger, defaultMetrics: true, stage: jobs.starter });
         const listening = await listenApp(airlock, { listen: config.listen, tls: config.tls, idleTimeoutMs: idle * 1000 });
         logger.info({ address: listening.url, cacheDir: config.cacheDir, tls: Boolean(config.tls) }, 'listening');
         out.note(`airlock serve: listening on ${listening.url} (cache ${config.cacheDir})`);
@@ -67,6 +68,7 @@ export function register(program: Command): void {
             }
             stopping = true;
             logger.info({ signal, graceSeconds: grace }, 'shutting down: letting downloads in flight finish');
+            jobs.abort(); // staging resumes from its partial files on the next run
             void listening.close(grace * 1000).then(resolve);
           };
           process.on('SIGTERM', () => stop('SIGTERM'));

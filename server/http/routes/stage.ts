@@ -41,6 +41,15 @@ async function readBody(ctx: Context, cap: number): Promise<Buffer> {
 
 export const stageRoutes: Route[] = [
   {
+    name: 'stage-status',
+    methods: ['GET', 'HEAD'],
+    pattern: /^\/stage$/,
+    async handle(ctx, env) {
+      ctx.set('Cache-Control', 'no-store');
+      ctx.body = env.stage?.status?.() ?? { running: null, last: null };
+    },
+  },
+  {
     name: 'stage',
     methods: ['POST'],
     pattern: /^\/stage$/,

@@ -1,0 +1,73 @@
+/**
+ * POST /stage runs staging inside the server process: the same
+ * `stageRelease` as `airlock stage`, one run at a time, in the background
+ * (the request answers 202 once the run started; GET /stage tells how it
+ * went). Its operator output goes to the server log as JSON lines.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import type { Logger } from 'pino';
+import { AirlockError, toAirlockError } from '../../manifests/errors.js';
+import { createOutput } from '../../storage/support/output.js';
+import { requireTrust, type AirlockConfig } from '../config.js';
+import { stageRelease } from '../stage/stage.js';
+import type { StageStarter } from './env.js';
+
+export interface StageJobs {
+  starter: StageStarter;
+  /** aborts a run in progress (shutdown) */
+  abort(): void;
+}
+
+function logSink(logger: Logger): Writable {
+  return new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) logger.info({ stage: line }, 'stage');
+      done();
+    },
+  });
+}
+
+export function inProcessStager(config: AirlockConfig, logger: Logger): StageJobs {
+  let running: { source: string; since: string; abort: AbortController } | null = null;
+  let last: Record<string, unknown> | null = null;
+  const starter: StageStarter = Object.assign(
+    async ({ url, inline }: { url?: string; inline?: Buffer }) => {
+      requireTrust(config);
+      if (running) {
+        throw new AirlockError('ELOCKED', `a staging run is already in progress on this cache node (${running.source}, since ${running.since})`);
+      }
+      let source = url ?? '';
+      let tmp: string | null = null;
+      if (!url) {
+        tmp = await mkdtemp(join(tmpdir(), 'airlock-stage-'));
+        source = join(tmp, 'envelope.json');
+        await writeFile(source, inline ?? Buffer.alloc(0));
+      }
+      const abort = new AbortController();
+      const job = { source: url ?? 'inline envelope', since: new Date().toISOString(), abort };
+      running = job;
+      const sink = logSink(logger);
+      const out = createOutput(true, { stdout: sink, stderr: sink });
+      void stageRelease(config, out, { source }, { signal: abort.signal })
+        .then((s) => {
+          last = { ok: true, source: job.source, release: s.release, serial: s.serial, fetched: s.fetched, seconds: s.seconds };
+          logger.info(last, 'staging finished');
+        })
+        .catch((e: unknown) => {
+          const err = toAirlockError(e);
+          last = { ok: false, source: job.source, error: { code: err.code, message: err.message } };
+          logger.warn(last, 'staging failed');
+        })
+        .finally(async () => {
+          running = null;
+          if (tmp) await rm(tmp, { recursive: true, force: true });
+        });
+      return { started: true, source: job.source };
+    },
+    { status: () => ({ running: running ? { source: running.source, since: running.since } : null, last }) },
+  );
+  return { starter, abort: () => running?.abort.abort() };
+}
