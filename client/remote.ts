@@ -10,6 +10,7 @@ import type { Fetcher } from '../storage/types.js';
 
 export interface RemoteRelease {
   release: string;
+  product: string | null;
   serial: number;
   ready: boolean;
 }
@@ -67,7 +68,7 @@ export function cacheClient(base: string, opts: { stallTimeoutMs?: number } = {}
       if (!Array.isArray(list)) throw new AirlockError('EUPSTREAM', `${url}: expected a JSON list of releases`, { url });
       return list
         .filter((r): r is Record<string, unknown> => typeof r === 'object' && r !== null && typeof (r as { release?: unknown }).release === 'string')
-        .map((r) => ({ release: r.release as string, serial: Number(r.serial ?? 0), ready: r.ready === true }));
+        .map((r) => ({ release: r.release as string, product: typeof r.product === 'string' ? r.product : null, serial: Number(r.serial ?? 0), ready: r.ready === true }));
     },
     manifest(release) {
       return readCapped(http, `${base}/releases/${encodeURIComponent(release)}/manifest`, LIMITS.envelopeBytes);
@@ -78,9 +79,18 @@ export function cacheClient(base: string, opts: { stallTimeoutMs?: number } = {}
   };
 }
 
-/** The newest ready release: highest serial (the cache's word, checked by the signature afterwards). */
-export function newestReady(list: RemoteRelease[], cache: string): string {
-  const ready = list.filter((r) => r.ready).sort((a, b) => b.serial - a.serial);
+/**
+ * The newest ready release: highest serial (the cache's word, checked by the
+ * signature afterwards), of the product this node runs when it runs one.
+ * Serials of different products do not compare: several products and no
+ * installed one means the operator must say which.
+ */
+export function newestReady(list: RemoteRelease[], cache: string, product: string | null = null): string {
+  const ready = list.filter((r) => r.ready && (!product || r.product === product)).sort((a, b) => b.serial - a.serial);
+  const products = new Set(ready.map((r) => r.product));
+  if (products.size > 1) {
+    throw new AirlockError('EUSAGE', `cache ${cache} holds ready releases of several products (${[...products].join(', ')}); pass --release`, { cache });
+  }
   if (!ready[0]) {
     throw new AirlockError('ENOTFOUND', `cache ${cache} has no ready release (${list.length} staged, none complete); pass --release or stage one`, {
       cache,

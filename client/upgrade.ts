@@ -93,7 +93,7 @@ function lockState(state: StatePaths): () => Promise<void> {
 
 async function fetchVerified(config: NodeConfig, cache: CacheClient, state: StatePaths, release: string | undefined, now: Date, out: Output): Promise<VerifiedRelease> {
   const root = loadNodeTrust(config.trust, state, now, out, config.acceptExpiredUntil);
-  const name = release ?? newestReady(await cache.releases(), cache.base);
+  const name = release ?? newestReady(await cache.releases(), cache.base, readInstalled(state)?.product ?? null);
   const envelope = await cache.manifest(name);
   const verified = verifyRelease(envelope, { root, now, acceptExpiredUntil: config.acceptExpiredUntil, accepted: readAccepted(state) });
   if (verified.manifest.release !== name) {
@@ -187,6 +187,7 @@ export async function upgrade(config: NodeConfig, opts: UpgradeOptions, out: Out
       renameSync(journal, `${journal}.${now.toISOString().replace(/[:.]/g, '-')}`);
     }
     const done = finishedSteps(journal);
+    mkdirSync(config.root, { recursive: true });
     const steps = installSteps(artifacts);
     const ctx: InstallContext = { root: config.root, release: m.release, state, source: store, commands: config.installers, out, now };
     const lines: string[] = [];
