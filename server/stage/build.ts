@@ -27,7 +27,7 @@ import { Transform } from 'node:stream';
 import { promisify } from 'node:util';
 import { parseDocument } from 'yaml';
 import { AirlockError, LIMITS, validateReleaseManifest, type Artifact, type ReleaseManifest } from '../../manifests/index.js';
-import { statusError, type HttpClient } from '../../storage/fetch/http.js';
+import { statusError, type HttpClient } from '../../storage/index.js';
 import type { Output } from '../../storage/support/output.js';
 import { isIndex, manifestBlobs, parseImageRef, pickPlatform, type RegistryClient } from './registry.js';
 

@@ -8,8 +8,8 @@
 import { statfs } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { releaseBlobs, type ArtifactKind, type OciImageArtifact, type ReleaseManifest } from '../../manifests/index.js';
-import { hostPort } from '../../storage/fetch/proxy.js';
-import type { HttpClient } from '../../storage/fetch/http.js';
+import { hostPort } from '../../storage/index.js';
+import type { HttpClient } from '../../storage/index.js';
 import { parseImageRef, type RegistryClient } from './registry.js';
 
 export interface PlannedBlob {

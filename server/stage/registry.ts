@@ -14,7 +14,7 @@
 import type { Readable } from 'node:stream';
 import { AirlockError, sha256Hex, type BlobRef } from '../../manifests/index.js';
 import type { Fetcher, FetchOptions, FetchResult } from '../../storage/index.js';
-import { fetchRange, statusError, type HttpClient, type HttpResponse } from '../../storage/fetch/http.js';
+import { fetchRange, statusError, type HttpClient, type HttpResponse } from '../../storage/index.js';
 
 export const MEDIA = {
   ociManifest: 'application/vnd.oci.image.manifest.v1+json',

@@ -23,7 +23,7 @@ import {
   type VerifiedRelease,
 } from '../../manifests/index.js';
 import { openStore, type Fetcher, type Store } from '../../storage/index.js';
-import { createHttpClient, fetchRange, statusError, type HttpClient, type HttpClientOptions } from '../../storage/fetch/http.js';
+import { createHttpClient, fetchRange, statusError, type HttpClient, type HttpClientOptions } from '../../storage/index.js';
 import { humanBytes, type Output } from '../../storage/support/output.js';
 import type { AirlockConfig } from '../config.js';
 import { requireTrust } from '../config.js';
