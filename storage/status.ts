@@ -29,8 +29,11 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (it
 export async function presentSet(backend: BlobBackend, digests: readonly string[]): Promise<Set<string>> {
   const present = new Set<string>();
   if (digests.length > LIST_THRESHOLD) {
-    const wanted = new Set(digests);
-    for await (const d of backend.list()) if (wanted.has(d)) present.add(d);
+    const listAll = (backend as { listAll?: () => Promise<string[]> }).listAll;
+    const held = new Set<string>();
+    if (listAll) for (const d of await listAll.call(backend)) held.add(d);
+    else for await (const d of backend.list()) held.add(d);
+    for (const d of digests) if (held.has(d)) present.add(d);
     return present;
   }
   const found = await mapLimit(digests, STAT_CONCURRENCY, (d) => backend.stat(d));

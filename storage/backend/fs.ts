@@ -27,6 +27,8 @@ export interface FsBlobBackend extends BlobBackend {
   readonly root: string;
   /** moves an already verified local file (same filesystem) into place; content-is-content */
   adopt(expected: BlobRef, file: string): Promise<void>;
+  /** every digest in the store at once (parallel directory reads): what status uses at scale */
+  listAll(): Promise<string[]>;
   /** moves a blob out of blobs/ into quarantine/, returns where it went */
   quarantine(digest: string): Promise<string>;
 }
@@ -44,7 +46,7 @@ export function fsBackend(root: string): FsBlobBackend {
       }
     },
 
-    async read(digest: string, range?: ByteRange): Promise<Readable> {
+    async read(digest: string, range?: ByteRange, opts?: { highWaterMark?: number }): Promise<Readable> {
       let handle: FileHandle;
       try {
         handle = await open(blobPath(root, digest), 'r');
@@ -63,7 +65,7 @@ export function fsBackend(root: string): FsBlobBackend {
           });
         }
       }
-      return handle.createReadStream({ start: range?.start, end: range?.end, highWaterMark: CHUNK, autoClose: true });
+      return handle.createReadStream({ start: range?.start, end: range?.end, highWaterMark: opts?.highWaterMark ?? CHUNK, autoClose: true });
     },
 
     async writer(expected: BlobRef): Promise<BlobWriter> {
@@ -94,6 +96,12 @@ export function fsBackend(root: string): FsBlobBackend {
           if (isDigest(name) && name.startsWith(prefix)) yield name;
         }
       }
+    },
+
+    async listAll(): Promise<string[]> {
+      const prefixes = (await readdirOrEmpty(blobsRoot(root))).filter((p) => /^[0-9a-f]{2}$/.test(p));
+      const lists = await Promise.all(prefixes.map((p) => readdirOrEmpty(`${blobsRoot(root)}/${p}`)));
+      return lists.flatMap((names, i) => names.filter((n) => n.length === 64 && n.startsWith(prefixes[i]!) && isDigest(n)));
     },
 
     async quarantine(digest: string): Promise<string> {
