@@ -32,7 +32,8 @@ export interface BlobWriter {
 /** The narrow backend every blob store implements (filesystem now, S3 later). */
 export interface BlobBackend {
   stat(digest: string): Promise<BlobStat | null>;
-  read(digest: string, range?: ByteRange): Promise<Readable>;
+  /** `highWaterMark`: chunk size of the stream (serving many streams at once wants smaller chunks than ingest) */
+  read(digest: string, range?: ByteRange, opts?: { highWaterMark?: number }): Promise<Readable>;
   writer(expected: BlobRef): Promise<BlobWriter>;
   delete(digest: string): Promise<void>;
   list(): AsyncIterable<string>;
