@@ -147,6 +147,7 @@ http: {addr: "127.0.0.1:${pr}", secret: bench}
   const res = {};
   for (const [name, u] of Object.entries(urls)) {
     const b = wrk(u.big, 16);
+    if (name === 'airlock') console.log(`airlock peak RSS after the big-blob run: ${(hwm(airlock.pid) / 2 ** 20).toFixed(0)} MiB`);
     await sleep(500);
     const s = wrk(u.small, 64);
     await sleep(500);

@@ -16,6 +16,8 @@ import type { ByteRange, Store } from '../../storage/index.js';
 import type { Metrics } from './metrics.js';
 import { SMALL_BLOB_MAX, type SmallBlobCache } from './small-blobs.js';
 
+export const STREAM_CHUNK = 256 * 1024;
+
 export const IMMUTABLE = 'public, max-age=31536000, immutable';
 
 export interface BlobToSend {
@@ -123,7 +125,8 @@ export async function sendBlob(ctx: Context, sc: SendContext, blob: BlobToSend):
     ctx.body = range ? cached.subarray(range.start, range.end + 1) : cached;
     return;
   }
-  const stream = await store.read(blob.sha256, range);
+  // smaller chunks than ingest's: with hundreds of concurrent downloads, each stream's buffers add up
+  const stream = await store.backend.read(blob.sha256, range, { highWaterMark: STREAM_CHUNK });
   ctx.body = stream;
   ctx.length = length;
 }
