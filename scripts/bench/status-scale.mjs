@@ -8,7 +8,7 @@
 //   verify  — verifyRelease of the envelope (signature, parse, schema…)
 //   status  — store.status(release) in a fresh reader store (cold: parses the envelope file)
 //   cli     — `node dist/server/cli/main.js status RELEASE` end to end (node start included)
-// Targets: verify ≤ 2 s, status ≤ 2 s.
+// Targets: verify ≤ 2 s, status ≤ 2 s. AIRLOCK_BENCH_KEEP=1 keeps the cache folder.
 import { execFileSync } from 'node:child_process';
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -84,5 +84,6 @@ try {
   });
   console.log(`airlock status big-1 --json (CLI): ${cliSecs.toFixed(2)} s`);
 } finally {
-  await rm(dir, { recursive: true, force: true });
+  if (process.env.AIRLOCK_BENCH_KEEP) console.log(`kept ${dir}`);
+  else await rm(dir, { recursive: true, force: true });
 }
