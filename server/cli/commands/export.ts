@@ -23,8 +23,8 @@ export function register(program: Command): void {
       .command('export')
       .argument('<release>', 'a release stored in the cache (see airlock status)')
       .description(
-        'Write RELEASE as a bundle for an air-gapped site: one tar holding a header, the trust root\n' +
-          'chain, the signed manifest, then every blob the release needs in manifest order.\n' +
+        'Write RELEASE as a bundle for an air-gapped site: one tar holding a header, the trust root ' +
+          'chain, the signed manifest, then every blob the release needs in manifest order. ' +
           'Carry it across and run "airlock import FILE.tar" on the cache node there.',
       )
       .requiredOption('--out <file.tar>', 'where to write the bundle (a FILE.tar.sha256 checksum is written beside it)')

@@ -17,9 +17,9 @@ export function register(program: Command): void {
     program
       .command('gc')
       .description(
-        'Delete blobs that no kept release needs (counted across releases, so image layers shared\n' +
-          'with a kept release stay), partial downloads older than a threshold, and quarantined blobs.\n' +
-          'Releases not kept are removed from the cache index. Takes the writer lock; blobs being\n' +
+        'Delete blobs that no kept release needs (counted across releases, so image layers shared ' +
+          'with a kept release stay), partial downloads older than a threshold, and quarantined blobs. ' +
+          'Releases not kept are removed from the cache index. Takes the writer lock; blobs being ' +
           'served meanwhile are still delivered whole.',
       )
       .option('--keep <release...>', 'releases to keep (default: every stored release)')

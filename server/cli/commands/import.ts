@@ -15,10 +15,10 @@ export function register(program: Command): void {
       .command('import')
       .argument('<bundle...>', 'FILE.tar, or its volumes FILE.tar.000 FILE.tar.001… in order (FILE.tar finds them)')
       .description(
-        'Add a bundle made by "airlock export" to this cache. The signed manifest is checked against\n' +
-          'the LOCAL trust root (--trust or "trust" in the config; the bundle\'s roots are only followed\n' +
-          'as rotations signed from it) before any blob is read; then each blob is hashed while it\n' +
-          'streams in. Anything that is not exactly the next expected blob is refused. Blobs already\n' +
+        'Add a bundle made by "airlock export" to this cache. The signed manifest is checked against ' +
+          'the LOCAL trust root (--trust or "trust" in the config; the bundle\'s roots are only followed ' +
+          'as rotations signed from it) before any blob is read; then each blob is hashed while it ' +
+          'streams in. Anything that is not exactly the next expected blob is refused. Blobs already ' +
           'in the cache are skipped; an interrupted import is finished by running it again.',
       ),
   )

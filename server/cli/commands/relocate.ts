@@ -16,10 +16,10 @@ export function register(program: Command): void {
       .command('relocate')
       .argument('<new_dir>', 'the new cache folder, typically on another disk (empty or not existing)')
       .description(
-        'Move the cache to NEW_DIR: check free space there, copy everything, re-hash every blob in\n' +
-          'the copy, then switch cache_dir in the config file atomically, and only then remove the\n' +
-          'old copy (unless --keep-old). A journal (relocate.json) makes it safe to interrupt at any\n' +
-          'point: the config always names one complete cache; run the same command again to finish.\n' +
+        'Move the cache to NEW_DIR: check free space there, copy everything, re-hash every blob in ' +
+          'the copy, then switch cache_dir in the config file atomically, and only then remove the ' +
+          'old copy (unless --keep-old). A journal (relocate.json) makes it safe to interrupt at any ' +
+          'point: the config always names one complete cache; run the same command again to finish. ' +
           '"airlock serve" keeps answering from the old folder during the copy; restart it afterwards.',
       )
       .option('--keep-old', 'keep the old copy after the switch'),
