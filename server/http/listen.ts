@@ -51,7 +51,8 @@ export async function listenApp(airlock: AirlockApp, opts: ListenOptions): Promi
     maxHeaderSize: opts.maxHeaderSize ?? 16 * 1024,
     headersTimeout: opts.headersTimeoutMs ?? 20_000,
     requestTimeout: 120_000,
-    keepAliveTimeout: 5_000,
+    // long enough that a busy client reusing its connection rarely races our close of an idle one
+    keepAliveTimeout: 30_000,
   };
   let server: http.Server;
   if (opts.tls) {
