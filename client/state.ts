@@ -16,9 +16,10 @@
  *
  * Nothing else is written outside `--root`.
  */
+import { syncDirSync, writeFileAtomicSync } from '../storage/support/atomic.js';
 import { createHash } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { AirlockError } from '../manifests/errors.js';
 import type { AcceptedSerial } from '../manifests/types.js';
 
@@ -74,35 +75,10 @@ export const writtenFile = (s: StatePaths, target: string): string =>
 
 /** Temp + fsync + rename + fsync(dir): after a crash the file is either the old or the new one, whole. */
 export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): void {
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.${process.pid}.${Date.now()}.tmp`;
-  try {
-    const fd = openSync(tmp, 'wx', mode);
-    try {
-      writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, path);
-  } finally {
-    rmSync(tmp, { force: true });
-  }
-  fsyncDir(dirname(path));
+  writeFileAtomicSync(path, data, { mode });
 }
 
-export function fsyncDir(dir: string): void {
-  try {
-    const fd = openSync(dir, 'r');
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    // some filesystems refuse fsync on a directory; the rename is still atomic
-  }
-}
+export { syncDirSync as fsyncDir };
 
 export function readJson<T>(path: string): T | null {
   let text: string;

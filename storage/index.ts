@@ -7,13 +7,12 @@
 import type { Readable } from 'node:stream';
 import type { AcceptedSerial, BlobRef } from '../manifests/types.js';
 import type { VerifiedRelease } from '../manifests/index.js';
-import type { AirlockError } from '../manifests/errors.js';
+import type { IngestTuning } from './content/ingest.js';
 import type {
   BlobBackend,
   BlobStat,
   ByteRange,
   Fetcher,
-  IngestProgress,
   IngestResult,
   ReleaseStatus,
   StoredRelease,
@@ -31,17 +30,8 @@ export interface OpenStoreOptions {
   backend?: BlobBackend;
 }
 
-export interface IngestOptions {
-  signal?: AbortSignal;
-  onProgress?: (p: IngestProgress) => void;
-  /** attempts per URL on resets, 5xx, stalls (default 5), with backoff */
-  retries?: number;
-  onRetry?: (info: { url: string; attempt: number; error: AirlockError }) => void;
-  /** first backoff delay, doubling per attempt (default 500 ms; tests use 1) */
-  backoffMs?: number;
-  /** no byte for this long counts as a stall, retried like a reset (default 60 s) */
-  stallMs?: number;
-}
+/** Ingest tuning: abort signal, progress, retries with backoff, stall timeout (storage/content/ingest.ts). */
+export type IngestOptions = IngestTuning;
 
 export interface VerifyReport {
   checked: number;

@@ -5,6 +5,7 @@
  * whose digest AND size matched renames it into place, read-only. A blob that
  * is already there makes the commit a success: content is content.
  */
+import { syncDir } from '../support/atomic.js';
 import { createHash } from 'node:crypto';
 import { constants as fsc } from 'node:fs';
 import { chmod, mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
@@ -252,13 +253,4 @@ async function readdirOrEmpty(dir: string): Promise<string[]> {
 }
 
 /** A rename is durable only once its directory is synced. */
-export async function syncDir(dir: string): Promise<void> {
-  const h = await open(dir, 'r');
-  try {
-    await h.sync();
-  } catch {
-    // some filesystems refuse fsync on a directory; the rename stays atomic anyway
-  } finally {
-    await h.close();
-  }
-}
+export { syncDir };

@@ -5,35 +5,15 @@
  * database (LevelDB admits one process), and `rebuildIndex` starts from them.
  * The accepted serial per product is mirrored in `index/accepted.json`.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { readFile, readdir, stat } from 'node:fs/promises';
 import { sha256Hex } from '../../manifests/index.js';
 import { AirlockError } from '../../manifests/errors.js';
 import type { AcceptedSerial, ReleaseManifest } from '../../manifests/types.js';
-import { syncDir } from '../backend/fs.js';
+import { writeFileAtomic } from '../support/atomic.js';
 import { acceptedPath, envelopePath, envelopesDir } from '../paths.js';
 import type { StoredRelease } from '../types.js';
 
-/** Write-to-temp, fsync, rename, fsync the folder: a reader sees the old file or the new one. */
-export async function writeFileAtomic(file: string, bytes: Uint8Array): Promise<void> {
-  await mkdir(dirname(file), { recursive: true });
-  const temp = join(dirname(file), `.${randomBytes(6).toString('hex')}.tmp`);
-  const h = await open(temp, 'wx', 0o644);
-  try {
-    await h.writeFile(bytes);
-    await h.sync();
-  } finally {
-    await h.close();
-  }
-  try {
-    await rename(temp, file);
-  } catch (e) {
-    await rm(temp, { force: true });
-    throw e;
-  }
-  await syncDir(dirname(file));
-}
+export { writeFileAtomic };
 
 export async function writeEnvelopeFile(root: string, release: string, envelope: Uint8Array): Promise<void> {
   await writeFileAtomic(envelopePath(root, release), envelope);

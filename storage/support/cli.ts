@@ -5,6 +5,7 @@
  * the error's code (manifests/errors.ts).
  */
 import { AirlockError, toAirlockError } from '../../manifests/errors.js';
+import { Command, CommanderError } from 'commander';
 import { createOutput, type Output } from './output.js';
 
 /** What an action may return: its exit status when that is not 0 (e.g. `status` of a release that is not ready). */
@@ -26,4 +27,25 @@ export async function runAction(json: boolean, action: (out: Output) => Promise<
 /** commander's usage errors (unknown option, missing argument) exit 2 with a one-line message. */
 export function usageError(message: string): AirlockError {
   return new AirlockError('EUSAGE', message.replace(/^error:\s*/, '').trim());
+}
+
+/**
+ * Runs a commander program as a process: help and version exit 0, commander's
+ * own usage errors become one EUSAGE line and exit 2.
+ */
+export async function runProgram(program: Command, argv: string[] = process.argv): Promise<void> {
+  program.exitOverride();
+  program.configureOutput({ writeErr: () => {} });
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    if (!(e instanceof CommanderError)) throw e;
+    if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') {
+      process.exitCode = 0;
+      return;
+    }
+    const err = usageError(e.message);
+    createOutput(argv.includes('--json')).failure(err);
+    process.exitCode = err.exitStatus;
+  }
 }

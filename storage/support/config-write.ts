@@ -3,10 +3,9 @@
  * comments and the other keys), set, write a temp file beside it, fsync,
  * rename over. A reader sees the old file or the new one, never half.
  */
-import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { open, readFile, rename, rm, stat } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { readFile, stat } from 'node:fs/promises';
+import { writeFileAtomic } from './atomic.js';
 import { parseDocument } from 'yaml';
 import { AirlockError } from '../../manifests/errors.js';
 
@@ -18,22 +17,6 @@ export async function setConfigKey(file: string, key: string, value: string): Pr
   }
   if (doc.contents === null) doc.contents = doc.createNode({}) as unknown as typeof doc.contents;
   doc.set(key, value);
-  const temp = join(dirname(file), `.${basename(file)}.${randomBytes(4).toString('hex')}.tmp`);
   const mode = existsSync(file) ? (await stat(file)).mode & 0o777 : 0o644;
-  const h = await open(temp, 'wx', mode);
-  try {
-    await h.writeFile(String(doc));
-    await h.sync();
-  } finally {
-    await h.close();
-  }
-  try {
-    await rename(temp, file);
-  } catch (e) {
-    await rm(temp, { force: true });
-    throw e;
-  }
-  const d = await open(dirname(file), 'r');
-  await d.sync().catch(() => {});
-  await d.close();
+  await writeFileAtomic(file, String(doc), { mode });
 }

@@ -4,9 +4,8 @@
  * beside the target, fsync, then rename (or link, when an existing file must
  * never be replaced, as for private keys).
  */
-import { randomBytes } from 'node:crypto';
-import { link, open, readFile, rename, rm } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { writeFileAtomic as writeAtomic } from '../../../storage/support/atomic.js';
 import { AirlockError } from '../../../manifests/errors.js';
 import { loadPrivateKeyPem, loadPublicKeyPem } from '../../../manifests/keys.js';
 import type { KeyObject } from 'node:crypto';
@@ -28,33 +27,14 @@ export interface WriteOptions {
 }
 
 export async function writeFileAtomic(path: string, data: Uint8Array | string, opts: WriteOptions = {}): Promise<void> {
-  const temp = join(dirname(path), `.${basename(path)}.${randomBytes(4).toString('hex')}.tmp`);
-  let h;
   try {
-    h = await open(temp, 'wx', opts.mode ?? 0o644);
-  } catch (e) {
-    throw new AirlockError('EUSAGE', `cannot write ${path}: ${(e as Error).message}`, { path });
-  }
-  try {
-    await h.writeFile(data);
-    await h.sync();
-  } finally {
-    await h.close();
-  }
-  try {
-    if (opts.exclusive) await link(temp, path);
-    else await rename(temp, path);
+    await writeAtomic(path, data, opts);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
       throw new AirlockError('EUSAGE', `${path} already exists: refusing to overwrite it`, { path });
     }
     throw new AirlockError('EUSAGE', `cannot write ${path}: ${(e as Error).message}`, { path });
-  } finally {
-    if (opts.exclusive) await rm(temp, { force: true });
   }
-  const d = await open(dirname(path), 'r');
-  await d.sync().catch(() => {});
-  await d.close();
 }
 
 export async function readPrivateKeys(paths: readonly string[]): Promise<KeyObject[]> {
