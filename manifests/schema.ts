@@ -6,8 +6,7 @@
  * one the signer meant to be obeyed.
  */
 import { AirlockError } from './errors.js';
-import { SHA256_HEX } from './digest.js';
-import { assertSafePath, assertUniquePaths } from './paths.js';
+import { assertSafePath, assertUniquePaths, unsafePathReason } from './paths.js';
 import { LIMITS, type Artifact, type BlobRef, type ReleaseManifest, type RoleSpec, type RootKey, type RootPayload } from './types.js';
 
 type Obj = Record<string, unknown>;
@@ -24,12 +23,35 @@ export function describe(v: unknown): string {
   return `${typeof v} ${s.length > 60 ? `${s.slice(0, 57)}…` : s}`;
 }
 
-/** Checks one object's fields; every message starts with `where`. */
+/** 64 lowercase hex characters, without a regex call per digest. */
+function isSha256Hex(v: string): boolean {
+  if (v.length !== 64) return false;
+  for (let i = 0; i < 64; i++) {
+    const c = v.charCodeAt(i);
+    if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66))) return false;
+  }
+  return true;
+}
+
+/**
+ * Checks one object's fields; every message starts with `where`. The place
+ * is spelled only when a message needs it: a 100,000-artifact manifest
+ * would otherwise build (and drop) 100,000 such strings on the success path.
+ */
 class Fields {
   constructor(
-    readonly where: string,
     readonly obj: Obj,
+    /** the whole place, or the field name under `parent` */
+    private readonly name: string,
+    private readonly parent: Fields | null = null,
+    /** `name[index]` when set */
+    private readonly index = -1,
   ) {}
+
+  get where(): string {
+    const own = this.index < 0 ? this.name : `${this.name}[${this.index}]`;
+    return this.parent ? `${this.parent.where}.${own}` : own;
+  }
 
   wrong(field: string, expected: string, found: unknown = this.obj[field]): never {
     throw new AirlockError('EMANIFEST', `${this.where}: field "${field}": expected ${expected}, found ${describe(found)}`, {
@@ -74,7 +96,9 @@ class Fields {
   }
 
   sha256(field: string): string {
-    return this.string(field, SHA256_HEX, 'a sha256 digest: 64 lowercase hex characters');
+    const v = this.obj[field];
+    if (typeof v !== 'string' || !isSha256Hex(v)) this.wrong(field, 'a sha256 digest: 64 lowercase hex characters');
+    return v as string;
   }
 
   size(field: string): number {
@@ -100,16 +124,33 @@ class Fields {
 
   strings(field: string, min: number, max: number): string[] {
     const list = this.array(field, min, max);
-    list.forEach((s, i) => {
+    for (let i = 0; i < list.length; i++) {
+      const s = list[i];
       if (typeof s !== 'string' || s === '') this.wrong(`${field}[${i}]`, 'a non-empty string', s);
-    });
+    }
     return list as string[];
   }
 
   object(field: string): Fields {
     const v = this.obj[field];
     if (!isObject(v)) this.wrong(field, 'an object');
-    return new Fields(`${this.where}.${field}`, v as Obj);
+    return new Fields(v as Obj, field, this);
+  }
+}
+
+/** `artifacts[3] (path "a/b")`: the path is part of the place, so spelled lazily too. */
+class ArtifactFields extends Fields {
+  constructor(
+    obj: Obj,
+    private readonly at: number,
+  ) {
+    super(obj, 'artifacts');
+  }
+
+  override get where(): string {
+    const path = this.obj.path;
+    const pathText = typeof path === 'string' ? ` (path ${JSON.stringify(path.slice(0, 200))})` : '';
+    return `artifacts[${this.at}]${pathText}`;
   }
 }
 
@@ -118,6 +159,7 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9._+~-]{0,127}$/;
 const NAME_EXPECTED = 'a name of letters, digits and . _ + ~ - (up to 128, starting with a letter or digit)';
 
 const KINDS = ['file', 'deb', 'gem', 'oci-image'] as const;
+const BLOB_FIELDS = ['sha256', 'size'];
 const COMMON = ['path', 'kind', 'sha256', 'size', 'roles'];
 const KIND_FIELDS: Record<(typeof KINDS)[number], string[]> = {
   file: [...COMMON, 'urls', 'install'],
@@ -128,7 +170,8 @@ const KIND_FIELDS: Record<(typeof KINDS)[number], string[]> = {
 
 function checkUrls(f: Fields): string[] {
   const urls = f.strings('urls', 1, LIMITS.urlsPerArtifact);
-  urls.forEach((u, i) => {
+  for (let i = 0; i < urls.length; i++) {
+    const u = urls[i]!;
     let url: URL | null = null;
     try {
       url = new URL(u);
@@ -136,7 +179,7 @@ function checkUrls(f: Fields): string[] {
       /* reported below */
     }
     if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) f.wrong(`urls[${i}]`, 'an absolute http:// or https:// URL', u);
-  });
+  }
   return urls;
 }
 
@@ -158,14 +201,13 @@ function checkArtifact(value: unknown, index: number): Artifact {
   if (!isObject(value)) {
     throw new AirlockError('EMANIFEST', `artifacts[${index}]: expected an object, found ${describe(value)}`, { index });
   }
-  const pathText = typeof value.path === 'string' ? ` (path ${JSON.stringify(value.path.slice(0, 200))})` : '';
-  const f = new Fields(`artifacts[${index}]${pathText}`, value);
+  const f = new ArtifactFields(value, index);
   const kind = value.kind;
   if (typeof kind !== 'string' || !(KINDS as readonly string[]).includes(kind)) f.wrong('kind', `one of ${KINDS.join(', ')}`);
   const k = kind as (typeof KINDS)[number];
   f.only(KIND_FIELDS[k]);
   if (typeof value.path !== 'string') f.wrong('path', 'a relative POSIX path string');
-  assertSafePath(value.path as string, `artifacts[${index}]`);
+  if (unsafePathReason(value.path as string) !== null) assertSafePath(value.path as string, `artifacts[${index}]`);
   f.sha256('sha256');
   f.size('size');
   if (f.has('roles')) f.strings('roles', 0, 64);
@@ -189,13 +231,14 @@ function checkArtifact(value: unknown, index: number): Artifact {
       f.string('image');
       if (f.has('mediaType')) f.string('mediaType');
       const blobs = f.array('blobs', 0, LIMITS.blobsPerImage);
-      blobs.forEach((b, j) => {
+      for (let j = 0; j < blobs.length; j++) {
+        const b = blobs[j];
         if (!isObject(b)) f.wrong(`blobs[${j}]`, 'an object { sha256, size }', b);
-        const bf = new Fields(`${f.where}.blobs[${j}]`, b as Obj);
-        bf.only(['sha256', 'size']);
+        const bf = new Fields(b as Obj, 'blobs', f, j);
+        bf.only(BLOB_FIELDS);
         bf.sha256('sha256');
         bf.size('size');
-      });
+      }
       break;
     }
   }
@@ -204,28 +247,44 @@ function checkArtifact(value: unknown, index: number): Artifact {
 
 /** One digest must mean one size across the whole manifest. */
 function checkConsistentSizes(artifacts: Artifact[]): void {
-  const sizes = new Map<string, { size: number; where: string }>();
-  const note = (ref: BlobRef, where: string): void => {
+  // success path: one number per digest; the places are worked out only for the message
+  const sizes = new Map<string, number>();
+  const note = (ref: BlobRef, i: number, j: number): void => {
     const known = sizes.get(ref.sha256);
-    if (known && known.size !== ref.size) {
+    if (known === undefined) sizes.set(ref.sha256, ref.size);
+    else if (known !== ref.size) {
       throw new AirlockError(
         'EMANIFEST',
-        `${where}: sha256 ${ref.sha256} has size ${ref.size} but ${known.where} gives it size ${known.size}`,
+        `${place(i, j)}: sha256 ${ref.sha256} has size ${ref.size} but ${firstPlace(artifacts, ref.sha256)} gives it size ${known}`,
         { sha256: ref.sha256 },
       );
     }
-    if (!known) sizes.set(ref.sha256, { size: ref.size, where });
   };
-  artifacts.forEach((a, i) => {
-    note(a, `artifacts[${i}]`);
-    if (a.kind === 'oci-image') a.blobs.forEach((b, j) => note(b, `artifacts[${i}].blobs[${j}]`));
-  });
+  for (let i = 0; i < artifacts.length; i++) {
+    const a = artifacts[i]!;
+    note(a, i, -1);
+    if (a.kind === 'oci-image') for (let j = 0; j < a.blobs.length; j++) note(a.blobs[j]!, i, j);
+  }
+}
+
+const place = (i: number, j: number): string => (j < 0 ? `artifacts[${i}]` : `artifacts[${i}].blobs[${j}]`);
+
+/** Where `sha256` first appears, in the order checkConsistentSizes walks. */
+function firstPlace(artifacts: Artifact[], sha256: string): string {
+  for (let i = 0; i < artifacts.length; i++) {
+    const a = artifacts[i]!;
+    if (a.sha256 === sha256) return place(i, -1);
+    if (a.kind === 'oci-image') {
+      for (let j = 0; j < a.blobs.length; j++) if (a.blobs[j]!.sha256 === sha256) return place(i, j);
+    }
+  }
+  return 'another reference';
 }
 
 /** The release manifest's schema (DESIGN.md, manifests/types.ts). EMANIFEST / EPATH with the place. */
 export function validateReleaseManifest(value: unknown): ReleaseManifest {
   if (!isObject(value)) throw new AirlockError('EMANIFEST', `manifest: expected a JSON object, found ${describe(value)}`);
-  const f = new Fields('manifest', value);
+  const f = new Fields(value, 'manifest');
   f.literal('type', 'airlock-release');
   f.literal('spec', 1);
   f.only(['type', 'spec', 'product', 'release', 'serial', 'issued', 'expires', 'artifacts']);
@@ -263,7 +322,7 @@ function checkRole(f: Fields, name: 'root' | 'release', keys: Record<string, Roo
 /** root.json's payload schema. */
 export function validateRootPayload(value: unknown): RootPayload {
   if (!isObject(value)) throw new AirlockError('EMANIFEST', `root: expected a JSON object, found ${describe(value)}`);
-  const f = new Fields('root', value);
+  const f = new Fields(value, 'root');
   f.literal('type', 'airlock-root');
   f.literal('spec', 1);
   f.only(['type', 'spec', 'version', 'expires', 'keys', 'roles']);
@@ -274,7 +333,7 @@ export function validateRootPayload(value: unknown): RootPayload {
   for (const [id, entry] of Object.entries(keysF.obj)) {
     if (!KEYID.test(id)) keysF.wrong(id, 'a key id of 64 lowercase hex characters as the field name', id);
     if (!isObject(entry)) keysF.wrong(id, 'an object { keytype, public }', entry);
-    const k = new Fields(`root.keys.${id.slice(0, 16)}…`, entry as Obj);
+    const k = new Fields(entry as Obj, `root.keys.${id.slice(0, 16)}…`);
     k.only(['keytype', 'public']);
     k.literal('keytype', 'ed25519');
     k.string('public', /^[A-Za-z0-9+/]{43}=$/, 'base64 of the raw 32-byte ed25519 public key');
