@@ -12,13 +12,13 @@ import type { Envelope, EnvelopeSignature } from './types.js';
 
 /** "DSSEv1" SP len(type) SP type SP len(payload) SP payload, lengths in ASCII decimal (byte lengths). */
 export function pae(payloadType: string, payload: Uint8Array): Buffer {
+  return Buffer.concat([paeHeader(payloadType, payload.length), payload]);
+}
+
+/** PAE up to the payload bytes. */
+function paeHeader(payloadType: string, payloadLength: number): Buffer {
   const type = Buffer.from(payloadType, 'utf8');
-  return Buffer.concat([
-    Buffer.from(`DSSEv1 ${type.length} `, 'ascii'),
-    type,
-    Buffer.from(` ${payload.length} `, 'ascii'),
-    payload,
-  ]);
+  return Buffer.concat([Buffer.from(`DSSEv1 ${type.length} `, 'ascii'), type, Buffer.from(` ${payloadLength} `, 'ascii')]);
 }
 
 // A plain character class, not a repeated group: a group backtracks
@@ -27,20 +27,42 @@ const BASE64_CHARS = /^[A-Za-z0-9+/]*={0,2}$/;
 
 /** Standard padded base64 with one spelling per byte string (Node's decoder would skip junk silently). */
 export function decodeBase64Strict(text: string, what: string): Buffer {
-  const bytes = text.length % 4 === 0 && BASE64_CHARS.test(text) ? Buffer.from(text, 'base64') : null;
+  return decodeBase64After(EMPTY, text, what);
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** Bytes that well-formed padded base64 `text` decodes to. */
+const base64Size = (text: string): number =>
+  Math.floor(text.length / 4) * 3 - (text.endsWith('==') ? 2 : text.endsWith('=') ? 1 : 0);
+
+/**
+ * `prefix` followed by the strictly decoded bytes of `text`, in one buffer.
+ * The payload is decoded straight behind its PAE header, so the signed
+ * message needs no second multi-megabyte copy.
+ */
+function decodeBase64After(prefix: Buffer, text: string, what: string): Buffer {
+  const bad = (): never => {
+    throw new AirlockError('EMANIFEST', `${what} is not valid base64`, { field: what });
+  };
+  if (text.length % 4 !== 0 || !BASE64_CHARS.test(text)) return bad();
+  const size = base64Size(text);
+  const out = Buffer.allocUnsafe(prefix.length + size);
+  prefix.copy(out, 0);
+  if (out.write(text, prefix.length, 'base64') !== size) return bad();
   // With the alphabet checked, only the last group can have a second spelling (padding bits
   // set): re-encode just that group rather than the whole (maybe 40 MiB) payload.
-  const tail = Math.max(0, (text.length / 4 - 1) * 3);
-  if (!bytes || bytes.length < tail || bytes.subarray(tail).toString('base64') !== text.slice(tail / 3 * 4)) {
-    throw new AirlockError('EMANIFEST', `${what} is not valid base64`, { field: what });
-  }
-  return bytes;
+  const tail = prefix.length + Math.max(0, (text.length / 4 - 1) * 3);
+  if (out.subarray(tail).toString('base64') !== text.slice(((tail - prefix.length) / 3) * 4)) return bad();
+  return out;
 }
 
 export interface DecodedEnvelope {
   envelope: Envelope;
   /** the payload bytes (base64-decoded) */
   payload: Buffer;
+  /** PAE(payloadType, payload): what the signatures cover; `payload` is its tail */
+  message: Buffer;
   /** each signature's bytes, in envelope order */
   sigs: Array<{ keyid?: string; sig: Buffer }>;
 }
@@ -76,7 +98,9 @@ export function parseEnvelope(bytes: Uint8Array, what = 'envelope', maxBytes?: n
   if (!Array.isArray(signatures)) {
     throw new AirlockError('EMANIFEST', `${what}: "signatures" must be an array`, { field: 'signatures' });
   }
-  const payloadBytes = decodeBase64Strict(payload, `${what}: "payload"`);
+  const header = paeHeader(payloadType, base64Size(payload));
+  const message = decodeBase64After(header, payload, `${what}: "payload"`);
+  const payloadBytes = message.subarray(header.length);
   const sigs: DecodedEnvelope['sigs'] = [];
   const envSigs: EnvelopeSignature[] = [];
   signatures.forEach((s, i) => {
@@ -93,7 +117,7 @@ export function parseEnvelope(bytes: Uint8Array, what = 'envelope', maxBytes?: n
     sigs.push(s.keyid === undefined ? { sig } : { keyid: s.keyid, sig });
     envSigs.push(s.keyid === undefined ? { sig: s.sig } : { keyid: s.keyid, sig: s.sig });
   });
-  return { envelope: { payloadType, payload, signatures: envSigs }, payload: payloadBytes, sigs };
+  return { envelope: { payloadType, payload, signatures: envSigs }, payload: payloadBytes, message, sigs };
 }
 
 /** Signs payload bytes (already canonical) with each key; the result is the envelope's JSON bytes. */

@@ -6,7 +6,7 @@
  */
 import type { KeyObject } from 'node:crypto';
 import { AirlockError } from './errors.js';
-import { pae, type DecodedEnvelope } from './dsse.js';
+import type { DecodedEnvelope } from './dsse.js';
 import { keyIdOf, publicKeyFromRaw, verifyBytes } from './keys.js';
 import type { RoleSpec, RootKey } from './types.js';
 
@@ -52,7 +52,7 @@ export function verifyThreshold(
   if (decoded.sigs.length > MAX_SIGNATURES) {
     throw new AirlockError('EMANIFEST', `${what} has ${decoded.sigs.length} signatures, over the cap of ${MAX_SIGNATURES}`);
   }
-  const message = pae(decoded.envelope.payloadType, decoded.payload);
+  const message = decoded.message;
   const candidates = roleKeys(role, keys);
   const counted = new Set<RoleKey>();
   for (const { keyid, sig } of decoded.sigs) {
