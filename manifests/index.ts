@@ -45,3 +45,6 @@ export type { GeneratedKey } from './keys.js';
 
 /** blobs.ts: every blob a release needs (artifacts and image blobs), unique by digest, manifest order, with the paths needing each. */
 export { releaseBlobs } from './blobs.js';
+
+/** image-ref.ts: Docker's reading of an image reference. */
+export { parseImageRef, REPOSITORY_NAME, TAG_NAME, type ImageRef } from './image-ref.js';

@@ -5,6 +5,7 @@
  * are refused everywhere: a field this version does not understand might be
  * one the signer meant to be obeyed.
  */
+import { parseImageRef } from './image-ref.js';
 import { AirlockError } from './errors.js';
 import { assertSafePath, assertUniquePaths, unsafePathReason } from './paths.js';
 import { LIMITS, type Artifact, type BlobRef, type ReleaseManifest, type RoleSpec, type RootKey, type RootPayload } from './types.js';
@@ -228,7 +229,12 @@ function checkArtifact(value: unknown, index: number): Artifact {
       f.string('version');
       break;
     case 'oci-image': {
-      f.string('image');
+      const image = f.string('image');
+      try {
+        parseImageRef(image, 'EMANIFEST');
+      } catch {
+        f.wrong('image', 'an image reference such as registry.example.com/team/app:1.0');
+      }
       if (f.has('mediaType')) f.string('mediaType');
       const blobs = f.array('blobs', 0, LIMITS.blobsPerImage);
       for (let j = 0; j < blobs.length; j++) {

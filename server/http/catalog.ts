@@ -9,7 +9,7 @@
  */
 import type { Artifact, OciImageArtifact } from '../../manifests/types.js';
 import type { Store, StoredRelease } from '../../storage/index.js';
-import { parseImageRef } from './image-ref.js';
+import { parseImageRef } from '../../manifests/image-ref.js';
 
 export interface ImageEntry {
   release: string;
@@ -71,11 +71,11 @@ export function buildCatalog(releases: StoredRelease[], now = Date.now()): Catal
 }
 
 function addImage(cat: Catalog, rel: StoredRelease, a: OciImageArtifact): void {
-  const ref = parseImageRef(a.image);
-  let repo = cat.repositories.get(ref.repository);
+  const ref = parseImageRef(a.image, 'EMANIFEST');
+  let repo = cat.repositories.get(ref.path);
   if (!repo) {
-    repo = { name: ref.repository, tags: new Map(), manifests: new Map(), blobs: new Map() };
-    cat.repositories.set(ref.repository, repo);
+    repo = { name: ref.path, tags: new Map(), manifests: new Map(), blobs: new Map() };
+    cat.repositories.set(ref.path, repo);
   }
   const entry: ImageEntry = { release: rel.release, serial: rel.serial, artifact: a };
   if (ref.tag) repo.tags.set(ref.tag, entry);

@@ -2,6 +2,6 @@
 export { createServer, ROUTES, type AirlockApp, type ServerDeps, type ServeConfig } from './app.js';
 export { listenApp, splitListen, type Listening, type ListenOptions } from './listen.js';
 export type { StageStarter, Passthrough } from './env.js';
-export { parseImageRef, type ImageRef } from './image-ref.js';
+export { parseImageRef, type ImageRef } from '../../manifests/image-ref.js';
 export { buildCatalog, type Catalog } from './catalog.js';
 export { inProcessStager, type StageJobs } from './stage-job.js';

@@ -11,6 +11,7 @@
  *   drops `Authorization` when the host changes.
  * https unless the registry is listed in `insecure_registries`, as Docker does.
  */
+import { parseImageRef as parseRef } from '../../manifests/image-ref.js';
 import type { Readable } from 'node:stream';
 import { AirlockError, sha256Hex, type BlobRef } from '../../manifests/index.js';
 import type { Fetcher, FetchOptions, FetchResult } from '../../storage/index.js';
@@ -37,35 +38,12 @@ export interface ImageRef {
   digest: string | null;
 }
 
-/** Docker's reading of `host:5000/a/b:tag`, `a/b@sha256:…`, `ubuntu`. */
+/** Which registry and repository to ask: Docker's defaults (docker.io, library/, latest) on the shared reading. */
 export function parseImageRef(text: string): ImageRef {
-  const bad = (why: string): never => {
-    throw new AirlockError('EUSAGE', `image reference "${text}": ${why}`, { image: text });
-  };
-  let rest = text.trim();
-  let digest: string | null = null;
-  const at = rest.indexOf('@');
-  if (at >= 0) {
-    digest = rest.slice(at + 1);
-    rest = rest.slice(0, at);
-    if (!/^sha256:[0-9a-f]{64}$/.test(digest)) bad('digest must be sha256:<64 hex>');
-  }
-  let tag: string | null = null;
-  const lastSlash = rest.lastIndexOf('/');
-  const colon = rest.lastIndexOf(':');
-  if (colon > lastSlash) {
-    tag = rest.slice(colon + 1);
-    rest = rest.slice(0, colon);
-    if (!/^[\w][\w.-]{0,127}$/.test(tag)) bad(`bad tag "${tag}"`);
-  }
-  const parts = rest.split('/');
-  let registry = 'docker.io';
-  if (parts.length > 1 && (/[.:]/.test(parts[0]!) || parts[0] === 'localhost')) registry = parts.shift()!;
-  if (registry === 'docker.io' && parts.length === 1) parts.unshift('library');
-  const repository = parts.join('/');
-  if (!/^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/.test(repository)) bad(`bad repository "${repository}"`);
-  if (!tag && !digest) tag = 'latest';
-  return { registry, repository, tag, digest };
+  const ref = parseRef(text);
+  const registry = ref.host ?? 'docker.io';
+  const repository = registry === 'docker.io' && !ref.path.includes('/') ? `library/${ref.path}` : ref.path;
+  return { registry, repository, tag: ref.tag ?? (ref.digest ? null : 'latest'), digest: ref.digest };
 }
 
 export interface RegistryClientOptions {

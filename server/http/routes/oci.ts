@@ -10,7 +10,7 @@ import { AirlockError } from '../../../manifests/errors.js';
 import type { OciImageArtifact } from '../../../manifests/types.js';
 import type { Repository } from '../catalog.js';
 import type { Route, ServeEnv } from '../env.js';
-import { REPOSITORY_NAME, TAG_NAME } from '../image-ref.js';
+import { REPOSITORY_NAME, TAG_NAME } from '../../../manifests/image-ref.js';
 import { sendBlob } from '../send-blob.js';
 
 export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
