@@ -20,6 +20,26 @@ export interface DownloadSummary {
   bytesResumed: number;
 }
 
+/**
+ * Test hook: AIRLOCK_NODE_TEST_PAUSE_AT_BYTES=N[:MS]. The first time a blob's
+ * partial file holds at least N bytes (and is not yet complete), say so on
+ * stderr and block the whole process, forever or for MS ms. Every counted
+ * byte is already written (progress fires after the write), so a SIGKILL
+ * there, or a cache stopped meanwhile, hits a known point mid-download.
+ */
+let paused = false;
+function pauseAtBytes(bytes: number, size: number): void {
+  const spec = process.env.AIRLOCK_NODE_TEST_PAUSE_AT_BYTES;
+  if (paused || !spec || bytes >= size) return;
+  const [at, ms] = spec.split(':').map(Number);
+  if (!(bytes >= at!)) return;
+  paused = true;
+  process.stderr.write(`airlock-node: test pause at ${bytes} bytes\n`);
+  const sab = new Int32Array(new SharedArrayBuffer(4));
+  const until = ms === undefined ? Infinity : Date.now() + ms;
+  while (Date.now() < until) Atomics.wait(sab, 0, 0, Math.min(1000, until - Date.now()));
+}
+
 export async function downloadBlobs(
   store: Store,
   cache: CacheClient,
@@ -42,6 +62,7 @@ export async function downloadBlobs(
           retries: opts.retries ?? 3,
           onProgress: (p) => {
             done.set(p.digest, p.bytes);
+            pauseAtBytes(p.bytes, p.size);
             bar.update([...done.values()].reduce((x, y) => x + y, 0), { current: b.paths[0] });
           },
           onRetry: ({ attempt, error }) => opts.out.warn(`${b.paths[0]}: retry ${attempt} after: ${error.message}`),
