@@ -276,6 +276,7 @@ describe('airlock-node upgrade (e2e, real world)', () => {
     let err = '';
     child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    cleanups.push(async () => void child.kill('SIGKILL')); // never leave a paused client behind (a no-op once it exited)
     try {
       await waitFor(`the pause at ${hook} bytes`, () => err.includes('test pause at'), 60_000);
     } catch (e) {
@@ -332,8 +333,8 @@ describe('airlock-node upgrade (e2e, real world)', () => {
     const cache = await ownServe(bigCacheDir, 'dldown');
     const { root, state } = await fresh('dldown');
     const partial = join(state, 'staging', 'partial', big.sha256);
-    // paused at 4 MiB for 5 s, and the cache stops meanwhile; the other 60 MiB cannot all sit in socket buffers, so the body breaks off
-    const PAUSE_MS = 5000;
+    // paused at 4 MiB for 8 s, and the cache stops meanwhile; the other 60 MiB cannot all sit in socket buffers, so the body breaks off
+    const PAUSE_MS = 8000;
     const p = await pausedAt(cache.url, root, state, `${4 * MiB}:${PAUSE_MS}`);
     const t0 = Date.now();
     await cache.stop(); // SIGTERM: 1 s grace for downloads in flight, then their connections are cut
