@@ -24,6 +24,14 @@ const MAX_DEPTH = 64;
 const PLAIN_RUN = /[^"\\\u0000-\u001f]*/y;
 /** Strings shorter than this are scanned char by char (a regex call costs more than it saves). */
 const SCAN_BEFORE_REGEX = 64;
+/**
+ * Short strings (keys like "sha256", values like "file") repeat on every
+ * artifact; V8 copies strings this short instead of slicing, so each parser
+ * keeps the last one seen per slot and hands the same string out again.
+ * Fewer survivors to promote, and keys arrive already internalized.
+ */
+const SHORT = 12;
+const SLOTS = 512;
 
 const fail = (what: string, message: string, at?: number): never => {
   throw new AirlockError('EMANIFEST', `${what}: ${message}${at === undefined ? '' : ` at offset ${at}`}`, {
@@ -55,6 +63,7 @@ class Parser {
   i = 0;
   readonly n: number;
   canonical = true;
+  private readonly short: Array<string | undefined> = new Array<string | undefined>(SLOTS);
 
   constructor(
     readonly text: string,
@@ -195,7 +204,12 @@ class Parser {
     // the common case: no escapes, one slice
     if (i < n && text.charCodeAt(i) === 0x22) {
       this.i = i + 1;
-      return text.slice(start + 1, i);
+      const len = i - start - 1;
+      if (len === 0 || len > SHORT) return text.slice(start + 1, i);
+      const slot = (len * 31 + text.charCodeAt(start + 1) * 7 + text.charCodeAt(i - 1)) & (SLOTS - 1);
+      const known = this.short[slot];
+      if (known !== undefined && known.length === len && text.startsWith(known, start + 1)) return known;
+      return (this.short[slot] = text.slice(start + 1, i));
     }
     let out = text.slice(start + 1, i);
     for (;;) {
