@@ -5,7 +5,7 @@
  */
 import { resolve } from 'node:path';
 import { AirlockError } from '../manifests/errors.js';
-import { loadConfigFile, parseDate, parseSize, type Schema } from '../storage/support/config.js';
+import { loadConfigFile, parseDate, type Schema } from '../storage/support/config.js';
 
 /** Installer command overrides: argv prefixes (split on spaces) used instead of the built-in tools. */
 export interface InstallerCommands {
@@ -41,9 +41,9 @@ export const NODE_CONFIG_SCHEMA: Schema = {
   root: { type: 'path' },
   roles: { type: 'string[]' },
   trust: { type: 'path' },
-  memory_floor_core: { type: 'string' },
-  memory_floor_other: { type: 'string' },
-  disk_margin: { type: 'string' },
+  memory_floor_core: { type: 'size' },
+  memory_floor_other: { type: 'size' },
+  disk_margin: { type: 'size' },
   parallel: { type: 'int', min: 1, max: 64 },
   accept_expired_until: { type: 'string' },
   installers: {
@@ -67,11 +67,6 @@ export const DEFAULT_NODE_CONFIG_FILE = '/etc/airlock-node.yml';
 export const DEFAULT_STATE_DIR = '/var/lib/airlock-node';
 export const CORE_ROLES: readonly string[] = Object.freeze(['core', 'cache']);
 
-function sizeValue(v: unknown, key: string, fallback: number): number {
-  if (v === undefined) return fallback;
-  return parseSize(String(v), key);
-}
-
 function argv(text: string | undefined): readonly string[] | null {
   if (!text) return null;
   return Object.freeze(text.split(/\s+/).filter(Boolean));
@@ -85,9 +80,9 @@ export function loadNodeConfig(flags: NodeFlags, cwd: string = process.cwd(), fa
     root?: string;
     roles?: string[];
     trust?: string;
-    memory_floor_core?: string | number;
-    memory_floor_other?: string | number;
-    disk_margin?: string | number;
+    memory_floor_core?: number;
+    memory_floor_other?: number;
+    disk_margin?: number;
     parallel?: number;
     accept_expired_until?: string;
     installers?: Partial<Record<keyof InstallerCommands, string>>;
@@ -105,9 +100,9 @@ export function loadNodeConfig(flags: NodeFlags, cwd: string = process.cwd(), fa
     root: resolve(cwd, flags.root ?? v.root ?? '/'),
     roles: Object.freeze([...roles]),
     trust: flags.trust ? resolve(cwd, flags.trust) : (v.trust ?? null),
-    memoryFloorCore: sizeValue(v.memory_floor_core, 'memory_floor_core', 2 ** 30),
-    memoryFloorOther: sizeValue(v.memory_floor_other, 'memory_floor_other', 512 * 2 ** 20),
-    diskMargin: sizeValue(v.disk_margin, 'disk_margin', 256 * 2 ** 20),
+    memoryFloorCore: v.memory_floor_core ?? 2 ** 30,
+    memoryFloorOther: v.memory_floor_other ?? 512 * 2 ** 20,
+    diskMargin: v.disk_margin ?? 256 * 2 ** 20,
     parallel: v.parallel ?? 4,
     installers: Object.freeze({
       file: argv(v.installers?.file),

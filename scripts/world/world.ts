@@ -147,7 +147,7 @@ export async function startWorld(opts: WorldOptions = {}): Promise<World> {
     });
     artifacts.push(file('app.tar.gz', await sha256File(join(roots.files, 'app.tar.gz')), { extract: '/opt/demo' }));
     artifacts.push(file('blob.bin', blob, { copy: '/opt/demo/blob.bin' }));
-    for (const x of extras) artifacts.push(file(`extra/${x.name}`, x, undefined, true));
+    for (const x of extras) artifacts.push(file(`extra/${x.name}`, { sha256: x.sha256, size: x.size }, undefined, true));
 
     let image: WorldImage | null = null;
     if (layout) {

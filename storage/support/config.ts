@@ -9,7 +9,7 @@ import { isAbsolute, resolve, dirname } from 'node:path';
 import { parseDocument } from 'yaml';
 import { AirlockError } from '../../manifests/errors.js';
 
-export type FieldType = 'string' | 'path' | 'int' | 'bool' | 'string[]' | 'map';
+export type FieldType = 'string' | 'path' | 'int' | 'size' | 'bool' | 'string[]' | 'map';
 
 export interface FieldSpec {
   type: FieldType;
@@ -100,6 +100,15 @@ export function checkValue(value: unknown, spec: FieldSpec, file: string, base: 
       if (spec.max !== undefined && n > spec.max) bad(`at most ${spec.max}`);
       return n;
     }
+    case 'size':
+      // a byte count, or a size with a unit: 512M, 4G, 1.5GiB
+      if (typeof value === 'number' && Number.isInteger(value) && value >= 0) return value;
+      if (typeof value !== 'string') bad('a size such as 512M, 4G or a number of bytes');
+      try {
+        return parseSize(value as string, name);
+      } catch {
+        return bad('a size such as 512M, 4G or a number of bytes');
+      }
     case 'bool':
       if (typeof value !== 'boolean') bad('true or false');
       return value;

@@ -28,6 +28,13 @@ export interface Progress {
   stop(): void;
 }
 
+let programName = 'airlock';
+
+/** The name error lines start with (`airlock-node` for the node client). */
+export function setProgramName(name: string): void {
+  programName = name;
+}
+
 const NO_PROGRESS: Progress = { update() {}, increment() {}, stop() {} };
 
 export function humanBytes(n: number): string {
@@ -74,7 +81,7 @@ export function createOutput(json: boolean, streams: OutputStreams = process): O
     },
     failure(err) {
       if (json) line({ ok: false, error: err.toJSON() });
-      else streams.stderr.write(`airlock: ${err.code}: ${err.message}\n`);
+      else streams.stderr.write(`${programName}: ${err.code}: ${err.message}\n`);
     },
     progress(label, total) {
       if (json || !streams.stderr.isTTY) return NO_PROGRESS;
