@@ -6,12 +6,12 @@
  * volume against it when present (a transport check: every blob is also
  * verified by its own digest).
  */
-import { createHash, type Hash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
 import { open, readFile, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { AirlockError } from '../../manifests/errors.js';
+import { offThreadHash, type OffThreadHash } from '../support/hash-off-thread.js';
 
 export const volumeName = (out: string, index: number): string => `${out}.${String(index).padStart(3, '0')}`;
 export const checksumName = (file: string): string => `${file}.sha256`;
@@ -30,7 +30,8 @@ export interface WrittenVolume {
 export class VolumeWriter extends Writable {
   readonly volumes: WrittenVolume[] = [];
   private handle: FileHandle | null = null;
-  private hash: Hash | null = null;
+  /** the volume checksum runs on another core while this thread packs and writes */
+  private readonly hash: OffThreadHash = offThreadHash();
   private current = '';
   private used = 0;
 
@@ -49,11 +50,17 @@ export class VolumeWriter extends Writable {
     // an empty stream still makes one (empty) file, so there is always a volume
     (this.handle ? Promise.resolve() : this.openNext())
       .then(() => this.closeCurrent())
+      .finally(() => this.hash.close())
       .then(() => cb(), (e: unknown) => cb(e as Error));
+  }
+
+  override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
+    this.hash.close().then(() => cb(err), () => cb(err));
   }
 
   /** Removes whatever this writer created (after a failure). */
   async discard(): Promise<void> {
+    await this.hash.close();
     await this.handle?.close().catch(() => {});
     this.handle = null;
     const paths = [...this.volumes.map((v) => v.path), this.current].filter(Boolean);
@@ -70,10 +77,8 @@ export class VolumeWriter extends Writable {
       if (!this.handle) await this.openNext();
       const room = this.split === null ? chunk.length - off : Math.min(chunk.length - off, this.split - this.used);
       const part = chunk.subarray(off, off + room);
-      // the write runs on libuv's pool while this thread hashes the same bytes
-      const written = writeAll(this.handle!, part);
-      this.hash!.update(part);
-      await written;
+      // the write runs on libuv's pool, the checksum on the hasher's thread
+      await Promise.all([writeAll(this.handle!, part), this.hash.update(part)]);
       this.used += part.length;
       off += room;
       if (this.split !== null && this.used >= this.split) await this.closeCurrent();
@@ -83,7 +88,6 @@ export class VolumeWriter extends Writable {
   private async openNext(): Promise<void> {
     this.current = this.split === null ? this.out : volumeName(this.out, this.volumes.length);
     this.handle = await open(`${this.current}.partial`, 'w');
-    this.hash = createHash('sha256');
     this.used = 0;
   }
 
@@ -92,7 +96,7 @@ export class VolumeWriter extends Writable {
     await this.handle.sync();
     await this.handle.close();
     this.handle = null;
-    const sha256 = this.hash!.digest('hex');
+    const sha256 = await this.hash.digest();
     await rename(`${this.current}.partial`, this.current);
     await writeFile(checksumName(this.current), `${sha256}  ${basename(this.current)}\n`);
     this.volumes.push({ path: this.current, bytes: this.used, sha256 });
@@ -148,24 +152,32 @@ export interface VolumeReadProgress {
 
 /**
  * One Readable over all volumes in order, each checked against its .sha256
- * (when present) as it ends. The volume hash runs inline: a worker thread
- * would overlap it with blob hashing but costs ~40 MiB of resident memory,
- * and the import must stay small on a cache node.
+ * (when present) as it ends. The volume hash runs on another core
+ * (hash-off-thread.ts, a few MiB of memory): on the main thread it doubled
+ * the hashing an import does, since every blob is hashed here as well.
  */
 export function readVolumes(volumes: string[], onBytes?: (p: VolumeReadProgress) => void): Readable {
   let total = 0;
+  let hasher: OffThreadHash | null = null;
   async function* chunks(): AsyncGenerator<Buffer> {
+    try {
+      yield* volumeChunks();
+    } finally {
+      await hasher?.close();
+    }
+  }
+  async function* volumeChunks(): AsyncGenerator<Buffer> {
     for (const volume of volumes) {
       const expected = await expectedChecksum(volume);
-      const hash = expected === null ? null : createHash('sha256');
+      const hash = expected === null ? null : (hasher ??= offThreadHash());
       for await (const chunk of createReadStream(volume, { highWaterMark: 1024 * 1024 })) {
         const buf = chunk as Buffer;
-        hash?.update(buf);
+        if (hash) await hash.update(buf);
         total += buf.length;
         onBytes?.({ bytes: total, volume });
         yield buf;
       }
-      const found = hash ? hash.digest('hex') : null;
+      const found = hash ? await hash.digest() : null;
       if (expected !== null && found !== expected) {
         throw new AirlockError('EINTEGRITY', `bundle volume ${volume}: sha256 ${found} does not match ${checksumName(volume)} (${expected})`, {
           file: volume,
