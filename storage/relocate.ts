@@ -32,6 +32,7 @@ import { writeFileAtomic } from './index/envelopes.js';
 import { acquireWriterLock } from './lock.js';
 import { blobsRoot, isDigest, lockInfoPath, lockPath } from './paths.js';
 import { setConfigKey } from './support/config-write.js';
+import { offThreadHash } from './support/hash-off-thread.js';
 
 export const JOURNAL_NAME = 'relocate.json';
 export const journalPath = (cacheDir: string): string => join(cacheDir, JOURNAL_NAME);
@@ -249,40 +250,90 @@ export async function relocate(opts: RelocateOptions): Promise<RelocateResult> {
     await mkdir(to, { recursive: true });
     journal.phase = 'copying';
     await writeJournal(from, journal);
+    // Copies (the kernel's copy_file_range, on libuv's pool) and the re-hash
+    // of every blob overlap: each blob is verified as soon as it is in NEW,
+    // by two lanes, this thread and a hashing worker (the other core), so
+    // the move costs about the copy or the hashing, not both one after the other.
+    const blobDir = relative(from, blobsRoot(from)) + sep;
+    const isBlob = (it: Item): boolean => it.rel.startsWith(blobDir);
+    const blobs = items.filter(isBlob);
+    const blobTotal = blobs.reduce((n, i) => n + i.size, 0);
+    const pending = new Set(todo.map((it) => it.rel));
+    const ready: Item[] = blobs.filter((it) => !pending.has(it.rel)); // already copied by an earlier run
+    const sleepers: Array<() => void> = [];
+    const wake = (): void => {
+      for (const w of sleepers.splice(0)) w();
+    };
+    let copying = true;
+    let stop = false;
     let copiedBytes = 0;
-    for (const [n, it] of todo.entries()) {
-      const dest = join(to, it.rel);
-      await mkdir(dirname(dest), { recursive: true });
-      await copyFile(join(from, it.rel), `${dest}.relocating`);
-      await chmod(`${dest}.relocating`, it.mode);
-      await rename(`${dest}.relocating`, dest);
-      copiedBytes += it.size;
-      result.copied.files++;
-      opts.onProgress?.({ phase: 'copy', bytes: copiedBytes, total: needed, current: it.rel });
-      if (n === Math.floor(todo.length / 2)) await pausePoint('copying');
+    let verifiedBytes = 0;
+
+    const copyAll = async (): Promise<void> => {
+      try {
+        for (const [n, it] of todo.entries()) {
+          if (stop) return;
+          const dest = join(to, it.rel);
+          await mkdir(dirname(dest), { recursive: true });
+          await copyFile(join(from, it.rel), `${dest}.relocating`);
+          await chmod(`${dest}.relocating`, it.mode);
+          await rename(`${dest}.relocating`, dest);
+          copiedBytes += it.size;
+          result.copied.files++;
+          opts.onProgress?.({ phase: 'copy', bytes: copiedBytes, total: needed, current: it.rel });
+          if (isBlob(it)) {
+            ready.push(it);
+            wake();
+          }
+          if (n === Math.floor(todo.length / 2)) await pausePoint('copying');
+        }
+      } finally {
+        copying = false;
+        wake();
+      }
+    };
+    const verifyLane = async (hash: (path: string) => Promise<{ sha256: string; size: number }>): Promise<void> => {
+      for (;;) {
+        if (stop) return;
+        const it = ready.shift();
+        if (!it) {
+          if (!copying) return;
+          await new Promise<void>((r) => sleepers.push(r));
+          continue;
+        }
+        const name = it.rel.split(sep).pop()!;
+        const dest = join(to, it.rel);
+        const found = await hash(dest);
+        if (isDigest(name) && (found.sha256 !== name || found.size !== it.size)) {
+          await rm(dest, { force: true }); // so the next run copies it again
+          throw new AirlockError(
+            'EINTEGRITY',
+            `relocate: copy of blob sha256:${name} in ${to} reads back as ${found.size} bytes with sha256:${found.sha256}; removed it, run again`,
+            { sha256: name, expected: { size: it.size }, found },
+          );
+        }
+        verifiedBytes += it.size;
+        result.blobsVerified++;
+        opts.onProgress?.({ phase: 'verify', bytes: verifiedBytes, total: blobTotal, current: name });
+      }
+    };
+    const worker = offThreadHash();
+    try {
+      const jobs = [copyAll(), verifyLane(hashFile), verifyLane((p) => worker.hashFile(p))].map((p) =>
+        p.catch((e: unknown) => {
+          stop = true; // the others finish what they are doing and return
+          wake();
+          throw e;
+        }),
+      );
+      const settled = await Promise.allSettled(jobs);
+      const failure = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failure) throw failure.reason;
+    } finally {
+      await worker.close();
     }
     result.copied.bytes = copiedBytes;
 
-    // ---- verify every blob in NEW by re-hashing it ----
-    const blobs = items.filter((it) => it.rel.startsWith(relative(from, blobsRoot(from)) + sep));
-    const blobTotal = blobs.reduce((n, i) => n + i.size, 0);
-    let verifiedBytes = 0;
-    for (const it of blobs) {
-      const name = it.rel.split(sep).pop()!;
-      const dest = join(to, it.rel);
-      const found = await hashFile(dest);
-      if (isDigest(name) && (found.sha256 !== name || found.size !== it.size)) {
-        await rm(dest, { force: true }); // so the next run copies it again
-        throw new AirlockError(
-          'EINTEGRITY',
-          `relocate: copy of blob sha256:${name} in ${to} reads back as ${found.size} bytes with sha256:${found.sha256}; removed it, run again`,
-          { sha256: name, expected: { size: it.size }, found },
-        );
-      }
-      verifiedBytes += it.size;
-      result.blobsVerified++;
-      opts.onProgress?.({ phase: 'verify', bytes: verifiedBytes, total: blobTotal, current: name });
-    }
     // the level files were copied as they were; rebuild NEW's index from its envelopes and blobs to be sure
     const fresh = await openStore({ cacheDir: to, write: true });
     try {
