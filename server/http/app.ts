@@ -6,7 +6,9 @@
  *
  * Middleware, outermost first: access log + metrics → error mapping →
  * proxy mode (absolute-form requests never reach the routes) → routes.
+ * `callback()` puts the lean blob-by-digest path (fast-blobs.ts) in front.
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import Koa, { type Context } from 'koa';
 import pino, { type Logger } from 'pino';
 import type { AirlockConfig } from '../config.js';
@@ -14,6 +16,7 @@ import type { Store } from '../../storage/index.js';
 import { aptIndexCache } from './apt-index.js';
 import { catalogSource, type CatalogSource } from './catalog.js';
 import type { Passthrough, Route, ServeEnv, StageStarter } from './env.js';
+import { withFastBlobs } from './fast-blobs.js';
 import { renderError } from './errors.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { aptRoutes } from './routes/apt.js';
@@ -23,6 +26,7 @@ import { ociRoutes } from './routes/oci.js';
 import { gotPassthrough, isAbsoluteForm, proxyRequest } from './routes/proxy.js';
 import { stageRoutes } from './routes/stage.js';
 import { SmallBlobCache } from './small-blobs.js';
+import { track, type TrackState } from './track.js';
 
 export interface ServerDeps {
   /** an opened (read-only is enough) store */
@@ -47,7 +51,8 @@ export interface AirlockApp {
   env: ServeEnv;
   metrics: Metrics;
   catalog: CatalogSource;
-  callback(): ReturnType<Koa['callback']>;
+  /** the request listener: the lean blob path, then koa */
+  callback(): (req: IncomingMessage, res: ServerResponse) => void;
 }
 
 export const ROUTES: readonly Route[] = [...healthRoutes, ...blobRoutes, ...ociRoutes, ...aptRoutes, ...stageRoutes];
@@ -82,33 +87,7 @@ export function createServer(config: ServeConfig, deps: ServerDeps): AirlockApp 
   });
 
   app.use(async (ctx, next) => {
-    const done = metrics.start(ctx);
-    const t0 = performance.now();
-    let logged = false;
-    const finish = (): void => {
-      if (logged) return;
-      logged = true;
-      const res = ctx.res;
-      const complete = res.writableFinished;
-      const len = Number(res.getHeader('content-length') ?? 0);
-      const bytes = complete && ctx.method !== 'HEAD' ? len : 0;
-      done(res.statusCode, bytes);
-      logger.info(
-        {
-          method: ctx.method,
-          url: ctx.req.url,
-          status: res.statusCode,
-          bytes,
-          ms: Math.round((performance.now() - t0) * 10) / 10,
-          route: (ctx.state as { route?: string }).route ?? 'other',
-          remote: ctx.req.socket.remoteAddress,
-          ...(complete ? {} : { aborted: true }),
-        },
-        'request',
-      );
-    };
-    ctx.res.once('finish', finish);
-    ctx.res.once('close', finish);
+    track(ctx.req, ctx.res, ctx.state as TrackState, metrics, logger);
     await next();
   });
 
@@ -157,5 +136,5 @@ export function createServer(config: ServeConfig, deps: ServerDeps): AirlockApp 
     ctx.body = { error: { code: 'ENOTFOUND', message: `no such endpoint: ${path.slice(0, 200)}` } };
   });
 
-  return { app, env, metrics, catalog, callback: () => app.callback() };
+  return { app, env, metrics, catalog, callback: () => withFastBlobs(env, app.callback()) };
 }

@@ -3,19 +3,14 @@
  * servers in one process — tests — do not collide). Routes are labelled by
  * name, never by raw path, to keep the label set small.
  */
-import type { Context } from 'koa';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export interface Metrics {
   registry: Registry;
-  hit(ctx: Context): void;
-  miss(ctx: Context): void;
-  /** call when a request starts; the returned function when its response is done */
-  start(ctx: Context): (status: number, bytesOut: number) => void;
-}
-
-export function routeOf(ctx: Context): string {
-  return (ctx.state as { route?: string }).route ?? 'other';
+  hit(route: string): void;
+  miss(route: string): void;
+  /** call when a request starts; the returned function once when its response is done */
+  start(): (route: string, method: string, status: number, bytesOut: number, seconds: number) => void;
 }
 
 export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics {
@@ -59,17 +54,15 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics 
   });
   return {
     registry,
-    hit: (ctx) => hits.inc({ route: routeOf(ctx) }),
-    miss: (ctx) => misses.inc({ route: routeOf(ctx) }),
-    start(ctx) {
+    hit: (route) => hits.inc({ route }),
+    miss: (route) => misses.inc({ route }),
+    start() {
       inFlight.inc();
-      const t0 = process.hrtime.bigint();
-      return (status, bytes) => {
+      return (route, method, status, bytes, seconds) => {
         inFlight.dec();
-        const route = routeOf(ctx);
-        requests.inc({ route, method: ctx.method, status: String(status) });
+        requests.inc({ route, method, status: String(status) });
         if (bytes > 0) bytesOut.inc({ route }, bytes);
-        latency.observe({ route }, Number(process.hrtime.bigint() - t0) / 1e9);
+        latency.observe({ route }, seconds);
       };
     },
   };

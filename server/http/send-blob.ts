@@ -8,23 +8,41 @@
  * lets a server do that) and so is a multi-range request: we answer 200 with
  * the whole body rather than multipart/byteranges, which no client of ours
  * needs. `If-Range` that does not match the ETag also gets the whole body.
+ *
+ * Two callers: koa routes (`sendBlob`, which maps failures to HTTP errors)
+ * and the lean path for `/blobs/sha256/…` that runs before koa
+ * (fast-blobs.ts). Both decide the answer with `blobAnswer` and write it with
+ * `writeBlobAnswer` straight to the Node response: small blobs from memory,
+ * files through `pumpFile` (reused buffers, backpressure by write
+ * completion), other backends through their own stream.
  */
+import { read } from 'node:fs';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { pipeline, type Readable } from 'node:stream';
 import type { Context } from 'koa';
 import parseRange from 'range-parser';
 import { AirlockError } from '../../manifests/errors.js';
-import type { ByteRange, Store } from '../../storage/index.js';
+import type { Store } from '../../storage/index.js';
 import type { Metrics } from './metrics.js';
+import { closeBlob, fsRootOf, openBlob, type OpenBlob } from './open-blob.js';
+import { pumpFile } from './pump-file.js';
 import { SMALL_BLOB_MAX, type SmallBlobCache } from './small-blobs.js';
+import { routeOf } from './track.js';
 
+/** chunk size for backends that are not files (their stream, not our pool) */
 export const STREAM_CHUNK = 256 * 1024;
 
 export const IMMUTABLE = 'public, max-age=31536000, immutable';
+
+export const OCTET_STREAM = 'application/octet-stream';
 
 export interface BlobToSend {
   sha256: string;
   /** size the manifest promises, when known: a disagreeing blob is refused */
   size?: number;
   contentType?: string;
+  /** overrides the immutable Cache-Control (a manifest asked for by tag can change) */
+  cacheControl?: string;
   /** what the blob was asked for as, for error messages */
   what?: string;
 }
@@ -35,16 +53,24 @@ export interface SendContext {
   smallBlobs?: SmallBlobCache;
 }
 
-async function readAll(store: Store, sha256: string, size: number): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  let n = 0;
-  for await (const c of await store.read(sha256)) {
-    parts.push(c as Buffer);
-    n += (c as Buffer).length;
-  }
-  const body = Buffer.concat(parts, n);
-  if (n !== size) throw new AirlockError('EINTEGRITY', `blob sha256:${sha256} changed size while read (${size} → ${n})`, { sha256 });
-  return body;
+/** What the blob's bytes come from: memory, an open file, or another backend's stream. */
+export type BlobSource = Buffer | OpenBlob | BackendBlob;
+
+/** a blob of a backend without file descriptors: its size, and its bytes as the backend streams them */
+export interface BackendBlob {
+  size: number;
+  stream: (range?: { start: number; end: number }) => Promise<Readable>;
+}
+
+export interface BlobAnswer {
+  status: 200 | 206 | 304 | 416;
+  headers: OutgoingHttpHeaders;
+  /** body bytes [start, end) of the blob; none for HEAD, 304 and 416 */
+  start: number;
+  end: number;
+  body: boolean;
+  /** the 416 explanation */
+  text?: string;
 }
 
 export const etagOf = (sha256: string): string => `"sha256:${sha256}"`;
@@ -55,78 +81,146 @@ function noneMatch(header: string | undefined, etag: string): boolean {
   return header.split(',').some((t) => t.trim().replace(/^W\//, '') === etag);
 }
 
-export async function sendBlob(ctx: Context, sc: SendContext, blob: BlobToSend): Promise<void> {
-  const { store, metrics, smallBlobs } = sc;
-  let cached = smallBlobs?.get(blob.sha256);
-  const stat = cached ? { size: cached.length } : await store.stat(blob.sha256);
-  if (!stat) {
-    metrics.miss(ctx);
-    throw new AirlockError('ENOTFOUND', `${blob.what ?? `blob sha256:${blob.sha256}`} is not in the cache`, {
-      sha256: blob.sha256,
-    });
-  }
-  if (blob.size !== undefined && stat.size !== blob.size) {
-    throw new AirlockError(
-      'EINTEGRITY',
-      `${blob.what ?? `blob sha256:${blob.sha256}`}: stored size ${stat.size} differs from the manifest's ${blob.size}`,
-      { sha256: blob.sha256, expected: blob.size, found: stat.size },
-    );
-  }
-  metrics.hit(ctx);
-  const size = stat.size;
-  const etag = etagOf(blob.sha256);
-  ctx.set('ETag', etag);
-  ctx.set('Cache-Control', IMMUTABLE);
-  ctx.set('Accept-Ranges', 'bytes');
-  ctx.set('Docker-Content-Digest', `sha256:${blob.sha256}`);
-  ctx.type = blob.contentType ?? 'application/octet-stream';
+/** Decides status, headers and body range from the request's method and conditional/range headers. */
+export function blobAnswer(
+  method: string,
+  req: IncomingHttpHeaders,
+  blob: { sha256: string; size: number; contentType: string; cacheControl?: string },
+): BlobAnswer {
+  const { sha256, size } = blob;
+  const etag = etagOf(sha256);
+  const headers: OutgoingHttpHeaders = {
+    ETag: etag,
+    'Cache-Control': blob.cacheControl ?? IMMUTABLE,
+    'Accept-Ranges': 'bytes',
+    'Docker-Content-Digest': `sha256:${sha256}`,
+  };
+  if (noneMatch(req['if-none-match'], etag)) return { status: 304, headers, start: 0, end: 0, body: false };
 
-  if (noneMatch(ctx.get('If-None-Match'), etag)) {
-    ctx.status = 304;
-    return;
-  }
-
-  let range: ByteRange | undefined;
-  const rangeHeader = ctx.get('Range');
-  const ifRange = ctx.get('If-Range');
-  if (rangeHeader && (!ifRange || ifRange.trim() === etag)) {
+  let start = 0;
+  let end = size;
+  let status: 200 | 206 = 200;
+  const rangeHeader = req.range;
+  const ifRange = req['if-range'];
+  if (rangeHeader && (!ifRange || String(ifRange).trim() === etag)) {
     const parsed = parseRange(size, rangeHeader, { combine: true });
     if (parsed === -1) {
-      ctx.status = 416;
-      ctx.set('Content-Range', `bytes */${size}`);
-      ctx.body = `range ${rangeHeader.slice(0, 100)} is outside the ${size} bytes of sha256:${blob.sha256}\n`;
-      return;
+      headers['Content-Type'] = 'text/plain; charset=utf-8';
+      headers['Content-Range'] = `bytes */${size}`;
+      const text = `range ${rangeHeader.slice(0, 100)} is outside the ${size} bytes of sha256:${sha256}\n`;
+      headers['Content-Length'] = Buffer.byteLength(text);
+      return { status: 416, headers, start: 0, end: 0, body: false, text };
     }
     if (parsed !== -2 && parsed.type === 'bytes' && parsed.length === 1) {
-      range = { start: parsed[0]!.start, end: parsed[0]!.end };
+      start = parsed[0]!.start;
+      end = parsed[0]!.end + 1;
+      status = 206;
+      headers['Content-Range'] = `bytes ${start}-${end - 1}/${size}`;
     }
   }
+  headers['Content-Type'] = blob.contentType;
+  headers['Content-Length'] = end - start;
+  return { status, headers, start, end, body: method !== 'HEAD' && end > start };
+}
 
-  const length = range ? range.end - range.start + 1 : size;
-  if (range) {
-    ctx.status = 206;
-    ctx.set('Content-Range', `bytes ${range.start}-${range.end}/${size}`);
-  } else {
-    ctx.status = 200;
+/** Writes the answer and its body; owns `source` (closes a file whatever happens). Returns the body length promised. */
+export function writeBlobAnswer(res: ServerResponse, a: BlobAnswer, source: BlobSource): number {
+  const file = isOpenBlob(source) ? source : null;
+  res.writeHead(a.status, a.headers);
+  if (!a.body) {
+    if (file) closeBlob(file);
+    res.end(a.text);
+    return a.text ? Buffer.byteLength(a.text) : 0;
   }
-  if (ctx.method === 'HEAD') {
-    ctx.length = length; // koa ends a HEAD response without a body
-    return;
+  if (Buffer.isBuffer(source)) res.end(a.start === 0 && a.end === source.length ? source : source.subarray(a.start, a.end));
+  else if (file) pumpFile(file.fd, a.start, a.end, res);
+  else {
+    const other = source as BackendBlob;
+    const range = a.start === 0 && a.end === other.size ? undefined : { start: a.start, end: a.end - 1 };
+    other.stream(range).then(
+      (s) => pipeline(s, res, () => {}),
+      (e: Error) => res.destroy(e),
+    );
   }
-  if (length === 0) {
-    ctx.body = Buffer.alloc(0);
-    return;
+  return a.end - a.start;
+}
+
+const isOpenBlob = (s: BlobSource): s is OpenBlob => !Buffer.isBuffer(s) && 'fd' in s;
+
+/** Reads a whole small file into one buffer (for the small-blob cache); closes it. */
+export function readWhole(file: OpenBlob, sha256: string): Promise<Buffer> {
+  return new Promise<Buffer>((resolve, reject) => {
+    const body = Buffer.allocUnsafe(file.size);
+    let at = 0;
+    const step = (): void => {
+      if (at === file.size) {
+        closeBlob(file);
+        return resolve(body);
+      }
+      read(file.fd, body, at, file.size - at, at, (err, n) => {
+        if (err || n === 0) {
+          closeBlob(file);
+          return reject(err ?? new AirlockError('EINTEGRITY', `blob sha256:${sha256} changed size while read (${file.size} → ${at})`, { sha256 }));
+        }
+        at += n;
+        step();
+      });
+    };
+    step();
+  });
+}
+
+/**
+ * Where the blob's bytes come from: the small-blob cache, else the file
+ * (small ones are read whole and cached on the way), else the backend's
+ * stream. null when the store does not hold it.
+ */
+export async function blobSource(sc: SendContext, sha256: string, method: string): Promise<BlobSource | null> {
+  const cached = sc.smallBlobs?.get(sha256);
+  if (cached) return cached;
+  const root = fsRootOf(sc.store);
+  if (root !== null) {
+    const file = await openBlob(root, sha256);
+    if (!file) return null;
+    if (sc.smallBlobs && method === 'GET' && file.size > 0 && file.size <= SMALL_BLOB_MAX) {
+      const body = await readWhole(file, sha256);
+      sc.smallBlobs.set(sha256, body);
+      return body;
+    }
+    return file;
   }
-  if (!cached && smallBlobs && size <= SMALL_BLOB_MAX) {
-    cached = await readAll(store, blob.sha256, size);
-    smallBlobs.set(blob.sha256, cached);
+  const st = await sc.store.stat(sha256);
+  if (!st) return null;
+  const backend = sc.store.backend;
+  return { size: st.size, stream: (range) => backend.read(sha256, range, { highWaterMark: STREAM_CHUNK }) };
+}
+
+export const sourceSize = (s: BlobSource): number => (Buffer.isBuffer(s) ? s.length : s.size);
+
+/** The koa routes' way in: errors (not stored, wrong size) are thrown for renderError to answer. */
+export async function sendBlob(ctx: Context, sc: SendContext, blob: BlobToSend): Promise<void> {
+  const route = routeOf(ctx);
+  const source = await blobSource(sc, blob.sha256, ctx.method);
+  if (!source) {
+    sc.metrics.miss(route);
+    throw new AirlockError('ENOTFOUND', `${blob.what ?? `blob sha256:${blob.sha256}`} is not in the cache`, { sha256: blob.sha256 });
   }
-  if (cached) {
-    ctx.body = range ? cached.subarray(range.start, range.end + 1) : cached;
-    return;
+  const size = sourceSize(source);
+  if (blob.size !== undefined && size !== blob.size) {
+    if (isOpenBlob(source)) closeBlob(source);
+    throw new AirlockError(
+      'EINTEGRITY',
+      `${blob.what ?? `blob sha256:${blob.sha256}`}: stored size ${size} differs from the manifest's ${blob.size}`,
+      { sha256: blob.sha256, expected: blob.size, found: size },
+    );
   }
-  // smaller chunks than ingest's: with hundreds of concurrent downloads, each stream's buffers add up
-  const stream = await store.backend.read(blob.sha256, range, { highWaterMark: STREAM_CHUNK });
-  ctx.body = stream;
-  ctx.length = length;
+  sc.metrics.hit(route);
+  // koa's own spelling of the type (it adds "; charset=utf-8" where mime-types says so), kept for compatibility
+  ctx.type = blob.contentType ?? OCTET_STREAM;
+  const contentType = ctx.response.get('Content-Type') as string;
+  ctx.remove('Content-Type');
+  const answer = blobAnswer(ctx.method, ctx.req.headers, { sha256: blob.sha256, size, contentType, cacheControl: blob.cacheControl });
+  // from here on the response is ours, not koa's: it would otherwise wrap the body in a stream of fresh buffers
+  ctx.respond = false;
+  (ctx.state as { bodyBytes?: number }).bodyBytes = writeBlobAnswer(ctx.res, answer, source);
 }

@@ -26,7 +26,7 @@ export const blobRoutes: Route[] = [
       if (!files) throw new AirlockError('ENOTFOUND', `release ${release} is not staged on this cache`, { release });
       const a = files.get(path);
       if (!a) {
-        env.metrics.miss(ctx);
+        env.metrics.miss('files');
         throw new AirlockError('ENOTFOUND', `release ${release} has no artifact at path ${path}`, { release, path });
       }
       await sendBlob(ctx, env, {

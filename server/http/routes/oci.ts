@@ -115,8 +115,13 @@ export const ociRoutes: Route[] = [
       const a = entry.artifact;
       const contentType = await mediaTypeOf(env, a);
       // by tag the answer may change with a newer release; by digest it never does
-      await sendBlob(ctx, env, { sha256: a.sha256, size: a.size, contentType, what: `manifest of ${repo.name}:${ref}` });
-      if (!hex) ctx.set('Cache-Control', 'no-cache');
+      await sendBlob(ctx, env, {
+        sha256: a.sha256,
+        size: a.size,
+        contentType,
+        cacheControl: hex ? undefined : 'no-cache',
+        what: `manifest of ${repo.name}:${ref}`,
+      });
     },
   },
   {

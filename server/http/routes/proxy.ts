@@ -31,7 +31,7 @@ export async function proxyRequest(ctx: Context, env: ServeEnv): Promise<void> {
     await env.passthrough(ctx, url);
     return;
   }
-  env.metrics.miss(ctx);
+  env.metrics.miss('proxy');
   ctx.status = 403;
   ctx.type = 'text/plain; charset=utf-8';
   ctx.body = `airlock: ${ctx.method} ${raw.slice(0, 300)} refused: not an artifact URL of a staged release (proxy pass-through is off)\n`;
