@@ -1,65 +1,16 @@
 /**
  * The `airlock` command tree. Each command lives in its own file under
  * `commands/` and registers itself here; common flags are added by
- * `withCommon` so every command reads config the same way.
+ * `withCommon` so every command reads config the same way (frame.ts).
  */
-import { Command, Option } from 'commander';
-import { loadConfig, type AirlockConfig, type CommonFlags } from '../config.js';
-import { runAction, type ActionResult } from '../../storage/support/cli.js';
-import type { Output } from '../../storage/support/output.js';
+import type { Command } from 'commander';
 import { COMMANDS } from './commands/index.js';
+import { rootCommand } from './frame.js';
 
-export interface CommandContext {
-  config: AirlockConfig;
-  out: Output;
-}
-
-const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
-
-/** Adds the flags every command accepts (DESIGN.md "Common flags"). */
-export function withCommon(cmd: Command): Command {
-  return cmd
-    .option('--config <file>', 'config file (default ./airlock.yml when present)')
-    .option('--cache-dir <dir>', 'cache directory (default ./airlock-cache or cache_dir in the config)')
-    .option('--trust <root.json>', 'trusted root (got out of band, never from the cache)')
-    .option('--proxy <url>', 'upstream proxy (default: http_proxy/https_proxy/no_proxy from the environment)')
-    .option('--ca-file <pem>', 'extra CA certificates for upstream TLS')
-    .addOption(new Option('--insecure-registry <host[:port]>', 'speak plain http to this registry (repeatable)').argParser(collect))
-    .option('--accept-expired-until <date>', 'accept a manifest that expired, until this date (logged; skips no other check)')
-    .option('--json', 'machine-readable output: one JSON object per line');
-}
-
-/**
- * Wraps a command action: parses config once, runs the action, maps errors
- * to exit codes. `fn` gets the positional args and the parsed options.
- */
-export function action<A extends unknown[], O extends CommonFlags>(
-  fn: (ctx: CommandContext, opts: O, ...args: A) => Promise<ActionResult>,
-): (...raw: unknown[]) => Promise<void> {
-  return async (...raw: unknown[]) => {
-    const cmd = raw[raw.length - 1] as Command;
-    const opts = cmd.opts<O>();
-    const args = raw.slice(0, raw.length - 2) as A;
-    await runAction(Boolean(opts.json), async (out) => {
-      const config = loadConfig(opts);
-      return fn({ config, out }, opts, ...args);
-    });
-  };
-}
+export { action, withCommon, type CommandContext } from './frame.js';
 
 export function buildProgram(): Command {
-  const program = new Command('airlock')
-    .description(
-      'airlock: content-addressed artifact cache and mirror for in-place cluster upgrades.\n' +
-        'Stages a signed release from upstream through the site proxy, verifies every byte,\n' +
-        'and serves it to the nodes over the LAN.',
-    )
-    .version('0.1.0')
-    .showHelpAfterError('(run with --help for usage)')
-    .addHelpText(
-      'after',
-      '\nExit status: 0 ok, 1 failure, 2 usage, 3 verification failed, 4 preflight failed, 5 network (re-run resumes).',
-    );
+  const program = rootCommand();
   for (const register of COMMANDS) register(program);
   return program;
 }

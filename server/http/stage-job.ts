@@ -12,7 +12,6 @@ import type { Logger } from 'pino';
 import { AirlockError, toAirlockError } from '../../manifests/errors.js';
 import { createOutput } from '../../storage/support/output.js';
 import { requireTrust, type AirlockConfig } from '../config.js';
-import { stageRelease } from '../stage/stage.js';
 import type { StageStarter } from './env.js';
 
 export interface StageJobs {
@@ -51,7 +50,9 @@ export function inProcessStager(config: AirlockConfig, logger: Logger): StageJob
       running = job;
       const sink = logSink(logger);
       const out = createOutput(true, { stdout: sink, stderr: sink });
-      void stageRelease(config, out, { source }, { signal: abort.signal })
+      // loaded on first use: the stage code and its got-based fetcher are most of the CLI's weight, and a serving node rarely stages
+      void import('../stage/stage.js')
+        .then(({ stageRelease }) => stageRelease(config, out, { source }, { signal: abort.signal }))
         .then((s) => {
           last = { ok: true, source: job.source, release: s.release, serial: s.serial, fetched: s.fetched, seconds: s.seconds };
           logger.info(last, 'staging finished');

@@ -7,9 +7,10 @@
 import type { Command } from 'commander';
 import pino from 'pino';
 import { AirlockError } from '../../../manifests/errors.js';
-import { openStore } from '../../../storage/index.js';
+// openStore from its own module: the storage facade also loads the got-based fetcher, which serving never uses
+import { openStore } from '../../../storage/store.js';
 import { createServer, inProcessStager, listenApp } from '../../http/index.js';
-import { action, withCommon } from '../program.js';
+import { action, withCommon } from '../frame.js';
 import type { CommonFlags } from '../../config.js';
 
 interface ServeFlags extends CommonFlags {
