@@ -15,6 +15,7 @@
 //    including node's start, median of 3; it must exit 1 (not ready) and name
 //    every missing file.
 // Prints the figures, the targets and peak RSS. Exits 1 when a target is missed.
+// KEEP=1 keeps the temporary cache folder (printed) for profiling `status`.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -132,8 +133,15 @@ try {
   report('store.status, again (median of 3)', median(again.map((r) => r.wall)));
   await reader.close();
 
-  // ---- 5. the CLI, end to end
+  // ---- 5. the CLI, end to end (and node + the CLI starting, for scale)
   const main = join(dist, 'server/cli/main.js');
+  const start = [];
+  for (let r = 0; r < 3; r++) {
+    const t0 = performance.now();
+    spawnSync(process.execPath, [main, 'status', '--help'], { encoding: 'utf8' });
+    start.push(performance.now() - t0);
+  }
+  console.log(`${'airlock status --help (start-up alone)'.padEnd(44)} ${secs(median(start)).padStart(8)}`);
   const cli = [];
   let childRss = 0;
   for (let r = 0; r < 3; r++) {
@@ -156,5 +164,6 @@ try {
   console.log(missed.length ? `MISSED: ${missed.map((r) => r.name).join('; ')}` : 'all targets met');
   process.exitCode = missed.length ? 1 : 0;
 } finally {
-  await rm(dir, { recursive: true, force: true });
+  if (process.env.KEEP) console.log(`kept ${dir}`);
+  else await rm(dir, { recursive: true, force: true });
 }
