@@ -162,6 +162,7 @@ async function download(
         const p: Partial = part;
         const before = p.length;
         let localError: unknown = null;
+        let batch: WriteBatch | null = null;
         try {
           const res = await fetcher.fetch(url, { offset: p.length, maxLength: expected.size + 1 - p.length, signal });
           if (res.offset !== p.length) {
@@ -175,6 +176,7 @@ async function download(
             p.length = 0;
             resumedFrom = 0;
           }
+          batch = new WriteBatch(p.handle);
           for await (const chunk of withStall(res.stream, stallMs, url, signal)) {
             const buf = chunk as Buffer;
             if (p.length + buf.length > expected.size) {
@@ -186,16 +188,12 @@ async function download(
               });
             }
             p.hash.update(buf);
-            try {
-              await writeAll(p.handle, buf);
-            } catch (e) {
-              localError = e;
-              throw e;
-            }
             p.length += buf.length;
             transferred += buf.length;
             progress();
+            await batch.add(buf);
           }
+          await batch.flush();
           if (p.length < expected.size) {
             throw new AirlockError('EUPSTREAM', `${url}: body ended after ${p.length} of ${expected.size} bytes`, { url, bytes: p.length });
           }
@@ -213,6 +211,8 @@ async function download(
           await commitPartial(ctx, expected, p.file);
           return { digest: expected.sha256, size: expected.size, fetched: true, transferred, resumedFrom };
         } catch (e) {
+          // what was hashed must be on disk before a retry resumes from p.length
+          if (batch) localError = await batch.flush().then(() => null, (we: unknown) => we);
           if (signal?.aborted) throw aborted(tag, signal);
           if (localError !== null) throw toAirlockError(localError);
           const verdict = classify(e);
@@ -303,6 +303,44 @@ export async function ingestStream(
   }
   await w.commit();
   return { digest: expected.sha256, size: expected.size, fetched: true, transferred: expected.size, resumedFrom: 0 };
+}
+
+/** Bytes gathered before one write: socket chunks are 16–64 KiB, and a write per chunk is a libuv pool round trip. */
+const BATCH_BYTES = 1024 * 1024;
+
+/**
+ * Appends to a partial file in ~1 MiB writes, one in flight while the next
+ * batch is gathered (the handle is O_APPEND, so one at a time keeps order).
+ * A failed write surfaces at the next add() or at flush() as a local error.
+ */
+class WriteBatch {
+  private chunks: Buffer[] = [];
+  private bytes = 0;
+  private inflight: Promise<void> = Promise.resolve();
+
+  constructor(private readonly handle: FileHandle) {}
+
+  async add(chunk: Buffer): Promise<void> {
+    this.chunks.push(chunk);
+    this.bytes += chunk.length;
+    if (this.bytes < BATCH_BYTES) return;
+    await this.inflight;
+    this.inflight = this.write();
+  }
+
+  async flush(): Promise<void> {
+    await this.inflight;
+    this.inflight = this.write();
+    await this.inflight;
+  }
+
+  private async write(): Promise<void> {
+    const chunks = this.chunks;
+    this.chunks = [];
+    this.bytes = 0;
+    if (chunks.length === 0) return;
+    await writeAll(this.handle, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+  }
 }
 
 async function writeAll(handle: FileHandle, chunk: Buffer): Promise<void> {
