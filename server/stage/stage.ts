@@ -213,9 +213,19 @@ async function download(store: Store, plan: StagePlan, ctx: DownloadContext, res
   const active = new Set<string>();
   const failures: Array<{ blob: PlannedBlob; error: AirlockError }> = [];
   const label = (b: PlannedBlob): string => basename(b.paths[0] ?? b.sha256.slice(0, 12));
-  const showProgress = (): void => {
-    let done = 0;
-    for (const n of perBlob.values()) done += n;
+  // Progress arrives per socket chunk (tens of thousands per GiB): keep a
+  // running total rather than summing every blob each time, and redraw at
+  // most every 100 ms (a bar cannot show more; in --json there is no bar).
+  let done = 0;
+  let drawn = 0;
+  const setBlobBytes = (sha256: string, bytes: number): void => {
+    done += bytes - (perBlob.get(sha256) ?? 0);
+    perBlob.set(sha256, bytes);
+  };
+  const showProgress = (force = false): void => {
+    const now = Date.now();
+    if (!force && now - drawn < 100) return;
+    drawn = now;
     const names = [...active].slice(0, 3).join(', ') + (active.size > 3 ? ` +${active.size - 3}` : '');
     bar.update(done, { current: names });
   };
@@ -223,7 +233,7 @@ async function download(store: Store, plan: StagePlan, ctx: DownloadContext, res
   const one = async (b: PlannedBlob): Promise<void> => {
     const name = label(b);
     active.add(name);
-    showProgress();
+    showProgress(true);
     try {
       const r = b.image
         ? await fetchImageManifest(store, b, ctx)
@@ -231,7 +241,7 @@ async function download(store: Store, plan: StagePlan, ctx: DownloadContext, res
             signal: ctx.signal,
             retries: ctx.retries,
             onProgress: (p) => {
-              perBlob.set(b.sha256, p.bytes);
+              setBlobBytes(b.sha256, p.bytes);
               showProgress();
             },
             onRetry: ({ url, attempt, error }) => {
@@ -239,7 +249,7 @@ async function download(store: Store, plan: StagePlan, ctx: DownloadContext, res
               out.event('retry', { sha256: b.sha256, url, attempt, error: error.message });
             },
           });
-      perBlob.set(b.sha256, b.size);
+      setBlobBytes(b.sha256, b.size);
       if (r.fetched) {
         result.fetched += 1;
         result.bytesFetched += b.size;
@@ -256,7 +266,7 @@ async function download(store: Store, plan: StagePlan, ctx: DownloadContext, res
       }
     } finally {
       active.delete(name);
-      showProgress();
+      showProgress(true);
     }
   };
 
