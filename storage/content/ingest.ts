@@ -338,8 +338,12 @@ class WriteBatch {
     const chunks = this.chunks;
     this.chunks = [];
     this.bytes = 0;
-    if (chunks.length === 0) return;
-    await writeAll(this.handle, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+    // writev: one system call for the batch, no copy into a bigger buffer
+    for (let i = 0; i < chunks.length; ) {
+      let { bytesWritten } = await this.handle.writev(i === 0 ? chunks : chunks.slice(i));
+      while (i < chunks.length && bytesWritten >= chunks[i]!.length) bytesWritten -= chunks[i++]!.length;
+      if (bytesWritten > 0) chunks[i] = chunks[i]!.subarray(bytesWritten); // a short write ended inside this chunk
+    }
   }
 }
 
