@@ -3,9 +3,15 @@
  * layers — unique by digest, in manifest order (so staging and install agree
  * on order), with the artifact paths that need each blob.
  */
-import type { BlobRef, ReleaseManifest } from './types.js';
+import type { BlobRef } from './types.js';
 
-export function releaseBlobs(manifest: ReleaseManifest): Array<BlobRef & { paths: string[] }> {
+/** What releaseBlobs needs of an artifact: an image also lists its blobs. */
+export interface ArtifactOutline extends BlobRef {
+  path: string;
+  blobs?: readonly BlobRef[];
+}
+
+export function releaseBlobs(manifest: { readonly artifacts: readonly ArtifactOutline[] }): Array<BlobRef & { paths: string[] }> {
   const byDigest = new Map<string, BlobRef & { paths: string[] }>();
   const add = (ref: BlobRef, path: string): void => {
     const known = byDigest.get(ref.sha256);
@@ -14,7 +20,7 @@ export function releaseBlobs(manifest: ReleaseManifest): Array<BlobRef & { paths
   };
   for (const a of manifest.artifacts) {
     add(a, a.path);
-    if (a.kind === 'oci-image') for (const b of a.blobs) add(b, a.path);
+    if (a.blobs) for (const b of a.blobs) add(b, a.path);
   }
   return [...byDigest.values()];
 }

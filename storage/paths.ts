@@ -84,5 +84,11 @@ export function envelopePath(root: string, release: string): string {
   return join(root, 'index', 'envelopes', `${release}.json`);
 }
 
+/** What `status` needs of a release, in lines (index/outline.ts); a cache of the envelope. */
+export function outlinePath(root: string, release: string): string {
+  assertReleaseName(release);
+  return join(root, 'index', 'outlines', `${release}.txt`);
+}
+
 export const lockPath = (root: string): string => join(root, 'lock');
 export const lockInfoPath = (root: string): string => join(root, 'lock.info');

@@ -8,7 +8,11 @@
  */
 import { rm } from 'node:fs/promises';
 import { envelopePath } from './paths.js';
+import { removeOutline } from './index/outline.js';
 
 export async function forgetReleases(cacheDir: string, releases: string[]): Promise<void> {
-  for (const r of releases) await rm(envelopePath(cacheDir, r), { force: true });
+  for (const r of releases) {
+    await rm(envelopePath(cacheDir, r), { force: true });
+    await removeOutline(cacheDir, r);
+  }
 }

@@ -4,8 +4,16 @@
  * Fast at scale: a big release is checked against one listing of the store
  * (a Set), a small one by bounded parallel stats.
  */
-import { releaseBlobs } from '../manifests/index.js';
-import type { BlobBackend, ReleaseStatus, StoredRelease } from './types.js';
+import { releaseBlobs, type ArtifactOutline } from '../manifests/blobs.js';
+import type { BlobBackend, ReleaseStatus } from './types.js';
+
+/** What readiness needs of a release: a stored manifest or its outline (index/outline.ts). */
+export interface ReleaseOutline {
+  product: string;
+  release: string;
+  serial: number;
+  artifacts: readonly ArtifactOutline[];
+}
 
 /** above this many blobs, one listing of the store beats a stat per blob */
 const LIST_THRESHOLD = 2000;
@@ -43,8 +51,8 @@ export async function presentSet(backend: BlobBackend, digests: readonly string[
   return present;
 }
 
-export async function releaseStatus(stored: StoredRelease, backend: BlobBackend): Promise<ReleaseStatus> {
-  const blobs = releaseBlobs(stored.manifest);
+export async function releaseStatus(stored: ReleaseOutline, backend: BlobBackend): Promise<ReleaseStatus> {
+  const blobs = releaseBlobs(stored);
   const present = await presentSet(
     backend,
     blobs.map((b) => b.sha256),
@@ -59,9 +67,9 @@ export async function releaseStatus(stored: StoredRelease, backend: BlobBackend)
       missing.push({ sha256: b.sha256, size: b.size, paths: b.paths });
     }
   }
-  const files = { total: stored.manifest.artifacts.length, present: 0, missing: 0 };
-  for (const a of stored.manifest.artifacts) {
-    const whole = present.has(a.sha256) && (a.kind !== 'oci-image' || a.blobs.every((b) => present.has(b.sha256)));
+  const files = { total: stored.artifacts.length, present: 0, missing: 0 };
+  for (const a of stored.artifacts) {
+    const whole = present.has(a.sha256) && (!a.blobs || a.blobs.every((b) => present.has(b.sha256)));
     if (whole) files.present++;
     else files.missing++;
   }

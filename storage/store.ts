@@ -27,6 +27,7 @@ import {
 import { acquireWriterLock, type WriterLock } from './lock.js';
 import { assertReleaseName, indexDir, partialDir } from './paths.js';
 import { releaseStatus } from './status.js';
+import { readOutline, writeOutline } from './index/outline.js';
 import type { BlobStat, ByteRange, Fetcher, IngestResult, ReleaseStatus, StoredRelease } from './types.js';
 import { verifyBlobs, type VerifyTarget } from './verify.js';
 
@@ -133,6 +134,7 @@ export async function openStore(opts: OpenStoreOptions): Promise<Store> {
         manifest,
       };
       const accepted = known && known.serial > next.serial ? known : next;
+      await writeOutline(cacheDir, stored);
       await d.putRelease(stored, accepted);
       await writeAcceptedFile(cacheDir, mergeAccepted(await readAcceptedFile(cacheDir), { [accepted.product]: accepted }));
     },
@@ -142,7 +144,11 @@ export async function openStore(opts: OpenStoreOptions): Promise<Store> {
     acceptedSerials,
 
     async status(release: string): Promise<ReleaseStatus> {
-      return releaseStatus(await mustGetRelease(release), backend);
+      // The outline spares decoding a big envelope; the envelope is the fallback.
+      const outline = await readOutline(cacheDir, release);
+      if (outline) return releaseStatus(outline, backend);
+      const stored = await mustGetRelease(release);
+      return releaseStatus({ ...stored, artifacts: stored.manifest.artifacts }, backend);
     },
 
     async verify(release?: string, o?: { onProgress?: (done: number, total: number) => void }): Promise<VerifyReport> {

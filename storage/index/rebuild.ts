@@ -6,6 +6,7 @@
 import type { AcceptedSerial } from '../../manifests/types.js';
 import type { BlobBackend } from '../types.js';
 import type { BlobRecord, LevelIndex } from './db.js';
+import { writeOutline } from './outline.js';
 import { listEnvelopeFiles, mergeAccepted, readAcceptedFile, readEnvelopeFile, writeAcceptedFile } from './envelopes.js';
 
 export async function rebuildIndex(root: string, db: LevelIndex, backend: BlobBackend): Promise<{ releases: number; blobs: number }> {
@@ -20,6 +21,7 @@ export async function rebuildIndex(root: string, db: LevelIndex, backend: BlobBa
       fromEnvelopes[stored.product] = { product: stored.product, serial: stored.serial, digest: stored.digest };
     }
     await db.putRelease(stored, null);
+    await writeOutline(root, stored);
   }
   const accepted = mergeAccepted(await readAcceptedFile(root), fromEnvelopes);
   for (const a of Object.values(accepted)) await db.putAccepted(a);

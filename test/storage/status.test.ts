@@ -29,7 +29,7 @@ describe('status', () => {
     const s = stored([fileArtifact('a', 'layer'), image]);
     await put(dir, 'manifest');
     await put(dir, 'layer');
-    const st = await releaseStatus(s, fsBackend(dir));
+    const st = await releaseStatus({ ...s, artifacts: s.manifest.artifacts }, fsBackend(dir));
     expect(st.files).toEqual({ total: 2, present: 1, missing: 1 });
     expect(st.bytes).toEqual({ total: 19, present: 13, missing: 6 });
     expect(st.missing).toEqual([{ sha256: sha('config'), size: 6, paths: ['images/x'] }]);
