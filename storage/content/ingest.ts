@@ -150,7 +150,8 @@ async function download(
   let resumedFrom = part.length;
   let transferred = 0;
   const failures: Array<{ url: string; error: AirlockError }> = [];
-  const progress = (): void => opts.onProgress?.({ digest: expected.sha256, bytes: part?.length ?? 0, size: expected.size });
+  // progress counts bytes on disk, so what it showed last is what a re-run resumes from
+  const progress = (bytes: number): void => opts.onProgress?.({ digest: expected.sha256, bytes, size: expected.size });
 
   try {
     for (const url of urls) {
@@ -176,7 +177,8 @@ async function download(
             p.length = 0;
             resumedFrom = 0;
           }
-          batch = new WriteBatch(p.handle);
+          const base = p.length;
+          batch = new WriteBatch(p.handle, (written) => progress(base + written));
           for await (const chunk of withStall(res.stream, stallMs, url, signal)) {
             const buf = chunk as Buffer;
             if (p.length + buf.length > expected.size) {
@@ -190,7 +192,6 @@ async function download(
             p.hash.update(buf);
             p.length += buf.length;
             transferred += buf.length;
-            progress();
             await batch.add(buf);
           }
           await batch.flush();
@@ -316,9 +317,13 @@ const BATCH_BYTES = 1024 * 1024;
 class WriteBatch {
   private chunks: Buffer[] = [];
   private bytes = 0;
+  private written = 0;
   private inflight: Promise<void> = Promise.resolve();
 
-  constructor(private readonly handle: FileHandle) {}
+  constructor(
+    private readonly handle: FileHandle,
+    private readonly onWritten: (written: number) => void,
+  ) {}
 
   async add(chunk: Buffer): Promise<void> {
     this.chunks.push(chunk);
@@ -336,6 +341,7 @@ class WriteBatch {
 
   private async write(): Promise<void> {
     const chunks = this.chunks;
+    const total = this.bytes;
     this.chunks = [];
     this.bytes = 0;
     // writev: one system call for the batch, no copy into a bigger buffer
@@ -344,12 +350,9 @@ class WriteBatch {
       while (i < chunks.length && bytesWritten >= chunks[i]!.length) bytesWritten -= chunks[i++]!.length;
       if (bytesWritten > 0) chunks[i] = chunks[i]!.subarray(bytesWritten); // a short write ended inside this chunk
     }
+    this.written += total;
+    if (total > 0) this.onWritten(this.written);
   }
-}
-
-async function writeAll(handle: FileHandle, chunk: Buffer): Promise<void> {
-  let off = 0;
-  while (off < chunk.length) off += (await handle.write(chunk, off, chunk.length - off)).bytesWritten;
 }
 
 /** Yields the stream's chunks; no byte for `ms` destroys it with a retryable stall. */
