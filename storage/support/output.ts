@@ -3,6 +3,8 @@
  * and stderr (notes, warnings, progress); with `--json` every line on stdout
  * is one JSON object: `{"event": …}` lines while working and one final
  * `{"ok": true, …}` or `{"ok": false, "error": {code, message, details}}`.
+ * `ok` matches the exit status: a command whose answer is "no" without an
+ * error (status: not ready; verify: corrupt blobs) passes `ok: false` itself.
  * Progress bars only appear on a TTY and never in JSON mode.
  */
 import { MultiBar, Presets, type SingleBar } from 'cli-progress';

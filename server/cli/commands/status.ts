@@ -39,17 +39,17 @@ export function register(program: Command): void {
         try {
           if (release) {
             const s = await store.status(release);
-            out.result({ status: s }, detail(s));
+            out.result({ ok: s.ready, status: s }, detail(s));
             return s.ready ? 0 : NOT_READY;
           }
           const all: ReleaseStatus[] = [];
           for (const r of await store.listReleases()) all.push(await store.status(r.release));
           if (all.length === 0) {
-            out.result({ releases: [] }, `no release staged in ${store.cacheDir}`);
+            out.result({ ok: false, releases: [] }, `no release staged in ${store.cacheDir}`);
             return NOT_READY;
           }
           out.result(
-            { releases: all.map(({ missing: _m, ...rest }) => ({ ...rest, missingBlobs: _m.length })) },
+            { ok: all.every((s) => s.ready), releases: all.map(({ missing: _m, ...rest }) => ({ ...rest, missingBlobs: _m.length })) },
             all.map(oneLine).join('\n'),
           );
           return all.every((s) => s.ready) ? 0 : NOT_READY;

@@ -48,7 +48,8 @@ export function register(program: Command): void {
             );
           }
           for (const m of report.missing) lines.push(`  missing ${m.paths.join(', ')}  sha256:${m.sha256}  ${m.size} bytes`);
-          out.result({ ...report }, lines.join('\n'));
+          const { ok: intact, ...rest } = report;
+          out.result({ ok: report.corrupt.length === 0, intact, ...rest }, lines.join('\n'));
           return report.corrupt.length > 0 ? CORRUPT : 0;
         } finally {
           await store.close();

@@ -45,7 +45,7 @@ describe('airlock status', () => {
     expect(r.stdout).toContain(`missing debs/b.deb  sha256:${sha(B)}  6 bytes`);
     r = await run('status', '--json');
     expect(r.code).toBe(1);
-    expect(JSON.parse(r.stdout)).toMatchObject({ ok: true, releases: [{ release: '3.6.2', ready: false, missingBlobs: 1 }] });
+    expect(JSON.parse(r.stdout)).toMatchObject({ ok: false, releases: [{ release: '3.6.2', ready: false, missingBlobs: 1 }] });
     const store = await openStore({ cacheDir: dir, write: true });
     await store.ingestStream({ sha256: sha(B), size: B.length }, Readable.from([Buffer.from(B)]));
     await store.close();
