@@ -51,9 +51,10 @@ export function action<A extends unknown[], O extends CommonFlags>(
 export function rootCommand(): Command {
   return new Command('airlock')
     .description(
-      'airlock: content-addressed artifact cache and mirror for in-place cluster upgrades.\n' +
-        'Stages a signed release from upstream through the site proxy, verifies every byte,\n' +
-        'and serves it to the nodes over the LAN.',
+      'Content-addressed artifact cache and mirror for in-place cluster upgrades: stages a ' +
+        'signed release from upstream through the site proxy, verifies every byte, and serves ' +
+        'it to the nodes over the LAN. Typical order: stage, status, serve; on the nodes, ' +
+        'airlock-node upgrade --cache URL.',
     )
     .version('0.1.0')
     .showHelpAfterError('(run with --help for usage)')

@@ -16,10 +16,18 @@ import { register as manifestBuild } from './manifest-build.js';
 
 export type RegisterCommand = (program: Command) => void;
 
-export const COMMANDS: RegisterCommand[] = [];
-COMMANDS.push(stage);
-COMMANDS.push(exportCmd, importCmd, relocateCmd, gcCmd);
-COMMANDS.push(serve);
-COMMANDS.push(keygenCmd, rootCmd, manifestCmd);
-COMMANDS.push(manifestBuild);
-COMMANDS.push(statusCmd, verifyCmd);
+/** Cache node work first (stage → status → serve → verify), then air gap and disk, then publisher tools. */
+export const COMMANDS: RegisterCommand[] = [
+  stage,
+  statusCmd,
+  serve,
+  verifyCmd,
+  exportCmd,
+  importCmd,
+  relocateCmd,
+  gcCmd,
+  keygenCmd,
+  rootCmd,
+  manifestCmd,
+  manifestBuild,
+];
