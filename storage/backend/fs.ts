@@ -21,6 +21,8 @@ import { assertDigest, blobPath, blobsRoot, isDigest, partialDir, quarantineDir,
 export const CHUNK = 1024 * 1024;
 /** positional writes in flight per writer */
 const MAX_INFLIGHT = 4;
+/** Flush written data to disk every this many bytes while hashing goes on, so commit's fsync finds little left to do. */
+const SYNC_EVERY = 64 * 1024 * 1024;
 
 const isNoEnt = (e: unknown): boolean => (e as NodeJS.ErrnoException)?.code === 'ENOENT';
 
@@ -130,6 +132,8 @@ async function openWriter(root: string, expected: BlobRef): Promise<BlobWriter> 
   const inflight: Array<Promise<void>> = [];
   let position = 0;
   let writeError: Error | null = null;
+  let unsynced = 0;
+  let background: Promise<void> = Promise.resolve();
   let closed = false;
   let done = false;
 
@@ -152,13 +156,27 @@ async function openWriter(root: string, expected: BlobRef): Promise<BlobWriter> 
       });
       position += chunk.length;
       inflight.push(p);
+      unsynced += chunk.length;
+      if (unsynced >= SYNC_EVERY) {
+        unsynced = 0;
+        // one background fdatasync at a time, after the writes issued so far
+        const upTo = Promise.all(inflight);
+        background = background.then(() => upTo).then(() => handle.datasync()).catch((e: unknown) => {
+          writeError ??= e as Error;
+        });
+      }
       drainTo(MAX_INFLIGHT - 1).then(
         () => cb(),
         (e: unknown) => cb(e as Error),
       );
     },
     final(cb) {
-      drainTo(0).then(
+      drainTo(0)
+        .then(() => background)
+        .then(() => {
+          if (writeError) throw writeError;
+        })
+        .then(
         () => cb(),
         (e: unknown) => cb(e as Error),
       );
@@ -210,6 +228,7 @@ async function openWriter(root: string, expected: BlobRef): Promise<BlobWriter> 
       done = true;
       stream.destroy();
       await drainTo(0).catch(() => {});
+      await background;
       await closeHandle().catch(() => {});
       await rm(temp, { force: true });
     },
