@@ -4,6 +4,7 @@
  * name, never by raw path, to keep the label set small.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { pumpStats } from './pump-file.js';
 
 export interface Metrics {
   registry: Registry;
@@ -32,6 +33,17 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics 
     name: 'airlock_http_requests_in_flight',
     help: 'Requests being answered right now',
     registers: [registry],
+  });
+  new Gauge({
+    name: 'airlock_body_buffer_bytes',
+    help: 'Memory of file-body buffers: held by responses being sent (in_use) and kept for the next ones (pooled)',
+    labelNames: ['state'] as const,
+    registers: [registry],
+    collect() {
+      const p = pumpStats();
+      this.set({ state: 'in_use' }, p.inUseBytes);
+      this.set({ state: 'pooled' }, p.pooledBytes);
+    },
   });
   const hits = new Counter({
     name: 'airlock_cache_hits_total',
