@@ -13,7 +13,8 @@
  * response holds at most two chunks (one on the socket while the next is
  * read, so disk and socket overlap) and gives its granules back once the
  * socket write completed. The chunk length is picked per read from how many
- * responses run now, so bodies in flight stay near BUDGET whatever the
+ * responses run now, and a read-ahead only happens within BUDGET, so bodies
+ * in flight hold at most BUDGET plus one granule per response whatever the
  * concurrency (512 KiB chunks for 16 downloads, 64 KiB for 200), and a long
  * download adapts when the load changes under it. One granule size means the
  * pool never has to drop buffers of the wrong size when the load changes
