@@ -307,7 +307,7 @@ export async function ingestStream(
 }
 
 /** Bytes gathered before one write: socket chunks are 16–64 KiB, and a write per chunk is a libuv pool round trip. */
-const BATCH_BYTES = 1024 * 1024;
+const BATCH_BYTES = 256 * 1024;
 
 /**
  * Appends to a partial file in ~1 MiB writes, one in flight while the next
