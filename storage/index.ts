@@ -65,6 +65,8 @@ export interface Store {
   putRelease(verified: VerifiedRelease): Promise<void>;
   getRelease(release: string): Promise<StoredRelease | null>;
   listReleases(): Promise<StoredRelease[]>;
+  /** Changes whenever a release is stored or removed (by any process): readers compare it to know their view is stale. */
+  releasesStamp(): Promise<number>;
   acceptedSerials(): Promise<Record<string, AcceptedSerial>>;
   status(release: string): Promise<ReleaseStatus>;
 

@@ -5,7 +5,7 @@
  * work while `stage` writes from another process: they read blobs/ and the
  * envelope files only.
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { releaseBlobs, type VerifiedRelease } from '../manifests/index.js';
@@ -25,7 +25,7 @@ import {
   writeEnvelopeFile,
 } from './index/index.js';
 import { acquireWriterLock, type WriterLock } from './lock.js';
-import { assertReleaseName, indexDir, partialDir } from './paths.js';
+import { assertReleaseName, envelopesDir, indexDir, partialDir } from './paths.js';
 import { releaseStatus } from './status.js';
 import { readOutline, writeOutline } from './index/outline.js';
 import type { BlobStat, ByteRange, Fetcher, IngestResult, ReleaseStatus, StoredRelease } from './types.js';
@@ -141,6 +141,14 @@ export async function openStore(opts: OpenStoreOptions): Promise<Store> {
 
     getRelease,
     listReleases,
+
+    async releasesStamp(): Promise<number> {
+      // every envelope is renamed into this folder (or removed from it), which updates its mtime
+      return stat(envelopesDir(cacheDir)).then(
+        (s) => s.mtimeMs,
+        () => 0,
+      );
+    },
     acceptedSerials,
 
     async status(release: string): Promise<ReleaseStatus> {

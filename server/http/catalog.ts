@@ -91,14 +91,21 @@ export interface CatalogSource {
 
 export function catalogSource(store: Store, ttlMs: number, clock: () => number = Date.now): CatalogSource {
   let current: Catalog | null = null;
+  let stamp = -1;
   let building: Promise<Catalog> | null = null;
   return {
     async get() {
-      if (current && clock() - current.builtAt < ttlMs) return current;
+      // Fresh while young AND no release was stored or removed since (one stat):
+      // a release staged by another process is served at once, not after the TTL.
+      const now = await store.releasesStamp();
+      if (current && clock() - current.builtAt < ttlMs && now === stamp) return current;
       // one rebuild at a time; concurrent requests share it
       building ??= store
         .listReleases()
-        .then((rels) => (current = buildCatalog(rels, clock())))
+        .then((rels) => {
+          stamp = now;
+          return (current = buildCatalog(rels, clock()));
+        })
         .finally(() => {
           building = null;
         });

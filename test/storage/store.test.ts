@@ -73,6 +73,17 @@ describe('store', () => {
     await reader.close();
   });
 
+  it('a reader sees the releases stamp change when the writer stores a release (serve refreshes its catalog on it)', async () => {
+    const reader = await openStore({ cacheDir: dir });
+    const before = await reader.releasesStamp();
+    await new Promise((r) => setTimeout(r, 20));
+    await store.putRelease(rel);
+    const after = await reader.releasesStamp();
+    expect(after).not.toBe(before);
+    expect(await reader.releasesStamp()).toBe(after);
+    await reader.close();
+  });
+
   it('a second writer fails with ELOCKED naming the holder', async () => {
     const err = await openStore({ cacheDir: dir, write: true, lockWaitMs: 300 }).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'ELOCKED' });
