@@ -17,32 +17,9 @@ import { makeTrust, releasePayload, signRelease, startWorld, type Trust, type Wo
 import { freePorts, httpStatus } from '../../scripts/world/net.js';
 import { startServer, type Server } from '../../scripts/world/proc.js';
 import { writeFileSync } from 'node:fs';
+import { AIRLOCK, NODE_CLI, cleanEnv, runCli as run } from '../support/cli.js';
 
 const pexec = promisify(execFile);
-const REPO = join(import.meta.dirname, '..', '..');
-const AIRLOCK = join(REPO, 'dist', 'server', 'cli', 'main.js');
-const NODE_CLI = join(REPO, 'dist', 'client', 'cli', 'main.js');
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function cleanEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  for (const k of Object.keys(env)) if (/^(https?|no|all)_proxy$/i.test(k)) delete env[k];
-  return env;
-}
-
-function run(cli: string, args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [cli, ...args], { env: cleanEnv(), timeout: 120_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 describe('air gap round trip (e2e, real world)', () => {
   let world: World | null = null;

@@ -22,25 +22,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTrust, releasePayload, signRelease, startWorld, type Trust, type World } from '../../scripts/world/index.js';
 import { freePorts, httpStatus, waitPortClosed } from '../../scripts/world/net.js';
 import { startServer, type Server } from '../../scripts/world/proc.js';
+import { AIRLOCK, NODE_CLI, cleanEnv, runCmd as runCommand, type Run } from '../support/cli.js';
 
 const pexec = promisify(execFile);
-const REPO = join(import.meta.dirname, '..', '..');
-const AIRLOCK = join(REPO, 'dist', 'server', 'cli', 'main.js');
-const NODE_CLI = join(REPO, 'dist', 'client', 'cli', 'main.js');
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
 function runCmd(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(cmd, args, { env: { ...cleanEnv(), ...env }, timeout: 120_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
+  return runCommand(cmd, args, cleanEnv(env));
 }
 
 function run(cli: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
@@ -73,14 +60,6 @@ function accessLog(path: string): AccessLine[] {
     .split('\n')
     .filter((l) => l.includes('"msg":"request"'))
     .map((l) => JSON.parse(l) as AccessLine);
-}
-
-function cleanEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  for (const k of Object.keys(env)) if (/^(https?|no|all)_proxy$/i.test(k)) delete env[k];
-  delete env.AIRLOCK_NODE_TEST_PAUSE_AFTER_STEP;
-  delete env.AIRLOCK_NODE_TEST_PAUSE_AT_BYTES;
-  return env;
 }
 
 async function waitFor(what: string, ok: () => Promise<boolean> | boolean, ms = 15_000): Promise<void> {

@@ -5,11 +5,11 @@
  * SIGKILLs of the compiled CLI at several points must leave a cache that a
  * re-run completes, with `status` ready and `verify` clean.
  */
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { LookupFunction } from 'node:net';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,29 +17,11 @@ import { makeTrust, releasePayload, signRelease, startWorld, type Trust, type Wo
 import { loadConfig } from '../../server/config.js';
 import { stageRelease } from '../../server/stage/stage.js';
 import { createOutput } from '../../storage/support/output.js';
+import { AIRLOCK, cleanEnv, runCli, type Run } from '../support/cli.js';
 
-const REPO = resolve(import.meta.dirname, '..', '..');
-const AIRLOCK = join(REPO, 'dist', 'server', 'cli', 'main.js');
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  for (const k of Object.keys(env)) if (/^(https?|no|all)_proxy$/i.test(k)) delete env[k];
-  return { ...env, ...extra };
-}
 
 function run(args: string[], env: NodeJS.ProcessEnv = cleanEnv()): Promise<Run> {
-  return new Promise((done) => {
-    execFile(process.execPath, [AIRLOCK, ...args], { env, timeout: 120_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
-      done({ code, stdout, stderr });
-    });
-  });
+  return runCli(AIRLOCK, args, env);
 }
 
 /** Bytes under a folder (0 when it does not exist). */

@@ -10,6 +10,7 @@ import { humanBytes } from '../../../storage/support/output.js';
 import { buildPayload, readSources } from '../../stage/build.js';
 import { upstreamClients } from '../../stage/stage.js';
 import { action, withCommon } from '../program.js';
+import { manifestGroup } from './manifest-group.js';
 import { writeFileAtomic } from './publisher-files.js';
 
 interface BuildFlags extends CommonFlags {
@@ -17,12 +18,7 @@ interface BuildFlags extends CommonFlags {
 }
 
 export function register(program: Command): void {
-  const manifest =
-    program.commands.find((c) => c.name() === 'manifest') ??
-    program
-      .command('manifest')
-      .summary('build, sign and verify release manifests (publisher)')
-      .description('Publisher tools for the signed release manifest (a DSSE envelope, see DESIGN.md).');
+  const manifest = manifestGroup(program);
   withCommon(
     manifest
       .command('build')

@@ -18,6 +18,7 @@ import { verifyRelease, type VerifiedRelease } from '../../../manifests/verify.j
 import type { Output } from '../../../storage/support/output.js';
 import { requireTrust, type CommonFlags } from '../../config.js';
 import { action, withCommon } from '../program.js';
+import { manifestGroup } from './manifest-group.js';
 import { readInput, readPrivateKeys, writeFileAtomic } from './publisher-files.js';
 
 export interface SignResult {
@@ -78,13 +79,7 @@ interface SignFlags extends CommonFlags {
 }
 
 export function register(program: Command): void {
-  // `manifest build` may be registered by another file: share the parent command.
-  const manifest =
-    program.commands.find((c) => c.name() === 'manifest') ??
-    program
-      .command('manifest')
-      .summary('build, sign and verify release manifests (publisher)')
-      .description('Publisher tools for the signed release manifest (a DSSE envelope, see DESIGN.md).');
+  const manifest = manifestGroup(program);
 
   withCommon(
     manifest
