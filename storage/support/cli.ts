@@ -34,6 +34,13 @@ export function usageError(message: string): AirlockError {
  * own usage errors become one EUSAGE line and exit 2.
  */
 export async function runProgram(program: Command, argv: string[] = process.argv): Promise<void> {
+  // `airlock --help | head`: a reader that goes away is not an error worth a stack trace
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+      throw e;
+    });
+  }
   program.exitOverride();
   program.configureOutput({ writeErr: () => {} });
   try {
