@@ -5,8 +5,9 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
-    // e2e suites start real servers on fixed loopback ports: one file at a time there.
+    // Files run in parallel: every suite starts its servers on free loopback ports picked at run time.
     fileParallelism: true,
+    // forks, not threads: suites mount tmpfs, make network namespaces and SIGKILL children.
     pool: 'forks',
   },
 });
