@@ -61,34 +61,38 @@ show airlock manifest sign payload.json --key keys/release.key --out release.jso
 show airlock manifest verify release.json --trust root.json
 
 step "cache node: stage through the proxy, then status"
+PORT=$(node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")
+CACHE=http://127.0.0.1:$PORT
 cat > airlock.yml <<EOF
 cache_dir: $D/cache
 trust: $D/root.json
 proxy: $PROXY
 insecure_registries: [$REGISTRY]
-listen: 127.0.0.1:17070
+listen: 127.0.0.1:$PORT
 EOF
 show airlock stage release.json
 show airlock status 1.0.0
 echo "squid saw $(wc -l < world/squid/access.log) upstream requests"
 
-step "cache node: serve on 127.0.0.1:17070; the upstream world is switched off"
-airlock serve > serve.log 2>&1 & SERVE=$!; PIDS+=("$SERVE")
-for _ in $(seq 1 100); do curl -fs -o /dev/null http://127.0.0.1:17070/healthz && break; sleep 0.1; done
+step "cache node: serve on $CACHE; the upstream world is switched off"
+# node itself in the background (not the shell function), so cleanup stops the server
+node "$REPO/dist/server/cli/main.js" serve > serve.log 2>&1 & SERVE=$!; PIDS+=("$SERVE")
+for _ in $(seq 1 100); do curl -fs -o /dev/null "$CACHE/healthz" && break; sleep 0.1; done
+kill -0 "$SERVE" 2>/dev/null || { echo "airlock serve did not start:"; cat serve.log; exit 1; }
 kill "$WORLD"; wait "$WORLD" 2>/dev/null || true
-show curl -fsS http://127.0.0.1:17070/releases; echo
+show curl -fsS $CACHE/releases; echo
 
-pull_with_skopeo() { skopeo copy --quiet --src-tls-verify=false docker://127.0.0.1:17070/demo/app:1.0 "oci:$D/pulled:1.0" && echo "skopeo pulled demo/app:1.0 from the cache's registry API"; }
+pull_with_skopeo() { skopeo copy --quiet --src-tls-verify=false docker://127.0.0.1:$PORT/demo/app:1.0 "oci:$D/pulled:1.0" && echo "skopeo pulled demo/app:1.0 from the cache's registry API"; }
 
 step "node: airlock-node upgrade from the cache alone, into a throwaway root"
-show airlock_node upgrade --cache http://127.0.0.1:17070 --root "$D/node-root" --state-dir "$D/node-state" --trust root.json
+show airlock_node upgrade --cache $CACHE --root "$D/node-root" --state-dir "$D/node-state" --trust root.json
 show dpkg --root="$D/node-root" -l hello tree
 show "$D/node-root/usr/bin/hello"
 show ls "$D/node-root/opt/demo"
 IMG=$(ls -d "$D"/node-root/var/lib/airlock/images/*/demo/app)
 show skopeo inspect --format '{{.Digest}} {{len .Layers}} layers' "oci:$IMG:1.0"
 show pull_with_skopeo
-show airlock_node upgrade --cache http://127.0.0.1:17070 --root "$D/node-root" --state-dir "$D/node-state" --trust root.json
+show airlock_node upgrade --cache $CACHE --root "$D/node-root" --state-dir "$D/node-state" --trust root.json
 show airlock_node status --state-dir "$D/node-state"
 
 step "air gap: export a bundle, import it into an empty cache, status"
