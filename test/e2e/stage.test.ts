@@ -24,12 +24,16 @@ function run(args: string[], env: NodeJS.ProcessEnv = cleanEnv()): Promise<Run> 
   return runCli(AIRLOCK, args, env);
 }
 
-/** Bytes under a folder (0 when it does not exist). */
+/** Bytes under a folder (0 when it does not exist), read while a stager renames files in it. */
 function bytesUnder(dir: string): number {
-  if (!existsSync(dir)) return 0;
   let n = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) {
-    if (e.isFile()) n += statSync(join(e.parentPath, e.name)).size;
+  try {
+    for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+      // a partial renamed into blobs/ between the listing and the stat is simply not counted
+      if (e.isFile()) n += statSync(join(e.parentPath, e.name), { throwIfNoEntry: false })?.size ?? 0;
+    }
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
   }
   return n;
 }
