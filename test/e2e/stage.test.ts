@@ -162,6 +162,10 @@ describe('airlock stage (e2e, real world through squid)', () => {
 });
 
 function readdirSafe(dir: string): number {
-  if (!existsSync(dir)) return 0;
-  return readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).length;
+  try {
+    return readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).length;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 0; // not there yet, or changing under the walk
+    throw e;
+  }
 }
