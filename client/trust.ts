@@ -1,62 +1,58 @@
 /**
- * The node's own trust root. The operator gives `--trust ROOT.json` (out of
- * band) once; a copy is kept at `STATE/trust/root.json` and is what the node
- * trusts from then on. A newer root given later is accepted only when the
- * kept one vouches for it (TUF rotation: version N+1 signed by both
- * thresholds); nothing ever comes from the cache.
+ * The node's own trust root. The operator gives `--trust ROOT.json` (a local
+ * file, out of band) once; a copy is kept at `STATE/trust/root.json` and is
+ * what the node trusts from then on. A newer root given later is only offered
+ * to the trust gate, which accepts it when the kept one vouches for it (TUF
+ * rotation: version N+1 signed by both thresholds); nothing ever comes from
+ * the cache. The copy is written only after a release passed the gate.
  */
-import { readFileSync } from 'node:fs';
+import { readSelfSignedRoot, type GateResult, type OfferedRoot } from '../manifests/index.js';
 import { AirlockError } from '../manifests/errors.js';
-import { loadTrustedRoot, readSelfSignedRoot, updateTrustedRoot, type TrustedRoot } from '../manifests/index.js';
 import type { Output } from '../storage/support/output.js';
+import { readTrustFile } from '../storage/support/trust-file.js';
 import { writeFileAtomic, type StatePaths } from './state.js';
 
-function readBytes(path: string, what: string): Buffer | null {
-  try {
-    return readFileSync(path);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw new AirlockError('EUSAGE', `${what} ${path}: cannot read: ${(e as Error).message}`, { path });
-  }
+export interface NodeTrust {
+  /** what the gate opens on: the kept root, or on a first run the given one */
+  localRoot: Buffer;
+  /** a newer --trust offered as a rotation from the kept root */
+  offeredRoots: OfferedRoot[];
+  /** after the gate: keep the root it verified against (first run, or a rotation) */
+  keep(result: GateResult): void;
 }
 
-export function loadNodeTrust(
-  given: string | null,
-  state: StatePaths,
-  now: Date,
-  out: Output,
-  acceptExpiredUntil: Date | null = null,
-): TrustedRoot {
-  const kept = readBytes(state.trust, 'kept trust root');
-  const offered = given ? readBytes(given, '--trust') : null;
-  if (given && !offered) throw new AirlockError('EUSAGE', `--trust ${given}: no such file`, { path: given });
+export function nodeTrust(given: string | null, state: StatePaths, out: Output): NodeTrust {
+  const kept = readTrustFile(state.trust, { what: 'kept trust root', missingOk: true });
+  const offered = given ? readTrustFile(given, { what: '--trust' }) : null;
   if (!kept && !offered) {
     throw new AirlockError('EUSAGE', `no trust root: pass --trust ROOT.json once (a copy is kept in ${state.trust}) or set "trust" in the config`);
   }
-  const clock = { acceptExpiredUntil };
   if (!kept) {
-    const root = loadTrustedRoot(offered!, now, clock);
-    writeFileAtomic(state.trust, offered!);
-    out.note(`trust root version ${root.version} kept in ${state.trust}`);
-    return root;
+    return {
+      localRoot: offered!,
+      offeredRoots: [],
+      keep(result) {
+        writeFileAtomic(state.trust, result.root.bytes);
+        out.note(`trust root version ${result.root.version} kept in ${state.trust}`);
+      },
+    };
   }
-  // the kept root may itself be expired now; a rotation below can still replace it
-  const keptRoot = readSelfSignedRoot(kept, state.trust);
-  if (!offered || offered.equals(kept)) return loadTrustedRoot(kept, now, clock);
-  const offeredVersion = readSelfSignedRoot(offered, given!).version;
-  if (offeredVersion <= keptRoot.version) {
-    if (offeredVersion === keptRoot.version) {
-      throw new AirlockError(
-        'ESIGNATURE',
-        `--trust ${given}: version ${offeredVersion} differs from the kept root of the same version (${state.trust}); refusing both`,
-        { given, kept: state.trust },
-      );
+  const offeredRoots = offered && !offered.equals(kept) ? [{ bytes: offered, what: `--trust ${given}` }] : [];
+  if (offeredRoots.length > 0) {
+    // only to say so: the gate skips an older root on its own
+    const keptVersion = readSelfSignedRoot(kept, state.trust).version;
+    const offeredVersion = readSelfSignedRoot(offered!, given!).version;
+    if (offeredVersion < keptVersion) {
+      out.warn(`--trust ${given} is version ${offeredVersion}, older than the kept root version ${keptVersion}; using the kept one`);
     }
-    out.warn(`--trust ${given} is version ${offeredVersion}, older than the kept root version ${keptRoot.version}; using the kept one`);
-    return loadTrustedRoot(kept, now, clock);
   }
-  const newer = updateTrustedRoot(keptRoot, [offered], now, clock);
-  writeFileAtomic(state.trust, newer.bytes);
-  out.note(`trust root rotated from version ${keptRoot.version} to ${newer.version}`);
-  return newer;
+  return {
+    localRoot: kept,
+    offeredRoots,
+    keep(result) {
+      if (result.root.version <= result.localRootVersion) return;
+      writeFileAtomic(state.trust, result.root.bytes);
+      out.note(`trust root rotated from version ${result.localRootVersion} to ${result.root.version}`);
+    },
+  };
 }

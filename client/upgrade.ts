@@ -5,7 +5,7 @@
  */
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { AirlockError } from '../manifests/errors.js';
-import { verifyRelease, type VerifiedRelease } from '../manifests/index.js';
+import { passTrustGate, type VerifiedRelease } from '../manifests/index.js';
 import { openStore, type Store } from '../storage/index.js';
 import { humanBytes, type Output } from '../storage/support/output.js';
 import { memoryFloor, type NodeConfig } from './config.js';
@@ -27,7 +27,7 @@ import {
   writeInstalled,
   type StatePaths,
 } from './state.js';
-import { loadNodeTrust } from './trust.js';
+import { nodeTrust } from './trust.js';
 
 export interface UpgradeOptions {
   release?: string;
@@ -92,20 +92,25 @@ function lockState(state: StatePaths): () => Promise<void> {
 }
 
 async function fetchVerified(config: NodeConfig, cache: CacheClient, state: StatePaths, release: string | undefined, now: Date, out: Output): Promise<VerifiedRelease> {
-  const root = loadNodeTrust(config.trust, state, now, out, config.acceptExpiredUntil);
+  const trust = nodeTrust(config.trust, state, out);
   const name = release ?? newestReady(await cache.releases(), cache.base, readInstalled(state)?.product ?? null);
   const envelope = await cache.manifest(name);
-  const verified = verifyRelease(envelope, { root, now, acceptExpiredUntil: config.acceptExpiredUntil, accepted: readAccepted(state) });
+  const verified = passTrustGate({
+    envelope,
+    localRoot: trust.localRoot,
+    offeredRoots: trust.offeredRoots,
+    accepted: readAccepted(state),
+    clock: { now, acceptExpiredUntil: config.acceptExpiredUntil },
+  });
   if (verified.manifest.release !== name) {
     throw new AirlockError('EMANIFEST', `cache ${cache.base} answered release "${verified.manifest.release}" when asked for "${name}"`, {
       asked: name,
       got: verified.manifest.release,
     });
   }
-  if (verified.expiredAccepted) {
-    out.warn(`manifest ${name} expired at ${verified.manifest.expires}; accepted until ${config.acceptExpiredUntil?.toISOString()} (--accept-expired-until)`);
-  }
+  for (const w of verified.warnings) out.warn(w, { release: name });
   // persist before using anything of it (DESIGN.md order of checks)
+  trust.keep(verified);
   writeAccepted(state, verified.accepted);
   writeFileAtomic(envelopeFile(state, name), verified.envelope);
   out.event('verified', { release: name, serial: verified.manifest.serial, digest: verified.digest, signers: verified.signers });

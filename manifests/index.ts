@@ -11,15 +11,23 @@ export * from './errors.js';
 export type { TrustedRoot, RootClockOptions } from './root.js';
 export type { VerifyReleaseOptions, VerifiedRelease } from './verify.js';
 
-/** verify.ts: size cap → signatures+threshold over raw bytes → strict parse+schema → product → rollback → expiry. */
-export { verifyRelease } from './verify.js';
+/** verify.ts: size cap → signatures+threshold over raw bytes → strict parse+schema → product → rollback → expiry; the rollback rule alone. */
+export { verifyRelease, assertNoRollback } from './verify.js';
+
+/**
+ * gate.ts: THE way a release gets in, on both sides: local root → offered
+ * rotations → fresh root → verifyRelease against the serial book. Entry points
+ * use passTrustGate (all bytes at hand) or openTrustGate (a streamed chain).
+ */
+export { passTrustGate, openTrustGate, MAX_OFFERED_ROOTS } from './gate.js';
+export type { GateClock, GateInput, GateResult, OfferedRoot, TrustGate } from './gate.js';
 
 /**
  * root.ts: loadTrustedRoot — a root.json got out of band: size cap, self-signature by its root threshold, schema, expiry;
  * updateTrustedRoot — follow a chain of newer roots (N+1 signed by thresholds of N and N+1), returns the newest;
  * readSelfSignedRoot — the same checks as loadTrustedRoot but expiry (for `root rotate`).
  */
-export { loadTrustedRoot, updateTrustedRoot, readSelfSignedRoot, assertRootFresh } from './root.js';
+export { loadTrustedRoot, updateTrustedRoot, followRoot, readSelfSignedRoot, assertRootFresh } from './root.js';
 
 /** dsse.ts: signEnvelope — sign canonical payload bytes into an envelope (JSON bytes); decodeEnvelope — decode WITHOUT verifying. */
 export { signEnvelope, decodeEnvelope, pae } from './dsse.js';

@@ -77,11 +77,36 @@ export function loadTrustedRoot(bytes: Uint8Array, now: Date, opts: RootClockOpt
 }
 
 /**
- * Follows a chain of newer roots and returns the newest. Entries at or below
- * the trusted version are skipped (bundles carry the whole chain); each next
- * one must be exactly version N+1 and signed by the root thresholds of both
- * N and N+1. Only the final root must be unexpired, as in TUF.
+ * One step along a chain of roots. A version below the trusted one is
+ * skipped (chains carry their history); the trusted version with other bytes
+ * is a fork and refused; the next one must be exactly version N+1 and signed
+ * by the root thresholds of both N and N+1. Expiry is not checked here: only
+ * the final root must be fresh, as in TUF.
  */
+export function followRoot(current: TrustedRoot, bytes: Uint8Array, what: string): TrustedRoot {
+  const { decoded, payload } = readRoot(bytes, what);
+  if (payload.version < current.version) return current;
+  if (payload.version === current.version) {
+    if (current.bytes.equals(Buffer.from(bytes))) return current;
+    throw new AirlockError(
+      'ESIGNATURE',
+      `${what}: root version ${payload.version} differs from the trusted root of the same version; refusing both`,
+      { version: payload.version },
+    );
+  }
+  if (payload.version !== current.version + 1) {
+    throw new AirlockError(
+      'ESIGNATURE',
+      `${what}: root version ${payload.version} cannot follow trusted version ${current.version} (expected exactly ${current.version + 1})`,
+      { expected: current.version + 1, found: payload.version },
+    );
+  }
+  verifyThreshold(decoded, current.payload.roles.root, current.payload.keys, `${what} (version ${payload.version}) by the root role of trusted version ${current.version}`);
+  verifyThreshold(decoded, payload.roles.root, payload.keys, `${what} (version ${payload.version}) by its own root role`);
+  return trusted(bytes, payload);
+}
+
+/** Follows a chain of newer roots (followRoot for each) and returns the newest, which must be fresh. */
 export function updateTrustedRoot(
   current: TrustedRoot,
   chain: Uint8Array[],
@@ -90,19 +115,7 @@ export function updateTrustedRoot(
 ): TrustedRoot {
   let root = current;
   chain.forEach((bytes, i) => {
-    const what = `root chain[${i}]`;
-    const { decoded, payload } = readRoot(bytes, what);
-    if (payload.version <= root.version) return;
-    if (payload.version !== root.version + 1) {
-      throw new AirlockError(
-        'ESIGNATURE',
-        `${what}: root version ${payload.version} cannot follow trusted version ${root.version} (expected exactly ${root.version + 1})`,
-        { expected: root.version + 1, found: payload.version },
-      );
-    }
-    verifyThreshold(decoded, root.payload.roles.root, root.payload.keys, `${what} (version ${payload.version}) by the root role of trusted version ${root.version}`);
-    verifyThreshold(decoded, payload.roles.root, payload.keys, `${what} (version ${payload.version}) by its own root role`);
-    root = trusted(bytes, payload);
+    root = followRoot(root, bytes, `root chain[${i}]`);
   });
   assertRootFresh(root, now, opts);
   return root;

@@ -97,26 +97,12 @@ function verifyInOrder(envelope: Uint8Array, opts: VerifyReleaseOptions, checks:
 
   // 5. rollback
   const before = opts.accepted?.[manifest.product];
-  if (before) {
-    if (manifest.serial < before.serial) {
-      throw new AirlockError(
-        'EROLLBACK',
-        `manifest serial ${manifest.serial} of ${manifest.product} is lower than the accepted serial ${before.serial}`,
-        { product: manifest.product, found: manifest.serial, accepted: before.serial },
-      );
-    }
-    if (manifest.serial === before.serial && digest !== before.digest) {
-      throw new AirlockError(
-        'EROLLBACK',
-        `equivocation: serial ${manifest.serial} of ${manifest.product} was already accepted with digest ${before.digest}, ` +
-          `this manifest has digest ${digest}`,
-        { product: manifest.product, serial: manifest.serial, accepted: before.digest, found: digest },
-      );
-    }
-    checks.push(`rollback: serial ${manifest.serial} ≥ accepted serial ${before.serial}`);
-  } else {
-    checks.push(`rollback: serial ${manifest.serial} (no serial accepted before for ${manifest.product})`);
-  }
+  assertNoRollback(before, { product: manifest.product, serial: manifest.serial, digest });
+  checks.push(
+    before
+      ? `rollback: serial ${manifest.serial} ≥ accepted serial ${before.serial}`
+      : `rollback: serial ${manifest.serial} (no serial accepted before for ${manifest.product})`,
+  );
 
   // 6. expiry, against the one clock reading
   let expiredAccepted = false;
@@ -147,4 +133,28 @@ function verifyInOrder(envelope: Uint8Array, opts: VerifyReleaseOptions, checks:
     accepted: { product: manifest.product, serial: manifest.serial, digest },
     checks,
   };
+}
+
+/**
+ * The rollback rule, in one place: a serial lower than the accepted one is
+ * refused, and so is the accepted serial with another digest (equivocation).
+ * The store applies it again under its writer lock before it records a release.
+ */
+export function assertNoRollback(before: AcceptedSerial | undefined, next: AcceptedSerial): void {
+  if (!before) return;
+  if (next.serial < before.serial) {
+    throw new AirlockError(
+      'EROLLBACK',
+      `manifest serial ${next.serial} of ${next.product} is lower than the accepted serial ${before.serial}`,
+      { product: next.product, found: next.serial, accepted: before.serial },
+    );
+  }
+  if (next.serial === before.serial && next.digest !== before.digest) {
+    throw new AirlockError(
+      'EROLLBACK',
+      `equivocation: serial ${next.serial} of ${next.product} was already accepted with digest ${before.digest}, ` +
+        `this manifest has digest ${next.digest}`,
+      { product: next.product, serial: next.serial, accepted: before.digest, found: next.digest },
+    );
+  }
 }

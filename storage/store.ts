@@ -8,7 +8,7 @@
 import { mkdir, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Readable } from 'node:stream';
-import { releaseBlobs, type VerifiedRelease } from '../manifests/index.js';
+import { assertNoRollback, releaseBlobs, type VerifiedRelease } from '../manifests/index.js';
 import { AirlockError } from '../manifests/errors.js';
 import type { AcceptedSerial, BlobRef } from '../manifests/types.js';
 import { fsBackend } from './backend/fs.js';
@@ -114,13 +114,7 @@ export async function openStore(opts: OpenStoreOptions): Promise<Store> {
       assertReleaseName(manifest.release);
       const known = (await acceptedSerials())[manifest.product];
       const next = verified.accepted;
-      if (known && (next.serial < known.serial || (next.serial === known.serial && next.digest !== known.digest))) {
-        throw new AirlockError(
-          'EROLLBACK',
-          `release ${manifest.release}: serial ${next.serial} (sha256:${next.digest}) is behind the accepted serial ${known.serial} (sha256:${known.digest}) of ${manifest.product}`,
-          { expected: known, found: next },
-        );
-      }
+      assertNoRollback(known, next);
       // Order matters for crash safety: the envelope file is the source of
       // truth (rebuild recovers the rest), then one atomic level batch with
       // the accepted serial, then its mirror for readers.

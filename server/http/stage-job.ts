@@ -11,6 +11,7 @@ import { Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import { AirlockError, toAirlockError } from '../../manifests/errors.js';
 import { createOutput } from '../../storage/support/output.js';
+import { readTrustFile } from '../../storage/support/trust-file.js';
 import { requireTrust, type AirlockConfig } from '../config.js';
 import type { StageStarter } from './env.js';
 
@@ -34,7 +35,8 @@ export function inProcessStager(config: AirlockConfig, logger: Logger): StageJob
   let last: Record<string, unknown> | null = null;
   const starter: StageStarter = Object.assign(
     async ({ url, inline }: { url?: string; inline?: Buffer }) => {
-      requireTrust(config);
+      // a trust root that is missing, unreadable or a URL is the caller's answer now, not a failed run later
+      readTrustFile(requireTrust(config));
       if (running) {
         throw new AirlockError('ELOCKED', `a staging run is already in progress on this cache node (${running.source}, since ${running.since})`);
       }

@@ -16,15 +16,16 @@ import { Readable } from 'node:stream';
 import {
   AirlockError,
   isAirlockError,
-  loadTrustedRoot,
+  openTrustGate,
   toAirlockError,
-  verifyRelease,
   LIMITS,
+  type TrustGate,
   type VerifiedRelease,
 } from '../../manifests/index.js';
 import { openStore, type Fetcher, type Store } from '../../storage/index.js';
 import { createHttpClient, fetchRange, statusError, type HttpClient, type HttpClientOptions } from '../../storage/index.js';
 import { humanBytes, type Output } from '../../storage/support/output.js';
+import { readTrustFile } from '../../storage/support/trust-file.js';
 import type { AirlockConfig } from '../config.js';
 import { requireTrust } from '../config.js';
 import { planStage, type PlannedBlob, type StagePlan } from './plan.js';
@@ -114,14 +115,15 @@ export async function stageRelease(config: AirlockConfig, out: Output, req: Stag
   const { http, registry } = upstreamClients(config, deps.http);
   let store: Store | null = null;
   try {
-    const root = loadTrustedRoot(await readSource(trustPath, http, 'trust root', LIMITS.rootBytes), now, { acceptExpiredUntil: config.acceptExpiredUntil });
+    // the root is a local file only; the envelope may come from anywhere, the gate decides
+    const gate = openTrustGate(readTrustFile(trustPath), { now, acceptExpiredUntil: config.acceptExpiredUntil });
     const envelope = await readSource(req.source, http);
 
     // --plan changes nothing: no lock, no directory created, nothing persisted.
     if (req.plan) {
       const reader = (await cacheExists(config.cacheDir)) ? await openStore({ cacheDir: config.cacheDir, write: false }) : null;
       try {
-        const verified = verify(envelope, root, now, config, out, reader ? await reader.acceptedSerials() : {});
+        const verified = admit(gate, envelope, out, reader ? await reader.acceptedSerials() : {});
         const plan = await planStage({
           manifest: verified.manifest,
           cacheDir: config.cacheDir,
@@ -136,7 +138,7 @@ export async function stageRelease(config: AirlockConfig, out: Output, req: Stag
     }
 
     store = await openStore({ cacheDir: config.cacheDir, write: true });
-    const verified = verify(envelope, root, now, config, out, await store.acceptedSerials());
+    const verified = admit(gate, envelope, out, await store.acceptedSerials());
     const s = store;
     const plan = await planStage({ manifest: verified.manifest, cacheDir: config.cacheDir, has: async (d) => (await s.stat(d)) !== null, http, registry });
     if (!req.skipPreflight) preflight(plan, { memoryFloor: req.memoryFloor, freeMemory: deps.freeMemory });
@@ -155,14 +157,10 @@ export async function stageRelease(config: AirlockConfig, out: Output, req: Stag
   }
 }
 
-function verify(envelope: Buffer, root: ReturnType<typeof loadTrustedRoot>, now: Date, config: AirlockConfig, out: Output, accepted: Awaited<ReturnType<Store['acceptedSerials']>>): VerifiedRelease {
-  const verified = verifyRelease(envelope, { root, now, acceptExpiredUntil: config.acceptExpiredUntil, accepted });
-  if (verified.expiredAccepted) {
-    out.warn(
-      `release ${verified.manifest.release} expired at ${verified.manifest.expires}; accepted until ${config.acceptExpiredUntil?.toISOString()} because of --accept-expired-until`,
-      { release: verified.manifest.release, expires: verified.manifest.expires, acceptExpiredUntil: config.acceptExpiredUntil?.toISOString() },
-    );
-  }
+/** The trust gate, with what only --accept-expired-until let through said as warnings. */
+function admit(gate: TrustGate, envelope: Buffer, out: Output, accepted: Awaited<ReturnType<Store['acceptedSerials']>>): VerifiedRelease {
+  const verified = gate.admit(envelope, { accepted });
+  for (const w of verified.warnings) out.warn(w, { release: verified.manifest.release });
   return verified;
 }
 

@@ -1,8 +1,8 @@
 /**
  * `airlock import`: reads a bundle (format.ts) front to back, once, as a
- * stream. The envelope is verified against the LOCAL trust root (the
- * bundle's roots are followed only through updateTrustedRoot from it) before
- * any blob byte is read; then each entry must be exactly the next blob the
+ * stream. The envelope passes the trust gate opened on the LOCAL trust root
+ * (the bundle's roots are offered to it one by one as they stream, each only
+ * as a rotation from the last) before any blob byte is read; then each entry must be exactly the next blob the
  * signed manifest needs, with its declared size, and is hashed on its way
  * into the store.
  *
@@ -17,14 +17,9 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar, { type Extract } from 'tar-stream';
 import { AirlockError, toAirlockError } from '../../manifests/errors.js';
-import {
-  releaseBlobs,
-  updateTrustedRoot,
-  verifyRelease,
-  type TrustedRoot,
-  type VerifiedRelease,
-} from '../../manifests/index.js';
+import { releaseBlobs, type GateResult, type TrustedRoot, type TrustGate } from '../../manifests/index.js';
 import { LIMITS } from '../../manifests/types.js';
+import { MAX_OFFERED_ROOTS } from '../../manifests/gate.js';
 import type { Store } from '../index.js';
 import { assertReleaseName } from '../paths.js';
 import {
@@ -42,16 +37,13 @@ import {
 import { readVolumes, resolveVolumes } from './volumes.js';
 
 export interface ImportOptions {
-  /** the local trust root (--trust / config), never one from the bundle */
-  root: TrustedRoot;
-  /** the one clock reading of this command */
-  now: Date;
-  acceptExpiredUntil?: Date | null;
+  /** the trust gate opened on the local trust root (--trust / config), never on one from the bundle */
+  gate: TrustGate;
   /** size cap of manifest.json (default LIMITS.envelopeBytes) */
   maxEnvelopeBytes?: number;
   onProgress?: (p: { bytes: number; total: number; current: string }) => void;
   /** after verification, before blobs: what is being imported */
-  onVerified?: (v: { header: BundleHeader; verified: VerifiedRelease; root: TrustedRoot }) => void;
+  onVerified?: (v: { header: BundleHeader; verified: GateResult; root: TrustedRoot }) => void;
 }
 
 export interface ImportResult {
@@ -158,18 +150,25 @@ export async function importBundle(store: Store, files: string[], opts: ImportOp
     const header = parseHeader(await readSmall(first, HEADER_MAX_BYTES, HEADER_NAME, where), where);
 
     // ---- root chain, then the envelope: nothing else may come first ----
-    const chain: Array<{ version: number; bytes: Buffer }> = [];
+    // each root is checked as it streams (a rotation from the last one trusted) and then dropped
+    const gate = opts.gate;
+    let lastVersion = 0;
+    let roots = 0;
     let entry = await next();
     while (entry && entry.header.name.startsWith(ROOT_PREFIX)) {
       const name = checkEntry(entry, where);
       const version = rootVersionOf(name);
-      if (version === null || (chain.length > 0 && version <= chain[chain.length - 1]!.version)) {
+      if (version === null || version <= lastVersion) {
         throw new AirlockError('EMANIFEST', `${where}: entry "${name}" is not the next root of a rising chain (root/N.json)`, {
           bundle: where,
           entry: name,
         });
       }
-      chain.push({ version, bytes: await readSmall(entry, ROOT_MAX_BYTES, name, where) });
+      if (++roots > MAX_OFFERED_ROOTS) {
+        throw new AirlockError('EMANIFEST', `${where}: more than ${MAX_OFFERED_ROOTS} root entries; not an airlock bundle`, { bundle: where });
+      }
+      lastVersion = version;
+      gate.offerRoot(await readSmall(entry, ROOT_MAX_BYTES, name, where), `${where}: ${name}`);
       entry = await next();
     }
     if (!entry) throw new AirlockError('EMANIFEST', `${where}: bundle ends before ${ENVELOPE_NAME}`, { bundle: where });
@@ -182,15 +181,9 @@ export async function importBundle(store: Store, files: string[], opts: ImportOp
     }
     const envelope = await readSmall(entry, opts.maxEnvelopeBytes ?? LIMITS.envelopeBytes, ENVELOPE_NAME, where);
 
-    // ---- trust: local root, then only newer roots that chain from it ----
-    const newer = chain.filter((r) => r.version > opts.root.version).map((r) => r.bytes);
-    const root = newer.length > 0 ? updateTrustedRoot(opts.root, newer, opts.now) : opts.root;
-    const verified = verifyRelease(envelope, {
-      root,
-      now: opts.now,
-      acceptExpiredUntil: opts.acceptExpiredUntil ?? null,
-      accepted: await store.acceptedSerials(),
-    });
+    // ---- trust: the gate, on the local root and the rotations it accepted ----
+    const verified = gate.admit(envelope, { accepted: await store.acceptedSerials() });
+    const root = verified.root;
     const m = verified.manifest;
     assertReleaseName(m.release);
     const expected = releaseBlobs(m);

@@ -1,11 +1,10 @@
 /** `airlock import FILE.tar…`: verify a bundle against the local trust root and add it to the store. */
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { AirlockError } from '../../../manifests/errors.js';
-import { loadTrustedRoot } from '../../../manifests/index.js';
+import { openTrustGate } from '../../../manifests/index.js';
 import { importBundle } from '../../../storage/bundle/index.js';
 import { openStore } from '../../../storage/index.js';
 import { humanBytes } from '../../../storage/support/output.js';
+import { readTrustFile } from '../../../storage/support/trust-file.js';
 import { action, withCommon } from '../program.js';
 import { requireTrust, type CommonFlags } from '../../config.js';
 
@@ -30,26 +29,19 @@ export function register(program: Command): void {
     .action(
       action<[string[]], CommonFlags>(async ({ config, out }, _opts, files) => {
         const now = new Date();
-        const trustFile = requireTrust(config);
-        const rootBytes = await readFile(trustFile).catch((e: Error) => {
-          throw new AirlockError('ENOTFOUND', `trust root ${trustFile} cannot be read: ${e.message}`, { file: trustFile });
-        });
-        const root = loadTrustedRoot(rootBytes, now);
+        // --accept-expired-until covers the local root too: on an air-gapped site it may expire while nobody can replace it
+        const gate = openTrustGate(readTrustFile(requireTrust(config)), { now, acceptExpiredUntil: config.acceptExpiredUntil });
         const store = await openStore({ cacheDir: config.cacheDir, write: true });
         try {
           let bar: ReturnType<typeof out.progress> | null = null;
           const r = await importBundle(store, files, {
-            root,
-            now,
-            acceptExpiredUntil: config.acceptExpiredUntil,
+            gate,
             onVerified: ({ verified, root: used }) => {
               const m = verified.manifest;
               out.note(
                 `verified ${m.product} ${m.release} serial ${m.serial} (signed by ${verified.signers.length} release key(s), trust root v${used.version})`,
               );
-              if (verified.expiredAccepted) {
-                out.warn(`manifest expired ${m.expires}; accepted because of --accept-expired-until ${config.acceptExpiredUntil?.toISOString()}`);
-              }
+              for (const w of verified.warnings) out.warn(w, { release: m.release });
             },
             onProgress: (p) => {
               bar ??= out.progress(`import`, p.total);

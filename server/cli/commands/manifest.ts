@@ -11,11 +11,11 @@ import { sha256Hex } from '../../../manifests/digest.js';
 import { signEnvelope } from '../../../manifests/dsse.js';
 import { parseStrictJson } from '../../../manifests/json.js';
 import { keyIdOf } from '../../../manifests/keys.js';
-import { loadTrustedRoot } from '../../../manifests/root.js';
+import { passTrustGate, type GateResult } from '../../../manifests/gate.js';
 import { validateReleaseManifest } from '../../../manifests/schema.js';
 import { RELEASE_PAYLOAD_TYPE, type ReleaseManifest } from '../../../manifests/types.js';
-import { verifyRelease, type VerifiedRelease } from '../../../manifests/verify.js';
 import type { Output } from '../../../storage/support/output.js';
+import { readTrustFile } from '../../../storage/support/trust-file.js';
 import { requireTrust, type CommonFlags } from '../../config.js';
 import { action, withCommon } from '../program.js';
 import { manifestGroup } from './manifest-group.js';
@@ -41,35 +41,26 @@ export async function manifestSign(payloadPath: string, keyPaths: string[], outP
   return { manifest, digest: sha256Hex(payload), keyids: [...new Set(keys.map((k) => keyIdOf(k)))] };
 }
 
-/** Verifies one envelope file against a root file; warns (via `out`) when only an extension let it through. */
+/** Verifies one envelope file against a root file through the trust gate; warns (via `out`) when only an extension let it through. */
 export async function manifestVerify(
   envelopePath: string,
   trustPath: string,
   now: Date,
   acceptExpiredUntil: Date | null,
   out: Output,
-): Promise<VerifiedRelease> {
-  const root = loadTrustedRoot(await readInput(trustPath, 'trust root'), now, { acceptExpiredUntil });
-  if (root.expires.getTime() < now.getTime()) {
-    out.warn(`trust root version ${root.version} expired at ${root.payload.expires}; accepted until ${acceptExpiredUntil?.toISOString()} (--accept-expired-until)`);
-  }
-  const bytes = await readInput(envelopePath, 'manifest envelope');
-  let v: VerifiedRelease;
+): Promise<GateResult> {
+  const localRoot = readTrustFile(trustPath);
+  const envelope = await readInput(envelopePath, 'manifest envelope');
+  let v: GateResult;
   try {
-    v = verifyRelease(bytes, { root, now, acceptExpiredUntil });
+    v = passTrustGate({ envelope, localRoot, clock: { now, acceptExpiredUntil } });
   } catch (e) {
     if (isAirlockError(e) && Array.isArray(e.details.checksPassed)) {
       for (const c of e.details.checksPassed as string[]) out.note(`ok  ${c}`, { check: c });
     }
     throw e;
   }
-  if (v.expiredAccepted) {
-    out.warn(
-      `manifest ${v.manifest.product} ${v.manifest.release} expired at ${v.manifest.expires}; accepted until ` +
-        `${acceptExpiredUntil?.toISOString()} because of --accept-expired-until`,
-      { expires: v.manifest.expires, acceptExpiredUntil: acceptExpiredUntil?.toISOString() },
-    );
-  }
+  for (const w of v.warnings) out.warn(w, { expires: v.manifest.expires, acceptExpiredUntil: acceptExpiredUntil?.toISOString() });
   return v;
 }
 

@@ -11,15 +11,18 @@ import {
   canonicalize,
   generateKey,
   loadTrustedRoot,
+  openTrustGate,
   rawPublicKey,
   RELEASE_PAYLOAD_TYPE,
   ROOT_PAYLOAD_TYPE,
   signEnvelope,
   verifyRelease,
   type Artifact,
+  type GateClock,
   type GeneratedKey,
   type RootPayload,
   type TrustedRoot,
+  type TrustGate,
 } from '../../../manifests/index.js';
 import { openStore, type Store } from '../../../storage/index.js';
 
@@ -51,6 +54,8 @@ export const signRoot = (p: RootPayload, signers: GeneratedKey[]): Buffer =>
 /** root v1: rootKey signs roots, releaseKey signs releases */
 export const root1Bytes = signRoot(rootPayload(1, [rootKey], [releaseKey]), [rootKey]);
 export const trusted = (): TrustedRoot => loadTrustedRoot(root1Bytes, new Date());
+/** the trust gate import takes, opened on root v1 (the local root) */
+export const gate = (clock: GateClock = { now: new Date() }): TrustGate => openTrustGate(root1Bytes, clock);
 
 export interface Blob {
   bytes: Buffer;

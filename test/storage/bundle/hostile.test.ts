@@ -24,6 +24,7 @@ import {
   snapshot,
   strangerKey,
   tmp,
+  gate,
   trusted,
   fill,
 } from './fixtures.js';
@@ -76,7 +77,7 @@ async function refused(file: string, code: ErrorCode, opts: { accepted18?: boole
   const store = await target(opts);
   try {
     const before = await snapshot(store);
-    const err = await importBundle(store, [file], { root: trusted(), now: new Date() }).then(
+    const err = await importBundle(store, [file], { gate: gate() }).then(
       () => null,
       (e: unknown) => e,
     );
@@ -101,7 +102,7 @@ const firstBlob = (): number => idx(blobNames[0]!);
 describe('hostile bundles are refused, the store unchanged', () => {
   it('the good bundle itself imports (control)', async () => {
     const store = await target();
-    await importBundle(store, [join(dir, 'good.tar')], { root: trusted(), now: new Date() });
+    await importBundle(store, [join(dir, 'good.tar')], { gate: gate() });
     expect((await store.status(r.release)).ready).toBe(true);
     await store.close();
   });

@@ -17,6 +17,7 @@ import {
   signRoot,
   snapshot,
   tmp,
+  gate,
   trusted,
   fill,
 } from './fixtures.js';
@@ -59,7 +60,7 @@ describe('bundle export → import', () => {
 
     const dst = await open('dst');
     const progress: number[] = [];
-    const im = await importBundle(dst, [out], { root: trusted(), now: new Date(), onProgress: (p) => progress.push(p.bytes) });
+    const im = await importBundle(dst, [out], { gate: gate(), onProgress: (p) => progress.push(p.bytes) });
     expect(im.blobs).toEqual({ total: 6, imported: 6, skipped: 0 });
     expect(progress.at(-1)).toBe(im.bytes.total);
     expect((await dst.status('3.6.2')).ready).toBe(true);
@@ -69,7 +70,7 @@ describe('bundle export → import', () => {
     expect(snap.blobs).toEqual(r.blobs.map((b) => b.sha256).sort());
 
     // again: everything already there is read past, nothing re-written
-    const again = await importBundle(dst, [out], { root: trusted(), now: new Date() });
+    const again = await importBundle(dst, [out], { gate: gate() });
     expect(again.blobs).toEqual({ total: 6, imported: 0, skipped: 6 });
   });
 
@@ -89,10 +90,10 @@ describe('bundle export → import', () => {
       expect(await readFile(`${v.path}.sha256`, 'utf8')).toBe(`${sha(await readFile(v.path))}  ${v.path.split('/').pop()}\n`);
     }
     const a = await open('a');
-    expect((await importBundle(a, [out], { root: trusted(), now: new Date() })).volumes).toHaveLength(ex.volumes.length);
+    expect((await importBundle(a, [out], { gate: gate() })).volumes).toHaveLength(ex.volumes.length);
     expect((await a.status('3.6.2')).ready).toBe(true);
     const b = await open('b');
-    await importBundle(b, ex.volumes.map((v) => v.path), { root: trusted(), now: new Date() });
+    await importBundle(b, ex.volumes.map((v) => v.path), { gate: gate() });
     expect((await b.status('3.6.2')).ready).toBe(true);
   });
 
@@ -104,7 +105,7 @@ describe('bundle export → import', () => {
     const ex = await exportBundle(src, '3.6.2', { out, split: 1024 * 1024 });
     await writeFile(`${ex.volumes[1]!.path}.sha256`, `${'0'.repeat(64)}  vol.tar.001\n`);
     const dst = await open('dst');
-    await expect(importBundle(dst, [out], { root: trusted(), now: new Date() })).rejects.toMatchObject({ code: 'EINTEGRITY' });
+    await expect(importBundle(dst, [out], { gate: gate() })).rejects.toMatchObject({ code: 'EINTEGRITY' });
     expect((await snapshot(dst)).releases).toEqual([]);
     expect((await snapshot(dst)).corrupt).toEqual([]);
   });
@@ -123,7 +124,7 @@ describe('bundle export → import', () => {
     const out = join(dir, 'b.tar');
     await exportBundle(src, r.release, { out, roots: [root2, root1Bytes] });
     const dst = await open('dst');
-    const im = await importBundle(dst, [out], { root: trusted(), now: new Date() });
+    const im = await importBundle(dst, [out], { gate: gate() });
     expect(im.rootVersion).toBe(2);
     expect((await dst.status(r.release)).ready).toBe(true);
   });
