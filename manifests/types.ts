@@ -122,4 +122,10 @@ export const LIMITS = Object.freeze({
   pathLength: 1024,
   /** one artifact or blob: 1 TiB */
   artifactSize: 2 ** 40,
+  /**
+   * signatures in one envelope: a root rotation carries the old and the new
+   * root keys (64 each at most). Parsing cost only: threshold.ts verifies at
+   * most one signature per role key, whatever the envelope carries.
+   */
+  signatures: 256,
 });

@@ -171,9 +171,11 @@ describe('hostile manifests and roots', () => {
     expect(v.checks).toHaveLength(7);
   });
 
-  it('a wrong keyid hint on a good signature still verifies (the hint is not a decision)', () => {
-    const env = editEnvelope(signed(), (e) => (e.signatures[0]!.keyid = k2.keyid));
-    expect(verifyRelease(env, opts()).signers).toEqual([k1.keyid]);
+  it('a keyid hint only picks the key tried: a wrong one never makes a signature count, a missing one tries the role keys', () => {
+    // the hint names another release key: only that key is tried, so the signature does not count
+    expectCode(verify(editEnvelope(signed(), (e) => (e.signatures[0]!.keyid = k2.keyid))), 'ESIGNATURE', /0 of the required 1/);
+    // the hint names no release key: skipped without a check
+    expectCode(verify(editEnvelope(signed(), (e) => (e.signatures[0]!.keyid = HEX('7')))), 'ESIGNATURE', /naming no key of this role\); refused without checking/);
     const noHint = editEnvelope(signed(), (e) => delete e.signatures[0]!.keyid);
     expect(verifyRelease(noHint, opts()).signers).toEqual([k1.keyid]);
   });
