@@ -9,15 +9,26 @@
  * - No got-level retries and no automatic redirects: storage's ingest retries
  *   with backoff and resumes from its partial file, and redirects are followed
  *   here so that `Authorization` never travels to another host.
+ * - A redirect keeps the proxy decision of the request it came from: when
+ *   that went through a proxy, every hop goes through the same proxy (no_proxy
+ *   is not consulted again, so an upstream cannot steer us to a host the
+ *   proxy would not reach); when it went direct, each hop is routed by the
+ *   normal policy for its own host. Refused outright (non-retryable): a hop
+ *   to another scheme than http(s), a loop, more than `maxRedirects`, and a
+ *   hop into loopback or link-local addresses from a host that is not one.
  * - A stall (no bytes for `stallTimeoutMs`), a reset, a short body or a 5xx
- *   is EUPSTREAM with `details.retryable = true`; 404/410 is ENOTFOUND.
- * - `maxLength` cuts the body (size + 1 lets the verifier see "too long").
+ *   is EUPSTREAM with `details.retryable = true`; 404/410 is ENOTFOUND. An
+ *   answer that is not HTTP, or a Content-Range other than asked for, is a
+ *   protocol error: EUPSTREAM with `retryable = false`.
+ * - `maxLength` cuts the body (size + 1 lets the verifier see "too long"); a
+ *   Fetcher answer announcing a longer Content-Length is refused before its
+ *   body is read.
  */
 import http from 'node:http';
 import https from 'node:https';
 import { readFileSync } from 'node:fs';
 import tls from 'node:tls';
-import type { LookupFunction } from 'node:net';
+import { isIP, type LookupFunction } from 'node:net';
 import { Readable } from 'node:stream';
 import got, { type Agents, type RequestFunction } from 'got';
 import { HttpsProxyAgent } from 'hpagent';
@@ -47,6 +58,11 @@ export interface HttpRequestOptions {
   /** the body stream ends after this many bytes */
   maxLength?: number;
   signal?: AbortSignal;
+  /**
+   * route this request as a redirect hop from `routeAs` (a URL we were sent
+   * here by, e.g. the registry that named a token realm): same proxy rules
+   */
+  routeAs?: string;
 }
 
 export interface HttpResponse {
@@ -68,7 +84,7 @@ export interface HttpClient {
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
-/** Maps whatever the socket layer threw into EUPSTREAM (retryable unless aborted). */
+/** Maps whatever the socket layer threw into EUPSTREAM (retryable unless aborted or not HTTP at all). */
 export function upstreamError(e: unknown, url: string, signal?: AbortSignal): AirlockError {
   if (isAirlockError(e)) return e;
   const err = e as NodeJS.ErrnoException & { name?: string };
@@ -76,8 +92,64 @@ export function upstreamError(e: unknown, url: string, signal?: AbortSignal): Ai
     return new AirlockError('EUPSTREAM', `${url}: aborted`, { url, aborted: true, retryable: false });
   }
   const code = err?.code ?? err?.name ?? 'error';
+  // llhttp's parse errors: whatever answered does not speak HTTP; asking again will not change that
+  if (code.startsWith('HPE_') || code === 'ERR_UNSUPPORTED_PROTOCOL') {
+    return new AirlockError('EUPSTREAM', `${url}: protocol error: ${String(err?.message ?? e)}`, { url, cause: 'protocol error', error: code, retryable: false }, { cause: e });
+  }
   const why = code === 'ETIMEDOUT' ? 'timed out' : String(err?.message ?? e);
   return new AirlockError('EUPSTREAM', `${url}: ${why}`, { url, cause: code, retryable: true }, { cause: e });
+}
+
+/** Loopback, link-local (cloud metadata lives there) and unspecified addresses, by name or literal. */
+export function isLocalTarget(url: URL): boolean {
+  const host = url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  if (host === 'localhost' || host.endsWith('.localhost')) return true;
+  if (isIP(host) === 4) {
+    const [a, b] = host.split('.').map(Number);
+    return a === 127 || a === 0 || (a === 169 && b === 254);
+  }
+  if (isIP(host) === 6) {
+    if (host === '::1' || host === '::') return true;
+    if (/^fe[89ab][0-9a-f]:/.test(host)) return true;
+    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(host);
+    return mapped ? isLocalTarget(new URL(`http://${mapped[1]}/`)) : false;
+  }
+  return false;
+}
+
+function refusedRedirect(from: string, to: string, cause: string, why: string): AirlockError {
+  return new AirlockError('EUPSTREAM', `${from}: refused a redirect ${why} (${to})`, { url: from, location: to, cause, retryable: false });
+}
+
+/**
+ * The next hop of a redirect, or a refusal. `viaProxy` is the proxy that
+ * carried the hop before: a proxied chain stays on that proxy (see the file
+ * comment); a direct one follows the site's policy for the new host.
+ */
+export function redirectHop(
+  from: URL,
+  location: string,
+  viaProxy: URL | null,
+  seen: ReadonlySet<string>,
+  settings: ProxySettings,
+): { url: URL; proxy: URL | null } {
+  let next: URL;
+  try {
+    next = new URL(location, from);
+  } catch {
+    throw new AirlockError('EUPSTREAM', `${from.href}: protocol error: a redirect to "${location}", which is not a URL`, {
+      url: from.href,
+      location,
+      cause: 'protocol error',
+      retryable: false,
+    });
+  }
+  if (next.protocol !== 'http:' && next.protocol !== 'https:') throw refusedRedirect(from.href, next.href, 'redirect scheme', 'to an unsupported scheme');
+  if (seen.has(next.href)) throw refusedRedirect(from.href, next.href, 'redirect loop', 'back to a URL already asked for: a redirect loop');
+  if (isLocalTarget(next) && !isLocalTarget(from)) {
+    throw refusedRedirect(from.href, next.href, 'redirect target', 'to a loopback or link-local address');
+  }
+  return { url: next, proxy: viaProxy ?? proxyFor(next, settings) };
 }
 
 export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
@@ -130,8 +202,7 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
     );
   };
 
-  const once = async (url: URL, opts: HttpRequestOptions, headers: Record<string, string>): Promise<http.IncomingMessage & { body: Readable }> => {
-    const proxy = proxyFor(url, options);
+  const once = async (url: URL, proxy: URL | null, opts: HttpRequestOptions, headers: Record<string, string>): Promise<http.IncomingMessage & { body: Readable }> => {
     let agent: Agents;
     let request: RequestFunction | undefined;
     if (!proxy) agent = { http: directHttp, https: directHttps };
@@ -172,20 +243,27 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
     },
     async request(urlText, opts = {}) {
       let url = new URL(urlText);
+      let proxy: URL | null;
+      if (opts.routeAs) {
+        const from = new URL(opts.routeAs);
+        ({ url, proxy } = redirectHop(from, urlText, proxyFor(from, options), new Set(), options));
+      } else proxy = proxyFor(url, options);
       const headers: Record<string, string> = { 'user-agent': options.userAgent ?? 'airlock/0.1', ...lower(opts.headers ?? {}) };
       if (opts.offset && opts.offset > 0) headers.range = `bytes=${opts.offset}-`;
+      const seen = new Set<string>([url.href]);
       for (let hop = 0; ; hop++) {
-        const res = await once(url, opts, headers);
+        const res = await once(url, proxy, opts, headers);
         const location = res.headers.location;
         if (REDIRECTS.has(res.statusCode ?? 0) && location) {
           res.body.destroy();
+          const next = redirectHop(url, location, proxy, seen, options);
           if (hop >= maxRedirects) {
-            throw new AirlockError('EUPSTREAM', `${urlText}: more than ${maxRedirects} redirects`, { url: urlText, retryable: false });
+            throw new AirlockError('EUPSTREAM', `${urlText}: more than ${maxRedirects} redirects`, { url: urlText, cause: 'redirects', retryable: false });
           }
-          const next = new URL(location, url);
           // Blob storage behind a registry must never see the registry's token.
-          if (next.origin !== url.origin) delete headers.authorization;
-          url = next;
+          if (next.url.origin !== url.origin) delete headers.authorization;
+          ({ url, proxy } = next);
+          seen.add(url.href);
           continue;
         }
         return {
@@ -227,23 +305,43 @@ export async function fetchRange(url: string, opts: FetchOptions, send: (offset:
     res.body.resume();
     const total = /^bytes \*\/(\d+)$/.exec(String(res.headers['content-range'] ?? ''));
     if (total && Number(total[1]) === opts.offset) return { offset: opts.offset, stream: Readable.from([]) };
-    return fetchResult(await send(0), url, 0);
+    return fetchResult(await send(0), url, 0, opts.maxLength + opts.offset);
   }
-  return fetchResult(res, url, opts.offset);
+  return fetchResult(res, url, opts.offset, opts.maxLength);
 }
 
-/** Turns an answer into a FetchResult or the right error (shared with the registry client). */
-export function fetchResult(res: HttpResponse, url: string, offset: number): FetchResult {
+/**
+ * Turns an answer into a FetchResult or the right error (shared with the
+ * registry client). `maxLength` (bytes from `offset`) refuses, before a byte
+ * of the body is read, an answer that announces more than could be kept.
+ */
+export function fetchResult(res: HttpResponse, url: string, offset: number, maxLength = Number.POSITIVE_INFINITY): FetchResult {
   const { status } = res;
+  if (status === 200 || status === 206) {
+    // a 200 ignored Range and starts at 0: it may carry the `offset` bytes we already hold as well
+    const limit = status === 200 ? maxLength + offset : maxLength;
+    const announced = contentLength(res.headers);
+    if (announced !== null && announced > limit) {
+      res.body.destroy();
+      throw new AirlockError('EINTEGRITY', `${url}: Content-Length ${announced} is more than the ${limit} bytes that may be read; refused before reading it`, {
+        url,
+        status,
+        contentLength: announced,
+        limit,
+        retryable: false,
+      });
+    }
+  }
   if (status === 200) return { offset: 0, stream: res.body };
   if (status === 206) {
     const start = /^bytes (\d+)-/.exec(String(res.headers['content-range'] ?? ''));
     if (start && Number(start[1]) === offset) return { offset, stream: res.body };
     res.body.destroy();
-    throw new AirlockError('EUPSTREAM', `${url}: asked for bytes from ${offset}, got Content-Range "${res.headers['content-range'] ?? ''}"`, {
+    throw new AirlockError('EUPSTREAM', `${url}: protocol error: asked for bytes from ${offset}, got Content-Range "${res.headers['content-range'] ?? ''}"`, {
       url,
       status,
-      retryable: true,
+      cause: 'protocol error',
+      retryable: false,
     });
   }
   res.body.destroy();

@@ -4,7 +4,7 @@
  *
  * Files are served at their path with Range support unless their fault says
  * otherwise; a fault applies to the first `times` requests (default 1, or
- * forever for `wrong`, `norange`, `oversize`). A registry v2 facade with an
+ * forever for `wrong`, `norange`, `oversize`, `trickle`, `lie`, `length`). A registry v2 facade with an
  * anonymous Bearer token flow and optional redirects of blobs to a second
  * origin is included. Every byte of body sent is counted per path.
  *
@@ -24,7 +24,13 @@ export type Fault =
   | { kind: 'wrong' }
   | { kind: 'norange' }
   | { kind: 'oversize'; extra: number }
-  | { kind: 'redirect'; to: string };
+  | { kind: 'redirect'; to: string }
+  /** `at` bytes at once, then `bytes` (default 1) every `every` ms: never a stall, never done */
+  | { kind: 'trickle'; at: number; every: number; bytes?: number }
+  /** wrong bytes (each one flipped) from every request, the connection dropped at byte `at` of the body */
+  | { kind: 'lie'; at: number }
+  /** announces this Content-Length, then sends junk until the client hangs up */
+  | { kind: 'length'; length: number };
 
 export interface ServedFile {
   body: Buffer;
@@ -56,7 +62,8 @@ export interface FaultUpstream {
   /** body bytes written per path (and in total) */
   bytesSent(path?: string): number;
   /** a registry facade under /v2/; `auth` switches the 401 + token flow on */
-  registry(images: RegistryImage[], opts?: { auth?: boolean; redirectBlobsTo?: string }): void;
+  /** `realm` replaces the token realm announced in the 401 challenge */
+  registry(images: RegistryImage[], opts?: { auth?: boolean; redirectBlobsTo?: string; realm?: string }): void;
   close(): Promise<void>;
 }
 
@@ -75,6 +82,7 @@ export async function startFaultUpstream(): Promise<FaultUpstream> {
   let images: RegistryImage[] = [];
   let registryAuth = false;
   let redirectBlobsTo: string | undefined;
+  let realm: string | undefined;
   const TOKEN = 'tok-fault-123';
   const sockets = new Set<net.Socket>();
 
@@ -100,7 +108,20 @@ export async function startFaultUpstream(): Promise<FaultUpstream> {
       res.writeHead(302, { location: fault.to }).end();
       return;
     }
+    if (fault?.kind === 'length') {
+      res.writeHead(200, { 'content-type': type, 'content-length': fault.length });
+      const junk = Buffer.alloc(64 * 1024, 0x42);
+      const pump = (): void => {
+        while (!res.destroyed && !req.socket.destroyed) {
+          if (!write(junk)) return void res.once('drain', pump);
+        }
+      };
+      res.once('close', () => res.removeAllListeners('drain'));
+      pump();
+      return;
+    }
     let body = f.body;
+    if (fault?.kind === 'lie') body = Buffer.from(body.map((b) => b ^ 0xff));
     if (fault?.kind === 'wrong') {
       body = Buffer.from(body);
       body[Math.floor(body.length / 2)] ^= 0xff;
@@ -144,6 +165,24 @@ export async function startFaultUpstream(): Promise<FaultUpstream> {
     headers['content-length'] = part.length;
     res.writeHead(res.statusCode, headers);
     if (req.method === 'HEAD') return void res.end();
+    if (fault?.kind === 'trickle' || fault?.kind === 'lie') {
+      const cut = Math.max(0, fault.at - start);
+      write(part.subarray(0, cut));
+      if (fault.kind === 'lie') return void setTimeout(() => req.socket.destroy(), 20);
+      let off = cut;
+      const step = fault.bytes ?? 1;
+      const timer = setInterval(() => {
+        if (res.destroyed || off >= part.length) {
+          clearInterval(timer);
+          if (!res.destroyed) res.end();
+          return;
+        }
+        write(part.subarray(off, off + step));
+        off += step;
+      }, fault.every);
+      res.once('close', () => clearInterval(timer));
+      return;
+    }
     if ((fault?.kind === 'reset' || fault?.kind === 'stall') && active(fault.times)) {
       const cut = Math.max(0, fault.at - start);
       write(part.subarray(0, cut));
@@ -177,7 +216,7 @@ export async function startFaultUpstream(): Promise<FaultUpstream> {
       res
         .writeHead(401, {
           'content-type': 'application/json',
-          'www-authenticate': `Bearer realm="http://127.0.0.1:${port}/token",service="fault-registry"${scope}`,
+          'www-authenticate': `Bearer realm="${realm ?? `http://127.0.0.1:${port}/token`}",service="fault-registry"${scope}`,
         })
         .end('{"errors":[{"code":"UNAUTHORIZED"}]}');
       return true;
@@ -248,6 +287,7 @@ export async function startFaultUpstream(): Promise<FaultUpstream> {
       images = list;
       registryAuth = opts.auth ?? false;
       redirectBlobsTo = opts.redirectBlobsTo;
+      realm = opts.realm;
     },
     async close() {
       for (const s of sockets) s.destroy();

@@ -151,12 +151,107 @@ describe('httpFetcher against the fault upstream', () => {
   });
 });
 
+describe('hostile answers are refused, not retried', () => {
+  let up: FaultUpstream;
+  beforeEach(async () => {
+    up = await startFaultUpstream();
+  });
+  afterEach(async () => {
+    await up.close();
+  });
+  const noEnv = { env: {} };
+
+  it('a Content-Length above what may be read is EINTEGRITY before any body byte is handed over', async () => {
+    up.files.set('/f', { body: data, fault: { kind: 'length', length: 40 * 2 ** 30 } });
+    const t0 = Date.now();
+    const err = await httpFetcher(noEnv)
+      .fetch(`${up.url}/f`, { offset: 0, maxLength: data.length + 1 })
+      .then(
+        async (r) => {
+          r.stream.destroy();
+          return null;
+        },
+        (e: unknown) => e,
+      );
+    expect(err).toMatchObject({ code: 'EINTEGRITY', details: { contentLength: 40 * 2 ** 30, retryable: false } });
+    expect(Date.now() - t0).toBeLessThan(5000);
+  });
+
+  it.each([
+    ['file:', 'file:///etc/passwd'],
+    ['ftp:', 'ftp://127.0.0.1:21/f'],
+    ['gopher:', 'gopher://127.0.0.1:70/_x'],
+  ])('a redirect to %s is a non-retryable EUPSTREAM', async (_s, to) => {
+    up.files.set('/r', { body: data, fault: { kind: 'redirect', to } });
+    await expect(httpFetcher(noEnv).fetch(`${up.url}/r`, { offset: 0, maxLength: 10 })).rejects.toMatchObject({
+      code: 'EUPSTREAM',
+      details: { retryable: false, cause: 'redirect scheme' },
+    });
+  });
+
+  it('a redirect loop is named as one and not retryable', async () => {
+    up.files.set('/a', { body: data, fault: { kind: 'redirect', to: '/b' } });
+    up.files.set('/b', { body: data, fault: { kind: 'redirect', to: '/a' } });
+    await expect(httpFetcher(noEnv).fetch(`${up.url}/a`, { offset: 0, maxLength: 10 })).rejects.toMatchObject({
+      code: 'EUPSTREAM',
+      details: { retryable: false, cause: 'redirect loop' },
+    });
+    expect(up.requests.map((r) => r.path)).toEqual(['/a', '/b']);
+  });
+
+  it('a redirect from a public name to a loopback address is refused before connecting', async () => {
+    const proxy = await startTestProxy({ 'files.upstream.test': '127.0.0.1' });
+    const inside = await startFaultUpstream();
+    try {
+      inside.files.set('/secret', { body: data });
+      up.files.set('/r', { body: data, fault: { kind: 'redirect', to: `http://127.0.0.1:${inside.port}/secret` } });
+      const f = httpFetcher({ env: { http_proxy: proxy.url, no_proxy: '127.0.0.1' } });
+      await expect(f.fetch(`http://files.upstream.test:${up.port}/r`, { offset: 0, maxLength: 10 })).rejects.toMatchObject({
+        code: 'EUPSTREAM',
+        details: { retryable: false, cause: 'redirect target' },
+      });
+      expect(inside.requests).toHaveLength(0);
+    } finally {
+      await inside.close();
+      await proxy.close();
+    }
+  });
+
+  it('a Content-Range that does not start where asked is a non-retryable protocol error', async () => {
+    const server = (await import('node:http')).createServer((_req, res) => {
+      res.writeHead(206, { 'content-range': `bytes 0-9/${data.length}`, 'content-length': 10 }).end(data.subarray(0, 10));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/x`;
+      await expect(httpFetcher(noEnv).fetch(url, { offset: 500, maxLength: 100 })).rejects.toMatchObject({ code: 'EUPSTREAM', details: { retryable: false } });
+    } finally {
+      server.close();
+    }
+  });
+
+  it('an answer that is not HTTP is a non-retryable protocol error', async () => {
+    const net = await import('node:net');
+    const server = net.createServer((s) => s.end('SSH-2.0-OpenSSH_9.2\r\n'));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/x`;
+      await expect(httpFetcher(noEnv).fetch(url, { offset: 0, maxLength: 100 })).rejects.toMatchObject({
+        code: 'EUPSTREAM',
+        details: { retryable: false, cause: 'protocol error' },
+      });
+    } finally {
+      server.close();
+    }
+  });
+});
+
 describe('httpFetcher through a proxy', () => {
   let up: FaultUpstream;
   let proxy: TestProxy;
   beforeEach(async () => {
     up = await startFaultUpstream();
-    proxy = await startTestProxy({ 'files.upstream.test': '127.0.0.1', 'secure.upstream.test': '127.0.0.1' });
+    proxy = await startTestProxy({ 'files.upstream.test': '127.0.0.1', 'secure.upstream.test': '127.0.0.1', 'internal.test': '127.0.0.1' });
     up.files.set('/f', { body: data });
   });
   afterEach(async () => {
@@ -194,6 +289,26 @@ describe('httpFetcher through a proxy', () => {
     await drain(r.stream);
     expect(proxy.log).toEqual([]);
     expect(up.requests).toHaveLength(1);
+  });
+
+  it('a redirect keeps the proxy of the URL it came from, even to a no_proxy host', async () => {
+    const asked: string[] = [];
+    up.files.set('/r', { body: data, fault: { kind: 'redirect', to: `http://internal.test:${up.port}/f` } });
+    const url = `http://files.upstream.test:${up.port}/r`;
+    const r = await httpFetcher({ env: { http_proxy: proxy.url, no_proxy: 'internal.test' }, dnsLookup: guardedLookup(asked) }).fetch(url, {
+      offset: 0,
+      maxLength: data.length + 1,
+    });
+    expect((await drain(r.stream)).equals(data)).toBe(true);
+    expect(proxy.log).toEqual([`GET ${url}`, `GET http://internal.test:${up.port}/f`]);
+    expect(asked).toEqual([]);
+  });
+
+  it('a direct URL redirecting to a proxied host follows the proxy policy for that host', async () => {
+    up.files.set('/r', { body: data, fault: { kind: 'redirect', to: `http://files.upstream.test:${up.port}/f` } });
+    const r = await httpFetcher({ env: { http_proxy: proxy.url, no_proxy: '127.0.0.1' } }).fetch(`${up.url}/r`, { offset: 0, maxLength: data.length + 1 });
+    await drain(r.stream);
+    expect(proxy.log).toEqual([`GET http://files.upstream.test:${up.port}/f`]);
   });
 
   it('without the proxy a fake upstream name cannot be reached', async () => {
