@@ -1,8 +1,12 @@
 /**
  * Puts an app on a socket: plain HTTP or TLS, limits that keep hostile or
- * stuck clients from holding resources (header size and time, idle sockets),
- * CONNECT refused, and a graceful close that lets downloads in flight finish
- * for a bounded time before cutting what is left.
+ * stuck clients from holding resources (a connection cap, header size and
+ * time, idle sockets), CONNECT refused, and a graceful close that lets
+ * downloads in flight finish for a bounded time before cutting what is left.
+ *
+ * Every socket the server gives up on is destroyed, never only ended: a
+ * client that never reads the answer nor closes would otherwise keep a
+ * half-open socket, and its file descriptor, for as long as it likes.
  */
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -18,10 +22,12 @@ export interface ListenOptions {
   tls?: { cert: string; key: string } | null;
   /** a socket with no bytes moving for this long is destroyed (default 60 s) */
   idleTimeoutMs?: number;
-  /** request headers must arrive within this (default 20 s) */
+  /** a request head must be complete this long after the connection opened or the previous request ended (default 20 s) */
   headersTimeoutMs?: number;
   /** largest request head accepted (default 16 KiB; larger → 431) */
   maxHeaderSize?: number;
+  /** connections open at once; more are closed at accept (default: defaultMaxConnections()) */
+  maxConnections?: number;
 }
 
 export interface Listening {
@@ -45,15 +51,58 @@ const REFUSE_CONNECT =
   'HTTP/1.1 405 Method Not Allowed\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 78\r\n\r\n' +
   'airlock: CONNECT tunnels are refused; only staged http:// URLs are answered.\n';
 
+/** how long a client that was answered an error may take to read it and close, before its socket is destroyed */
+const ERROR_LINGER_MS = 1000;
+
+/**
+ * 1024, or less when the descriptor limit could not hold that many: each
+ * connection may hold two descriptors (its socket and the blob it is sent),
+ * and the store, logs and libraries need some of their own.
+ */
+export function defaultMaxConnections(limits: () => string = () => readFileSync('/proc/self/limits', 'utf8')): number {
+  let soft = Infinity;
+  try {
+    const m = /^Max open files\s+(\d+|unlimited)/m.exec(limits());
+    if (m && m[1] !== 'unlimited') soft = Number(m[1]);
+  } catch {
+    // not Linux: keep the fixed default
+  }
+  return Math.max(16, Math.min(1024, Math.floor((soft - 128) / 2)));
+}
+
+/**
+ * Ends `socket` with `answer` and destroys it once the answer is flushed
+ * (`destroyWhenFlushed`) or after `lingerMs`, whichever comes first; a
+ * client that reads it and closes sooner frees the socket sooner.
+ */
+function answerAndDestroy(socket: Duplex, answer: string, lingerMs: number, destroyWhenFlushed: boolean): void {
+  socket.on('error', () => {});
+  const timer = setTimeout(() => socket.destroy(), lingerMs);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
+  socket.end(answer, destroyWhenFlushed ? () => socket.destroy() : undefined);
+}
+
 export async function listenApp(airlock: AirlockApp, opts: ListenOptions): Promise<Listening> {
   const { host, port } = splitListen(opts.listen);
+  const headersTimeout = opts.headersTimeoutMs ?? 20_000;
+  const maxConnections = opts.maxConnections ?? defaultMaxConnections();
+  if (!(headersTimeout > 0)) throw new AirlockError('EUSAGE', `the header timeout must be positive, got ${headersTimeout} ms`);
+  if (!Number.isInteger(maxConnections) || maxConnections < 1) {
+    throw new AirlockError('EUSAGE', `max_connections must be a positive integer, got ${maxConnections}`, { key: 'max_connections' });
+  }
+  // Node checks header and request deadlines only every connectionsCheckingInterval (30 s by
+  // default); check often, and start early by one interval, so a slow head is cut by headersTimeout.
+  const checkMs = Math.max(50, Math.min(1000, Math.round(headersTimeout / 10)));
   const serverOpts: http.ServerOptions = {
     maxHeaderSize: opts.maxHeaderSize ?? 16 * 1024,
-    headersTimeout: opts.headersTimeoutMs ?? 20_000,
-    requestTimeout: 120_000,
+    headersTimeout: Math.max(1, headersTimeout - checkMs),
+    requestTimeout: Math.max(120_000, headersTimeout),
+    connectionsCheckingInterval: checkMs,
     // long enough that a busy client reusing its connection rarely races our close of an idle one
     keepAliveTimeout: 30_000,
   };
+  const metrics = airlock.metrics;
   let server: http.Server;
   if (opts.tls) {
     let cert: Buffer;
@@ -64,20 +113,43 @@ export async function listenApp(airlock: AirlockApp, opts: ListenOptions): Promi
     } catch (e) {
       throw new AirlockError('EUSAGE', `tls: cannot read cert/key: ${(e as Error).message}`);
     }
-    server = https.createServer({ ...serverOpts, cert, key }, airlock.callback());
+    // the TLS handshake gets the same time as a request head (Node's default is 120 s)
+    server = https.createServer({ ...serverOpts, cert, key, handshakeTimeout: headersTimeout }, airlock.callback());
   } else {
     server = http.createServer(serverOpts, airlock.callback());
   }
+  // beyond the cap, Node closes new connections at accept, before any byte is read or any memory spent
+  server.maxConnections = maxConnections;
+  server.on('drop', () => metrics.refused());
+  metrics.watchConnections(
+    () => new Promise((resolve) => server.getConnections((err, n) => resolve(err ? 0 : n))),
+    maxConnections,
+  );
   // a client that stops reading (or sending) is cut after this long, which also frees its file handle
-  server.setTimeout(opts.idleTimeoutMs ?? 60_000, (socket: Socket) => socket.destroy());
-  server.on('connect', (_req: http.IncomingMessage, socket: Duplex) => {
-    socket.on('error', () => {});
-    socket.end(REFUSE_CONNECT);
+  server.setTimeout(opts.idleTimeoutMs ?? 60_000, (socket: Socket) => {
+    metrics.cut('idle');
+    socket.destroy();
   });
+  server.on('connect', (_req: http.IncomingMessage, socket: Duplex) => {
+    answerAndDestroy(socket, REFUSE_CONNECT, ERROR_LINGER_MS, false);
+  });
+  const answered = new WeakSet<Duplex>();
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
-    if (!socket.writable) return socket.destroy();
-    const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
-    socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    // a second error on a socket already being answered (more bytes of a bad request) changes nothing
+    if (answered.has(socket)) return;
+    answered.add(socket);
+    const timedOut = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+    metrics.cut(timedOut ? 'request_timeout' : 'bad_request');
+    // no answer when part of a response already went out: it would corrupt that one
+    const inFlight = (socket as Duplex & { _httpMessage?: http.ServerResponse | null })._httpMessage;
+    if (!socket.writable || inFlight?.headersSent) return socket.destroy();
+    const status = timedOut
+      ? '408 Request Timeout'
+      : err.code === 'HPE_HEADER_OVERFLOW'
+        ? '431 Request Header Fields Too Large'
+        : '400 Bad Request';
+    // a client out of time gets no linger; a merely wrong one gets a moment to read why
+    answerAndDestroy(socket, `HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`, ERROR_LINGER_MS, timedOut);
   });
 
   await new Promise<void>((resolve, reject) => {

@@ -12,7 +12,15 @@ export interface Metrics {
   miss(route: string): void;
   /** call when a request starts; the returned function once when its response is done */
   start(): (route: string, method: string, status: number, bytesOut: number, seconds: number) => void;
+  /** the listening server's open connections (read at scrape time) and its cap */
+  watchConnections(open: () => Promise<number>, max: number): void;
+  /** a connection closed at accept because the cap was reached */
+  refused(): void;
+  /** a connection the server cut on its own: a timeout or a request it could not parse */
+  cut(reason: CutReason): void;
 }
+
+export type CutReason = 'request_timeout' | 'bad_request' | 'idle';
 
 export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics {
   const registry = new Registry();
@@ -64,8 +72,39 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics 
     buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120],
     registers: [registry],
   });
+  let openConnections: () => Promise<number> = () => Promise.resolve(0);
+  new Gauge({
+    name: 'airlock_http_connections_open',
+    help: 'TCP connections the server holds right now',
+    registers: [registry],
+    async collect() {
+      this.set(await openConnections());
+    },
+  });
+  const maxConnections = new Gauge({
+    name: 'airlock_http_connections_max',
+    help: 'The connection cap (max_connections); connections beyond it are refused at accept',
+    registers: [registry],
+  });
+  const refused = new Counter({
+    name: 'airlock_http_connections_refused_total',
+    help: 'Connections closed at accept because max_connections were open',
+    registers: [registry],
+  });
+  const cut = new Counter({
+    name: 'airlock_http_connections_cut_total',
+    help: 'Connections the server cut: request head (or body) not complete in time (request_timeout), unparsable request (bad_request), no byte moving (idle)',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
   return {
     registry,
+    watchConnections(open, max) {
+      openConnections = open;
+      maxConnections.set(max);
+    },
+    refused: () => refused.inc(),
+    cut: (reason) => cut.inc({ reason }),
     hit: (route) => hits.inc({ route }),
     miss: (route) => misses.inc({ route }),
     start() {
