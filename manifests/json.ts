@@ -4,7 +4,9 @@
  * different manifests in one signed byte string. This parser refuses
  * everything that could be read two ways: duplicate keys at any depth,
  * fractions and exponents, integers beyond ±(2^53 − 1), invalid UTF-8, a
- * byte-order mark, and (for signed payloads) any byte form other than the
+ * byte-order mark, lone UTF-16 surrogates (escaped or raw: they have no UTF-8
+ * form, so "a\ud800" and "a\udc00" would be one name on disk; RFC 8785 and
+ * I-JSON refuse them), and (for signed payloads) any byte form other than the
  * RFC 8785 canonical one.
  *
  * Speed matters: a 100,000-artifact payload is ~32 MiB and must verify in
@@ -39,6 +41,10 @@ const fail = (what: string, message: string, at?: number): never => {
   });
 };
 
+/** A high surrogate not followed by a low one, or a low one not preceded by a high one (code units, no `u` flag). */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const isSurrogate = (c: number): boolean => c >= 0xd800 && c <= 0xdfff;
+
 const isHex = (c: number): boolean => (c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66) || (c >= 0x41 && c <= 0x46);
 
 /** UTF-8 → string, refusing invalid sequences and keeping a BOM (which then fails the parse). */
@@ -65,9 +71,14 @@ class Parser {
   canonical = true;
   private readonly short: Array<string | undefined> = new Array<string | undefined>(SLOTS);
 
+  /**
+   * @param rawSurrogates the text itself may hold lone surrogates: false for
+   * text decoded from valid UTF-8 (which has none), so only escapes are checked
+   */
   constructor(
     readonly text: string,
     readonly what: string,
+    readonly rawSurrogates = false,
   ) {
     this.n = text.length;
   }
@@ -127,7 +138,7 @@ class Parser {
       this.ws();
       if (text.charCodeAt(this.i) !== 0x22) fail(what, 'expected a string key', this.i);
       const keyAt = this.i;
-      const key = this.string();
+      const key = this.string(true);
       if (sorted && previous !== null && !(previous < key)) {
         sorted = false;
         this.canonical = false;
@@ -197,13 +208,30 @@ class Parser {
     return PLAIN_RUN.lastIndex;
   }
 
-  string(): string {
+  /**
+   * EMANIFEST naming the first lone surrogate of the string that starts at
+   * `start` and decoded to `out`, when it has one.
+   */
+  refuseLoneSurrogate(out: string, start: number, isKey: boolean): void {
+    const lone = LONE_SURROGATE.exec(out);
+    if (!lone) return;
+    // map the decoded index back to the text (escapes are longer than what they decode to)
+    const { text } = this;
+    let at = start + 1;
+    for (let decoded = 0; decoded < lone.index; decoded++) at += text.charCodeAt(at) !== 0x5c ? 1 : text.charCodeAt(at + 1) === 0x75 ? 6 : 2;
+    const unit = `\\u${lone[0]!.charCodeAt(0).toString(16)}`;
+    const shown = JSON.stringify(out.length > 60 ? `${out.slice(0, 60)}…` : out);
+    fail(this.what, `lone UTF-16 surrogate ${unit} in a ${isKey ? 'key' : 'value'} ${shown} (it has no UTF-8 form; RFC 8785 refuses it)`, at);
+  }
+
+  string(isKey = false): string {
     const { text, n, what } = this;
     const start = this.i;
     let i = this.plainRunEnd(start + 1);
     // the common case: no escapes, one slice
     if (i < n && text.charCodeAt(i) === 0x22) {
       this.i = i + 1;
+      if (this.rawSurrogates) this.refuseLoneSurrogate(text.slice(start + 1, i), start, isKey);
       const len = i - start - 1;
       if (len === 0 || len > SHORT) return text.slice(start + 1, i);
       const slot = (len * 31 + text.charCodeAt(start + 1) * 7 + text.charCodeAt(i - 1)) & (SLOTS - 1);
@@ -212,11 +240,13 @@ class Parser {
       return (this.short[slot] = text.slice(start + 1, i));
     }
     let out = text.slice(start + 1, i);
+    let surrogateEscape = false;
     for (;;) {
       if (i >= n) fail(what, 'unterminated string', start);
       const c = text.charCodeAt(i);
       if (c === 0x22) {
         this.i = i + 1;
+        if (surrogateEscape || this.rawSurrogates) this.refuseLoneSurrogate(out, start, isKey);
         // an escaped string is canonical only if spelled exactly as JSON.stringify spells it
         if (this.canonical && JSON.stringify(out) !== text.slice(start, i + 1)) this.canonical = false;
         return out;
@@ -255,7 +285,9 @@ class Parser {
           if (i + 4 > n || !isHex(text.charCodeAt(i)) || !isHex(text.charCodeAt(i + 1)) || !isHex(text.charCodeAt(i + 2)) || !isHex(text.charCodeAt(i + 3))) {
             fail(what, 'bad \\u escape', i - 2);
           }
-          out += String.fromCharCode(parseInt(text.slice(i, i + 4), 16));
+          const unit = parseInt(text.slice(i, i + 4), 16);
+          if (isSurrogate(unit)) surrogateEscape = true; // paired or not: checked once the string ends
+          out += String.fromCharCode(unit);
           i += 4;
           break;
         }
@@ -308,12 +340,13 @@ class Parser {
 
 /** Parses JSON text strictly (see the file comment). `what` names the document in messages. */
 export function parseStrictJsonText(text: string, what = 'document'): JsonValue {
-  return new Parser(text, what).document();
+  // a JS string may hold raw lone surrogates; one native scan says whether each string must be checked
+  return new Parser(text, what, LONE_SURROGATE.test(text)).document();
 }
 
 /** Strict parse of UTF-8 bytes (any formatting): for envelopes and input files. */
 export function parseStrictJson(bytes: Uint8Array, what = 'document'): JsonValue {
-  return parseStrictJsonText(decodeUtf8(bytes, what), what);
+  return new Parser(decodeUtf8(bytes, what), what).document();
 }
 
 /**

@@ -117,7 +117,7 @@ describe('parseCanonicalJson agrees with the canonicalize package', () => {
   it('refuses escaped spellings of characters that are printed raw, and accepts the package escapes', () => {
     expect(verdict('["\\u00e9"]')).toBe('not canonical');
     expect(verdict('["\\ud83d\\ude00"]')).toBe('not canonical'); // a pair is printed raw
-    expect(verdict('["\\ud83d"]')).toBe('canonical'); // a lone surrogate stays escaped
+    expect(verdict('["\\ud83d"]')).toBe('invalid'); // a lone surrogate: canonical spelling, but RFC 8785 refuses the value
     expect(verdict('["\\u001F"]')).toBe('not canonical');
     expect(verdict('["\\u001f"]')).toBe('canonical');
     expect(verdict('["\\/"]')).toBe('not canonical');

@@ -60,6 +60,14 @@ const flip = (b64: string): string => {
   return bytes.toString('base64');
 };
 
+/** Canonical (JSON.stringify escapes lone surrogates) and signed: only the strict parse can refuse it. */
+function twoSurrogatePaths(): Buffer {
+  const m = manifest();
+  (m.artifacts as Arts)[0]!.path = 'components/router\ud800.tgz';
+  (m.artifacts as Arts)[1]!.path = 'components/router\udc00.tgz';
+  return signed(m);
+}
+
 const rootV1 = loadTrustedRoot(signRoot(rootPayload({ root: [k0, k3], rootThreshold: 2, release: [k1] }), [k0, k3]), NOW);
 const v2 = rootPayload({ version: 2, root: [k4, k5], rootThreshold: 2, release: [k1] });
 
@@ -96,6 +104,7 @@ const CASES: Array<[string, () => unknown, ErrorCode]> = [
   ['payload with keys out of order (not canonical)', verify(raw(JSON.stringify({ type: 'airlock-release', ...JSON.parse(goodText) }))), 'EMANIFEST'],
   ['payload not UTF-8', verify(envelopeOf(Buffer.concat([canon(manifest()).subarray(0, 20), Buffer.from([0xff]), canon(manifest()).subarray(20)]))), 'EMANIFEST'],
   ['payload is a JSON array', verify(raw('[]')), 'EMANIFEST'],
+  ['two paths distinct only by a lone surrogate (one name on disk)', verify(twoSurrogatePaths()), 'EMANIFEST'],
   // ── schema ───────────────────────────────────────────────────────────
   ['serial as a string', verify(signed(manifest({ serial: '17' }))), 'EMANIFEST'],
   ['size as a string', verify(withArtifact(0, (a) => (a.size = '1234'))), 'EMANIFEST'],

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseCanonicalJson, parseStrictJson } from '../../manifests/json.js';
+import { parseCanonicalJson, parseStrictJson, parseStrictJsonText } from '../../manifests/json.js';
 import { expectCode } from './fixtures.js';
 
 const b = (s: string): Buffer => Buffer.from(s, 'utf8');
@@ -65,5 +65,54 @@ describe('parseCanonicalJson', () => {
     ['negative zero', '[-0]'],
   ])('refuses %s', (_name, text) => {
     expectCode(() => parseCanonicalJson(b(text)), 'EMANIFEST', /canonical/);
+  });
+});
+
+/**
+ * RFC 8785 and I-JSON (RFC 7493) refuse lone UTF-16 surrogates: such a string
+ * has no UTF-8 form, so two names distinct in the manifest ("a\ud800" and
+ * "a\udc00") would become one name (U+FFFD) on disk.
+ */
+describe('lone surrogates', () => {
+  const ESC = [
+    ['lone high surrogate', '["\\ud800"]', 'value', 2],
+    ['lone low surrogate', '["\\udc00"]', 'value', 2],
+    ['high then high', '["\\ud800\\ud800"]', 'value', 2],
+    ['high then a plain character', '["\\ud800x"]', 'value', 2],
+    ['high then another escape', '["\\ud800\\n"]', 'value', 2],
+    ['low then high (a pair in the wrong order)', '["\\udc00\\ud800"]', 'value', 2],
+    ['high at the very end of a long string', `["${'a'.repeat(100)}\\udbff"]`, 'value', 102],
+    ['in an object value', '{"path":"a\\udfff"}', 'value', 10],
+    ['in a key', '{"a\\ud800":1}', 'key', 3],
+    ['in a nested key', '{"a":[{"b\\udc00":1}]}', 'key', 9],
+  ] as const;
+
+  it.each(ESC)('refuses an escaped %s, naming key or value and the offset of the surrogate', (_name, text, kind, offset) => {
+    const err = expectCode(() => parseStrictJson(b(text)), 'EMANIFEST', new RegExp(`lone UTF-16 surrogate .* in a ${kind} .*at offset ${offset}$`));
+    expect(err.details.offset).toBe(offset);
+    // a signed payload spelled exactly as JSON.stringify spells it is refused too
+    expectCode(() => parseCanonicalJson(b(text)), 'EMANIFEST', /lone UTF-16 surrogate/);
+  });
+
+  it('refuses a canonical payload whose two paths differ only in a lone surrogate', () => {
+    const text = JSON.stringify({ a: ['x\ud800', 'x\udc00'] });
+    expect(text).toContain('\\ud800'); // JSON.stringify escapes lone surrogates: this is canonical form
+    expectCode(() => parseCanonicalJson(b(text)), 'EMANIFEST', /lone UTF-16 surrogate \\ud800 in a value/);
+  });
+
+  it.each([
+    ['lone high', '["a\ud800"]', 'value'],
+    ['lone low', '["\udc00a"]', 'value'],
+    ['lone high in a key', '{"\ud800":1}', 'key'],
+    ['lone high before an escape', '["\ud800\\n"]', 'value'],
+    ['raw high before an escaped high', '["\ud800\\ud800"]', 'value'],
+  ])('refuses a raw %s in text (parseStrictJsonText)', (_name, text, kind) => {
+    expectCode(() => parseStrictJsonText(text), 'EMANIFEST', new RegExp(`lone UTF-16 surrogate .* in a ${kind}`));
+  });
+
+  it('accepts proper pairs, escaped or raw', () => {
+    expect(parseStrictJson(b('["\\ud83d\\ude00","\u{1f600}",{"\\ud83d\\ude00":1}]'))).toEqual(['\u{1f600}', '\u{1f600}', { '\u{1f600}': 1 }]);
+    expect(parseStrictJsonText('["\ud83d\ude00"]')).toEqual(['\u{1f600}']);
+    expect(parseCanonicalJson(b('["\u{1f600}"]'))).toEqual(['\u{1f600}']);
   });
 });
