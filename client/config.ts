@@ -5,7 +5,7 @@
  */
 import { resolve } from 'node:path';
 import { AirlockError } from '../manifests/errors.js';
-import { loadConfigFile, parseDate, type Schema } from '../storage/support/config.js';
+import { loadConfigFile, localPath, parseDate, type Schema } from '../storage/support/config.js';
 
 /** Installer command overrides: argv prefixes (split on spaces) used instead of the built-in tools. */
 export interface InstallerCommands {
@@ -99,7 +99,7 @@ export function loadNodeConfig(flags: NodeFlags, cwd: string = process.cwd(), fa
     stateDir: resolve(cwd, flags.stateDir ?? v.state_dir ?? DEFAULT_STATE_DIR),
     root: resolve(cwd, flags.root ?? v.root ?? '/'),
     roles: Object.freeze([...roles]),
-    trust: flags.trust ? resolve(cwd, flags.trust) : (v.trust ?? null),
+    trust: flags.trust ? localPath(cwd, flags.trust, '--trust') : (v.trust ?? null),
     memoryFloorCore: v.memory_floor_core ?? 2 ** 30,
     memoryFloorOther: v.memory_floor_other ?? 512 * 2 ** 20,
     diskMargin: v.disk_margin ?? 256 * 2 ** 20,

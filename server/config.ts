@@ -5,7 +5,7 @@
  */
 import { resolve } from 'node:path';
 import { AirlockError } from '../manifests/errors.js';
-import { loadConfigFile, parseDate, type Schema } from '../storage/support/config.js';
+import { loadConfigFile, localPath, parseDate, type Schema } from '../storage/support/config.js';
 
 export interface AirlockConfig {
   /** absolute path of the config file read, or null */
@@ -23,6 +23,8 @@ export interface AirlockConfig {
   adminToken: string | null;
   tls: { cert: string; key: string } | null;
   passthrough: boolean;
+  /** `airlock serve`: connections open at once; undefined → derived from the descriptor limit (at most 1024) */
+  maxConnections?: number;
   json: boolean;
 }
 
@@ -38,6 +40,7 @@ export const CONFIG_SCHEMA: Schema = {
   admin_token: { type: 'string' },
   tls: { type: 'map', fields: { cert: { type: 'path' }, key: { type: 'path' } } },
   passthrough: { type: 'bool' },
+  max_connections: { type: 'int', min: 1, max: 1_000_000 },
 };
 
 /** The flags every `airlock` command accepts (commander's camelCase names). */
@@ -72,6 +75,7 @@ export function loadConfig(flags: CommonFlags, cwd: string = process.cwd()): Air
     admin_token?: string;
     tls?: { cert?: string; key?: string };
     passthrough?: boolean;
+    max_connections?: number;
   };
   let parallel = v.parallel ?? 8;
   if (flags.parallel !== undefined) {
@@ -95,7 +99,7 @@ export function loadConfig(flags: CommonFlags, cwd: string = process.cwd()): Air
   return Object.freeze({
     configFile: file.path,
     cacheDir: resolve(cwd, flags.cacheDir ?? v.cache_dir ?? DEFAULT_CACHE_DIR),
-    trust: flags.trust ? resolve(cwd, flags.trust) : (v.trust ?? null),
+    trust: flags.trust ? localPath(cwd, flags.trust, '--trust') : (v.trust ?? null),
     proxy: flags.proxy ?? v.proxy ?? null,
     caFile: flags.caFile ? resolve(cwd, flags.caFile) : (v.ca_file ?? null),
     insecureRegistries: Object.freeze([...(v.insecure_registries ?? []), ...(flags.insecureRegistry ?? [])]),
@@ -105,6 +109,7 @@ export function loadConfig(flags: CommonFlags, cwd: string = process.cwd()): Air
     adminToken: v.admin_token ?? null,
     tls,
     passthrough: v.passthrough ?? false,
+    maxConnections: v.max_connections,
     json: flags.json ?? false,
   });
 }

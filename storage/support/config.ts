@@ -91,7 +91,8 @@ export function checkValue(value: unknown, spec: FieldSpec, file: string, base: 
       if (typeof value !== 'string' || value === '') bad('a non-empty string');
       const s = value as string;
       if (spec.oneOf && !spec.oneOf.includes(s)) bad(`one of ${spec.oneOf.join(', ')}`);
-      return spec.type === 'path' && !isAbsolute(s) ? resolve(base, s) : s;
+      if (spec.type === 'path') return URL_LIKE.test(s) ? bad('a local path, not a URL') : localPath(base, s, name);
+      return s;
     }
     case 'int': {
       if (typeof value !== 'number' || !Number.isInteger(value)) bad('an integer');
@@ -134,4 +135,18 @@ export function parseDate(text: string, what: string): Date {
   const d = new Date(/^\d{4}-\d{2}-\d{2}$/.test(text) ? `${text}T23:59:59Z` : text);
   if (Number.isNaN(d.getTime())) throw new AirlockError('EUSAGE', `${what}: cannot read "${text}" as a date (example: 2027-03-01)`);
   return d;
+}
+
+const URL_LIKE = /^[a-z][a-z0-9+.-]*:\/\//i;
+
+/**
+ * A local file or folder: relative to `base`, and never a URL. Paths here
+ * name the cache, keys and the trust root, which must not come from whoever
+ * answers a URL.
+ */
+export function localPath(base: string, value: string, name: string): string {
+  if (URL_LIKE.test(value)) {
+    throw new AirlockError('EUSAGE', `${name}: "${value}" must be a local file got out of band, not a URL`, { key: name });
+  }
+  return isAbsolute(value) ? value : resolve(base, value);
 }
