@@ -4,14 +4,15 @@
  * `STATE/written/` so the next one can tell an operator's local change
  * (backed up beside the file and listed) from our own earlier write.
  */
-import { chmod, mkdir, open, rename, rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { rm } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
 import { AirlockError } from '../../manifests/errors.js';
 import type { FileArtifact } from '../../manifests/types.js';
 import { readJson, writeFileAtomic, writtenFile } from '../state.js';
 import { backupSuffix, materialize, underRoot, type InstallContext, type StepOutcome } from './context.js';
 import { runCommand } from './exec.js';
-import { backupIfChanged, ensureDirInside, extractTar } from './tar.js';
+import { createNew, diskNode, Fence, tempIn } from './fence.js';
+import { backupIfChanged, extractTar, replaceWith, Undo } from './tar.js';
 
 interface WrittenRecord {
   target: string;
@@ -28,6 +29,8 @@ export async function installFile(ctx: InstallContext, a: FileArtifact): Promise
   }
   const target = underRoot(ctx.root, (spec.extract ?? spec.copy)!, where);
   if (ctx.commands.file) {
+    // the override writes there itself: at least its folder must not lead out
+    await (await Fence.of(ctx.root)).resolve(dirname(target), where);
     const staged = await materialize(ctx, a.sha256, a.size, `file-${a.sha256.slice(0, 16)}`);
     try {
       await runCommand([...ctx.commands.file, staged, target], { where });
@@ -58,30 +61,40 @@ export async function installFile(ctx: InstallContext, a: FileArtifact): Promise
 async function copyTo(
   ctx: InstallContext,
   a: FileArtifact,
-  dest: string,
+  target: string,
   before: string | undefined,
   suffix: string,
 ): Promise<{ written: Record<string, string>; backups: string[] }> {
-  await ensureDirInside(dirname(dest), ctx.root, a.path);
-  const tmp = join(dirname(dest), `.airlock-tmp-${process.pid}-${a.sha256.slice(0, 12)}`);
   const mode = a.install?.mode ? parseInt(a.install.mode, 8) : 0o644;
   if (Number.isNaN(mode) || mode < 0 || mode > 0o7777) {
     throw new AirlockError('EUSAGE', `${a.path}: install.mode "${a.install?.mode}" is not an octal mode such as 0755`, { path: a.path });
   }
+  const fence = await Fence.of(ctx.root);
+  const undo = new Undo();
   try {
-    const fh = await open(tmp, 'w', 0o600);
-    try {
-      for await (const chunk of await ctx.source.read(a.sha256)) await fh.write(chunk as Buffer);
-      await fh.sync();
-    } finally {
-      await fh.close();
+    const { real: dest, created } = await fence.place(target, a.path);
+    undo.made(created, true);
+    if ((await diskNode(dest))?.kind === 'dir') {
+      throw new AirlockError('EPATH', `${a.path}: "${dest}" is a folder; install.copy names the file to write`, { dest });
     }
-    await chmod(tmp, mode);
-    const bak = await backupIfChanged(dest, before, a.sha256, suffix);
-    await mkdir(dirname(dest), { recursive: true });
-    await rename(tmp, dest);
-    return { written: { '.': a.sha256 }, backups: bak ? [bak] : [] };
-  } finally {
-    await rm(tmp, { force: true });
+    const tmp = tempIn(dirname(dest), basename(dest));
+    try {
+      const fh = await createNew(tmp);
+      try {
+        for await (const chunk of await ctx.source.read(a.sha256)) await fh.write(chunk as Buffer);
+        await fh.chmod(mode);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      const bak = await replaceWith(tmp, dest, undo, () => backupIfChanged(dest, before, a.sha256, suffix));
+      await undo.commit();
+      return { written: { '.': a.sha256 }, backups: bak ? [bak] : [] };
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  } catch (e) {
+    await undo.rollback();
+    throw e;
   }
 }

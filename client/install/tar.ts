@@ -1,29 +1,42 @@
 /**
  * Safe extraction of a tar or tar.gz into a target folder.
  *
- * Two passes over the verified staged blob: the first reads every entry and
- * refuses the whole archive (EPATH, nothing written) on an absolute path, a
- * `..` segment, a link pointing out of the target, a hard link to something
- * not in the archive, or a device/fifo. The second writes each entry to a
- * temp name beside its destination and renames it into place, after checking
- * that the real (symlink-resolved) folder it lands in is still inside the
- * target: a symlink already on disk cannot redirect a write outside either.
+ * Two passes over the verified staged blob. The first plans the whole
+ * archive before anything is written: it simulates the namespace the archive
+ * builds on top of what is on disk (links made by earlier entries included),
+ * so every entry is checked where it really lands, not where its name
+ * suggests — `a -> .` then `a/var -> ../x` is `var -> ../x` and is refused.
+ * It refuses (EPATH) an absolute or `..` name, an entry landing outside the
+ * target, a symlink whose target leads out of it (when made, and again in the
+ * archive's final namespace), a hard link to anything but a file of this
+ * archive, a device/fifo, and a file/folder clash. The second pass writes
+ * each entry to its planned real place through the fence (fence.ts): temp
+ * file beside it, O_EXCL|O_NOFOLLOW, rename. If that pass fails anyway
+ * (disk full, the blob changed, a folder swapped meanwhile), everything it
+ * made is removed and everything it replaced is put back.
+ *
+ * A truncated or damaged archive is EINTEGRITY naming the entry it broke in.
  */
 import { createHash } from 'node:crypto';
-import { chmod, link, lstat, mkdir, open as open_, readFile, realpath, rename, rm, symlink } from 'node:fs/promises';
-import { dirname, join, posix, sep } from 'node:path';
+import { link, rename, rm, rmdir, symlink } from 'node:fs/promises';
+import { dirname, join, posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { extract as tarExtract, type Header } from 'tar-stream';
 import { AirlockError } from '../../manifests/errors.js';
+import { below, createNew, diskNode, Fence, LeadsOut, openNoFollow, resolveIn, tempIn, type Lookup, type Node } from './fence.js';
 
 export interface TarEntryPlan {
   name: string;
   type: 'file' | 'directory' | 'symlink' | 'link';
   mode: number;
   linkname?: string;
-  /** sha256 of a regular file's content */
+  /** sha256 of a regular file's content (or of the file a hard link shares) */
   sha256?: string;
+  /** the real absolute path the entry lands at, links on the way resolved */
+  dest: string;
+  /** hard link: the real path of the file it links to */
+  linkFrom?: string;
 }
 
 /** Opens the archive's bytes from the start; called once per pass. */
@@ -55,22 +68,63 @@ export function safeEntryName(name: string, where: string): string {
   return parts.join('/');
 }
 
-/** Iterates entries with their bodies; the body must be consumed (or drained) before the next. */
+const END_OF_ARCHIVE = 1024; // two zero blocks (POSIX); without them the archive was cut
+
+/**
+ * Iterates entries with their bodies; the body must be consumed (or drained)
+ * before the next. Every way the bytes can end early or break — gzip, tar
+ * framing, a body cut short, a missing end-of-archive marker — is one
+ * EINTEGRITY line naming the entry it happened in.
+ */
 async function* entries(open: OpenArchive, where: string): AsyncGenerator<{ header: Header; body: AsyncIterable<Buffer> }> {
   const stream = await openTar(open);
   const ex = tarExtract();
-  let streamError: Error | null = null;
+  let current: string | null = null;
+  let cause: Error | null = null;
+  let total = 0;
+  let tail: Buffer = Buffer.alloc(0);
+  const broken = (e: unknown): AirlockError => {
+    const why = (cause ?? (e as Error)).message.split('\n')[0];
+    const at = current === null ? 'before its first entry' : `in entry "${current.slice(0, 200)}"`;
+    return new AirlockError('EINTEGRITY', `${where}: the archive is cut short or damaged ${at} (${why})`, { entry: current });
+  };
+  stream.on('data', (c: Buffer) => {
+    total += c.length;
+    tail = c.length >= END_OF_ARCHIVE ? c.subarray(c.length - END_OF_ARCHIVE) : Buffer.concat([tail, c]).subarray(-END_OF_ARCHIVE);
+  });
   stream.on('error', (e: Error) => {
-    streamError = e;
+    cause ??= e;
     ex.destroy(e);
   });
+  ex.on('error', (e: Error) => {
+    cause ??= e;
+  });
   stream.pipe(ex as unknown as NodeJS.WritableStream);
+  async function* guarded(body: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+    try {
+      for await (const c of body) yield c;
+    } catch (e) {
+      throw broken(e);
+    }
+  }
   try {
-    for await (const entry of ex) yield { header: entry.header, body: entry as AsyncIterable<Buffer> };
-  } catch (e) {
-    if (e instanceof AirlockError) throw e;
-    const why = (streamError ?? (e as Error)).message;
-    throw new AirlockError('EINTEGRITY', `${where}: not a readable tar archive: ${why}`);
+    const it = ex[Symbol.asyncIterator]();
+    for (;;) {
+      let next: IteratorResult<Awaited<ReturnType<typeof it.next>>['value']>;
+      try {
+        next = await it.next();
+      } catch (e) {
+        throw broken(e);
+      }
+      if (next.done) break;
+      const entry = next.value;
+      current = entry.header.name;
+      yield { header: entry.header, body: guarded(entry as AsyncIterable<Buffer>) };
+    }
+    if (total === 0) throw new AirlockError('EINTEGRITY', `${where}: the archive is empty`, {});
+    if (total % 512 !== 0 || tail.length < END_OF_ARCHIVE || tail.some((b) => b !== 0)) {
+      throw broken(new Error('no end-of-archive marker'));
+    }
   } finally {
     stream.destroy();
   }
@@ -80,23 +134,15 @@ async function drain(body: AsyncIterable<Buffer>): Promise<void> {
   for await (const _ of body) void _;
 }
 
-/** Pass 1: every entry, checked; EPATH for the first unsafe one. */
-export async function planTar(open: OpenArchive, where: string): Promise<TarEntryPlan[]> {
-  const plan: TarEntryPlan[] = [];
-  const files = new Set<string>();
-  for await (const { header, body } of entries(open, where)) {
-    const entry = checkEntry(header, where, files);
-    if (entry?.type === 'file') {
-      const hash = createHash('sha256');
-      for await (const c of body) hash.update(c);
-      entry.sha256 = hash.digest('hex');
-    } else await drain(body);
-    if (entry) plan.push(entry);
-  }
-  return plan;
+interface Checked {
+  name: string;
+  type: TarEntryPlan['type'];
+  mode: number;
+  linkname?: string;
 }
 
-function checkEntry(h: Header, where: string, files: Set<string>): TarEntryPlan | null {
+/** Checks one header on its own (name, type, link target form); null for entries that write nothing. */
+function checkHeader(h: Header, where: string): Checked | null {
   const name = safeEntryName(h.name, where);
   const mode = (h.mode ?? 0o644) & 0o777;
   const type: string = h.type ?? 'file';
@@ -111,25 +157,115 @@ function checkEntry(h: Header, where: string, files: Set<string>): TarEntryPlan 
     case 'file':
     case 'contiguous-file':
       if (name === '') fail('has no name');
-      files.add(name);
       return { name, type: 'file', mode };
     case 'symlink': {
       const target = h.linkname ?? '';
+      if (name === '') fail('has no name');
       if (target === '' || target.includes('\0')) fail('is a symlink with an empty target');
       if (target.startsWith('/')) fail(`is a symlink to the absolute path "${target}"`);
-      const resolved = posix.normalize(posix.join(posix.dirname(name), target));
-      if (resolved === '..' || resolved.startsWith('../')) fail(`is a symlink pointing out of the target ("${target}")`);
       return { name, type: 'symlink', mode, linkname: target };
     }
     case 'link': {
-      const target = safeEntryName(h.linkname ?? '', where);
-      if (!files.has(target)) fail(`is a hard link to "${h.linkname}", which is not a file earlier in the archive`);
-      files.add(name);
-      return { name, type: 'link', mode, linkname: target };
+      if (name === '') fail('has no name');
+      return { name, type: 'link', mode, linkname: safeEntryName(h.linkname ?? '', where) };
     }
     default:
       return fail(`is a ${type}, which airlock never extracts`);
   }
+}
+
+/**
+ * Pass 1: every entry checked against the namespace the archive builds on
+ * top of the disk below `target` (a real path: resolved through the fence);
+ * EPATH for the first entry that would land or point outside it. One slot
+ * per archive entry, null where nothing is written.
+ */
+export async function planTar(open: OpenArchive, target: string, where: string): Promise<Array<TarEntryPlan | null>> {
+  const plan: Array<TarEntryPlan | null> = [];
+  // what the archive has made so far, over what is on disk
+  const made = new Map<string, Node>();
+  // real path → sha256 of the regular files this archive made (hard links may only point at these)
+  const files = new Map<string, string>();
+  const links: Array<{ at: string; parent: string; target: string; entry: string }> = [];
+  const lookup: Lookup = async (p) => (made.has(p) ? made.get(p)! : diskNode(p));
+  const resolve = async (entry: string, from: string, parts: string[], followLast = true): Promise<string> => {
+    try {
+      return await resolveIn(from, parts, target, lookup, followLast);
+    } catch (e) {
+      if (e instanceof LeadsOut) {
+        throw new AirlockError('EPATH', `${where}: tar entry "${entry.slice(0, 200)}" leads out of the target (${e.message}); nothing was extracted`, {
+          entry,
+        });
+      }
+      throw e;
+    }
+  };
+  for await (const { header, body } of entries(open, where)) {
+    const c = checkHeader(header, where);
+    if (!c) {
+      await drain(body);
+      plan.push(null);
+      continue;
+    }
+    const fail = (why: string): never => {
+      throw new AirlockError('EPATH', `${where}: tar entry "${header.name.slice(0, 200)}" ${why}; nothing was extracted`, { entry: header.name });
+    };
+    const parts = c.name.split('/');
+    const parent = await resolve(header.name, target, parts.slice(0, -1));
+    const parentNode = await lookup(parent);
+    if (parentNode && parentNode.kind !== 'dir') fail(`is inside "${parent}", which is not a folder`);
+    // folders the entry implies are made as real folders
+    let p = target;
+    for (const part of below(target, parent)!) {
+      p = join(p, part);
+      if (!(await lookup(p))) made.set(p, { kind: 'dir' });
+    }
+    const at = join(parent, parts[parts.length - 1]!);
+    const there = await lookup(at);
+    const entry: TarEntryPlan = { ...c, dest: at };
+    if (c.type === 'directory') {
+      if (there?.kind === 'symlink') {
+        entry.dest = await resolve(header.name, parent, [parts[parts.length - 1]!]);
+        const real = await lookup(entry.dest);
+        if (real && real.kind !== 'dir') fail(`is a folder, but "${at}" is a link to something else`);
+        if (!real) made.set(entry.dest, { kind: 'dir' });
+      } else if (there && there.kind !== 'dir') fail(`is a folder, but "${at}" is a file (on disk or earlier in the archive)`);
+      else made.set(at, { kind: 'dir' });
+      await drain(body);
+    } else {
+      if (there?.kind === 'dir') fail(`is a ${c.type === 'link' ? 'hard link' : c.type}, but "${at}" is a folder (on disk or earlier in the archive)`);
+      if (c.type === 'file') {
+        const hash = createHash('sha256');
+        for await (const chunk of body) hash.update(chunk);
+        entry.sha256 = hash.digest('hex');
+        made.set(at, { kind: 'file' });
+        files.set(at, entry.sha256);
+      } else if (c.type === 'symlink') {
+        await drain(body);
+        await resolve(header.name, parent, c.linkname!.split('/'));
+        made.set(at, { kind: 'symlink', target: c.linkname! });
+        files.delete(at);
+        links.push({ at, parent, target: c.linkname!, entry: header.name });
+      } else {
+        await drain(body);
+        const src = c.linkname!.split('/');
+        const from = join(await resolve(header.name, target, src.slice(0, -1)), src[src.length - 1]!);
+        const sha = files.get(from);
+        if (sha === undefined) fail(`is a hard link to "${header.linkname}", which is not a file earlier in the archive`);
+        entry.linkFrom = from;
+        entry.sha256 = sha;
+        made.set(at, { kind: 'file' });
+        files.set(at, sha!);
+      }
+    }
+    plan.push(entry);
+  }
+  // a link that was inside when made can lead out once later entries turned its folders into links
+  for (const l of links) {
+    const now = made.get(l.at);
+    if (now?.kind === 'symlink' && now.target === l.target) await resolve(l.entry, l.parent, l.target.split('/'));
+  }
+  return plan;
 }
 
 export interface ExtractOptions {
@@ -145,37 +281,21 @@ export interface ExtractOptions {
 }
 
 export interface ExtractResult {
-  /** relative path → sha256 of every regular file written */
+  /** relative path (where the file really is, below the target) → sha256 of every regular file written */
   written: Record<string, string>;
   /** absolute paths of backups made of operator-changed files */
   backups: string[];
 }
 
-const inside = (child: string, parent: string): boolean => child === parent || child.startsWith(parent.endsWith(sep) ? parent : parent + sep);
-
-/** Creates `dir` (and parents) and checks that where it really is stays inside `fence`. */
-export async function ensureDirInside(dir: string, fence: string, where: string): Promise<void> {
-  const realFence = await realpath(fence);
-  const check = async (path: string): Promise<void> => {
-    const real = await realpath(path);
-    if (!inside(real, realFence)) {
-      throw new AirlockError('EPATH', `${where}: "${dir}" resolves to "${real}", outside ${fence}; nothing written there`, { dir, real });
-    }
-  };
-  // check the deepest folder that exists BEFORE creating anything below it:
-  // mkdir through a symlink that points out would already write outside
-  let probe = dir;
-  while (!(await lstat(probe).then(() => true, () => false))) probe = dirname(probe);
-  await check(probe);
-  await mkdir(dir, { recursive: true });
-  await check(dir);
-}
-
 async function fileSha256(path: string): Promise<string | null> {
   try {
-    const st = await lstat(path);
-    if (!st.isFile()) return null;
-    return createHash('sha256').update(await readFile(path)).digest('hex');
+    const fh = await openNoFollow(path);
+    try {
+      if (!(await fh.stat()).isFile()) return null;
+      return createHash('sha256').update(await fh.readFile()).digest('hex');
+    } finally {
+      await fh.close();
+    }
   } catch {
     return null;
   }
@@ -195,71 +315,132 @@ export async function backupIfChanged(dest: string, before: string | undefined, 
   return bak;
 }
 
-let tmpCounter = 0;
-const tmpBeside = (dest: string): string => join(dirname(dest), `.${posix.basename(dest)}.airlock-tmp-${process.pid}-${tmpCounter++}`);
+/** What a failed write pass must take back, newest first. */
+export class Undo {
+  private readonly steps: Array<() => Promise<unknown>> = [];
+  private readonly asides: string[] = [];
 
-/** Pass 2: writes a checked plan. */
-export async function writeTar(open: OpenArchive, plan: TarEntryPlan[], opts: ExtractOptions): Promise<ExtractResult> {
-  const byName = new Map<string, TarEntryPlan>();
-  plan.forEach((p) => byName.set(p.name, p));
-  const result: ExtractResult = { written: {}, backups: [] };
-  await ensureDirInside(opts.target, opts.fence, opts.where);
-  const fenceTarget = opts.target;
-  const dirModes: Array<[string, number]> = [];
-  for await (const { header, body } of entries(open, opts.where)) {
-    const name = safeEntryName(header.name, opts.where);
-    const entry = byName.get(name);
-    if (!entry || name === '') {
-      await drain(body);
-      continue;
-    }
-    const dest = join(opts.target, ...name.split('/'));
-    if (entry.type === 'directory') {
-      await drain(body);
-      await ensureDirInside(dest, fenceTarget, opts.where);
-      dirModes.push([dest, entry.mode]);
-      continue;
-    }
-    await ensureDirInside(dirname(dest), fenceTarget, opts.where);
-    const existing = await lstat(dest).catch(() => null);
-    if (existing?.isDirectory()) {
-      throw new AirlockError('EPATH', `${opts.where}: "${dest}" is a folder on disk but a ${entry.type} in the archive`, { dest });
-    }
-    const tmp = tmpBeside(dest);
-    try {
-      if (entry.type === 'file') {
-        const fh = await open_(tmp, 'wx', 0o600);
-        try {
-          for await (const c of body) await fh.write(c);
-          await fh.sync();
-        } finally {
-          await fh.close();
-        }
-        await chmod(tmp, entry.mode);
-        const bak = await backupIfChanged(dest, opts.previous[name], entry.sha256!, opts.backupSuffix);
-        if (bak) result.backups.push(bak);
-        result.written[name] = entry.sha256!;
-      } else {
-        await drain(body);
-        if (entry.type === 'symlink') await symlink(entry.linkname!, tmp);
-        else {
-          await link(join(opts.target, ...entry.linkname!.split('/')), tmp);
-          const sha = byName.get(entry.linkname!)?.sha256;
-          if (sha) result.written[name] = sha;
-        }
-      }
-      await rename(tmp, dest);
-    } finally {
-      await rm(tmp, { force: true });
-    }
+  /** Folders or files this run made where nothing was. */
+  made(paths: readonly string[], dirs: boolean): void {
+    for (const p of paths) this.steps.push(() => (dirs ? rmdir(p) : rm(p, { force: true })));
   }
+
+  /** `dest` was moved to `to` (a backup kept on success, or an aside removed on success). */
+  moved(dest: string, to: string, keep: boolean): void {
+    this.steps.push(() => rename(to, dest));
+    if (!keep) this.asides.push(to);
+  }
+
+  async rollback(): Promise<void> {
+    for (const step of this.steps.reverse()) await step().catch(() => {}); // a folder someone else filled stays
+  }
+
+  async commit(): Promise<void> {
+    for (const a of this.asides) await rm(a, { force: true });
+  }
+}
+
+/**
+ * Puts `tmp` (made in dest's real folder) at `dest`: a backup of an operator's
+ * change, or the old entry moved aside until the whole archive is in.
+ */
+export async function replaceWith(tmp: string, dest: string, undo: Undo, backup: () => Promise<string | null>): Promise<string | null> {
+  const there = await diskNode(dest);
+  const bak = there ? await backup() : null;
+  if (bak) undo.moved(dest, bak, true);
+  else if (there) {
+    const aside = tempIn(dirname(dest), `${posix.basename(dest)}.old`);
+    await rename(dest, aside);
+    undo.moved(dest, aside, false);
+  }
+  await rename(tmp, dest);
+  undo.made([dest], false);
+  return bak;
+}
+
+/** Pass 2: writes a checked plan to the real places it names, or nothing at all. */
+export async function writeTar(open: OpenArchive, plan: ReadonlyArray<TarEntryPlan | null>, target: string, fence: Fence, opts: ExtractOptions): Promise<ExtractResult> {
+  const result: ExtractResult = { written: {}, backups: [] };
+  const undo = new Undo();
+  const dirModes: Array<[string, number]> = [];
+  const integrity = (why: string): AirlockError =>
+    new AirlockError('EINTEGRITY', `${opts.where}: ${why} between the check and the write; nothing was extracted`, {});
+  try {
+    const top = await fence.mkdir(target, opts.where);
+    undo.made(top.created, true);
+    const inTarget = await Fence.of(target);
+    let i = 0;
+    for await (const { body } of entries(open, opts.where)) {
+      if (i >= plan.length) throw integrity('the archive changed');
+      const entry = plan[i++];
+      if (!entry) {
+        await drain(body);
+        continue;
+      }
+      if (entry.type === 'directory') {
+        await drain(body);
+        const d = await inTarget.mkdir(entry.dest, opts.where);
+        undo.made(d.created, true);
+        dirModes.push([d.real, entry.mode]);
+        continue;
+      }
+      const { real: dest, created } = await inTarget.place(entry.dest, opts.where);
+      undo.made(created, true);
+      const key = below(target, dest)!.join('/');
+      const tmp = tempIn(dirname(dest), posix.basename(dest));
+      try {
+        if (entry.type === 'file') {
+          const fh = await createNew(tmp);
+          const hash = createHash('sha256');
+          try {
+            for await (const c of body) {
+              hash.update(c);
+              await fh.write(c);
+            }
+            await fh.chmod(entry.mode);
+            await fh.sync();
+          } finally {
+            await fh.close();
+          }
+          if (hash.digest('hex') !== entry.sha256) throw integrity(`"${entry.name}" changed`);
+          result.written[key] = entry.sha256!;
+        } else {
+          await drain(body);
+          if (entry.type === 'symlink') await symlink(entry.linkname!, tmp);
+          else {
+            await link(entry.linkFrom!, tmp);
+            result.written[key] = entry.sha256!;
+          }
+        }
+        if ((await diskNode(dest))?.kind === 'dir') {
+          throw new AirlockError('EPATH', `${opts.where}: "${dest}" is a folder on disk but a ${entry.type} in the archive; nothing was extracted`, { dest });
+        }
+        const bak = await replaceWith(tmp, dest, undo, () =>
+          entry.type === 'symlink' ? Promise.resolve(null) : backupIfChanged(dest, opts.previous[key], entry.sha256!, opts.backupSuffix),
+        );
+        if (bak) result.backups.push(bak);
+      } finally {
+        await rm(tmp, { force: true });
+      }
+    }
+    if (i !== plan.length) throw integrity('the archive changed');
+  } catch (e) {
+    await undo.rollback();
+    throw e;
+  }
+  await undo.commit();
   // folder modes last, so a read-only folder does not stop its own entries
-  for (const [dir, mode] of dirModes.reverse()) await chmod(dir, mode | 0o700);
+  for (const [dir, mode] of dirModes.reverse()) {
+    const fh = await openNoFollow(dir).catch(() => null);
+    if (fh) await fh.chmod(mode | 0o700).finally(() => fh.close());
+  }
   return result;
 }
 
 /** Both passes: refuse first, write after. */
 export async function extractTar(open: OpenArchive, opts: ExtractOptions): Promise<ExtractResult> {
-  const plan = await planTar(open, opts.where);
-  return writeTar(open, plan, opts);
+  const fence = await Fence.of(opts.fence);
+  const target = await fence.resolve(opts.target, opts.where);
+  const plan = await planTar(open, target, opts.where);
+  return writeTar(open, plan, target, fence, opts);
 }

@@ -8,6 +8,7 @@ import { gzipSync } from 'node:zlib';
 import { pack } from 'tar-stream';
 import { extractTar } from '../../../client/install/tar.js';
 import { isAirlockError } from '../../../manifests/errors.js';
+import { failure, sandbox } from './hostile.js';
 
 type E = { name: string; type?: 'file' | 'symlink' | 'link' | 'directory' | 'character-device'; body?: string; linkname?: string };
 
@@ -104,5 +105,141 @@ describe('extractTar', () => {
     const { root, target } = setup();
     const err = await extractTar(opener(gzipSync(Buffer.from('not a tar at all'.repeat(100)))), opts(root, target)).catch((e: unknown) => e);
     expect(isAirlockError(err)).toBe(true);
+  });
+});
+
+describe('extractTar: links are checked where they really land', () => {
+  it('refuses `a -> .` then `a/var -> ../escaped` into the root itself, and leaves nothing behind', async () => {
+    const { root, escaped, outside } = sandbox('tar');
+    const tar = await makeTar([
+      { name: 'a', type: 'symlink', linkname: '.' },
+      { name: 'a/var', type: 'symlink', linkname: '../escaped' },
+    ]);
+    const err = await failure(extractTar(opener(tar), opts(root, root)));
+    expect(isAirlockError(err, 'EPATH')).toBe(true);
+    expect((err as Error).message).toMatch(/a\/var/);
+    expect((err as Error).message).not.toMatch(/\n/);
+    expect(readdirSync(root)).toEqual([]);
+    expect(outside()).toEqual([]);
+    expect(existsSync(join(escaped, '..', 'root', 'var'))).toBe(false);
+  });
+
+  it('refuses the same pair under a target folder (the link lands beside `a`, not inside it)', async () => {
+    const { root, outside } = sandbox('tar');
+    const target = join(root, 'opt', 'app');
+    const tar = await makeTar([
+      { name: 'a', type: 'symlink', linkname: '.' },
+      { name: 'a/up', type: 'symlink', linkname: '..' },
+    ]);
+    const err = await failure(extractTar(opener(tar), opts(root, target)));
+    expect(isAirlockError(err, 'EPATH')).toBe(true);
+    expect(readdirSync(root)).toEqual([]);
+    expect(outside()).toEqual([]);
+  });
+
+  it('refuses an archive refused at a later entry without leaving the links of earlier ones', async () => {
+    const { root, outside } = sandbox('tar');
+    const target = join(root, 'opt', 'app');
+    const tar = await makeTar([
+      { name: 'ok.txt', body: 'fine' },
+      { name: 'a', type: 'symlink', linkname: '.' },
+      { name: 'a/b', type: 'symlink', linkname: '..' },
+      { name: 'a/b/c/file.txt', body: 'where?' },
+    ]);
+    const err = await failure(extractTar(opener(tar), opts(root, target)));
+    expect(isAirlockError(err, 'EPATH')).toBe(true);
+    expect(readdirSync(root)).toEqual([]);
+    expect(outside()).toEqual([]);
+  });
+
+  it('refuses a link that only leads out once a later entry makes its first folder a link', async () => {
+    const { root, outside } = sandbox('tar');
+    const target = join(root, 'opt', 'app');
+    // lexically "x/../y/.." is the target itself; once x -> . it is the target's parent
+    const tar = await makeTar([
+      { name: 'b', type: 'symlink', linkname: 'x/../y/..' },
+      { name: 'x', type: 'symlink', linkname: '.' },
+    ]);
+    const err = await failure(extractTar(opener(tar), opts(root, target)));
+    expect(isAirlockError(err, 'EPATH')).toBe(true);
+    expect(readdirSync(root)).toEqual([]);
+    expect(outside()).toEqual([]);
+  });
+
+  it('refuses to write through a link already in the target that leads out of it', async () => {
+    const { root, escaped, outside } = sandbox('tar');
+    const target = join(root, 'opt', 'app');
+    mkdirSync(target, { recursive: true });
+    symlinkSync(escaped, join(target, 'logs'));
+    const err = await failure(extractTar(opener(await makeTar([{ name: 'first.txt', body: '1' }, { name: 'logs/x.log', body: 'x' }])), opts(root, target)));
+    expect(isAirlockError(err, 'EPATH')).toBe(true);
+    expect(outside()).toEqual([]);
+    expect(readdirSync(target)).toEqual(['logs']);
+  });
+
+  it('follows links that stay inside: `a -> .` then `a/f` lands at f, and a hard link through `a`', async () => {
+    const { root } = sandbox('tar');
+    const target = join(root, 'opt', 'app');
+    const tar = await makeTar([
+      { name: 'a', type: 'symlink', linkname: '.' },
+      { name: 'a/f', body: 'content' },
+      { name: 'g', type: 'link', linkname: 'a/f' },
+      { name: 'sub/up', type: 'symlink', linkname: '..' },
+    ]);
+    const r = await extractTar(opener(tar), opts(root, target));
+    expect(readFileSync(join(target, 'f'), 'utf8')).toBe('content');
+    expect(readFileSync(join(target, 'g'), 'utf8')).toBe('content');
+    expect(readlinkSync(join(target, 'sub', 'up'))).toBe('..');
+    expect(Object.keys(r.written).sort()).toEqual(['f', 'g']);
+  });
+
+  it('refuses a file entry where the archive made a folder, before writing anything', async () => {
+    const { root } = sandbox('tar');
+    const target = join(root, 'opt', 'app');
+    const tar = await makeTar([{ name: 'first.txt', body: '1' }, { name: 'd/x', body: 'x' }, { name: 'd', body: 'now a file' }]);
+    const err = await failure(extractTar(opener(tar), opts(root, target)));
+    expect(isAirlockError(err, 'EPATH')).toBe(true);
+    expect(readdirSync(root)).toEqual([]);
+  });
+});
+
+describe('extractTar: a truncated archive', () => {
+  it('is EINTEGRITY naming the entry, in one line, at any cut, plain or gzipped, and writes nothing', async () => {
+    const whole = await makeTar([
+      { name: 'one.txt', body: 'x'.repeat(3000) },
+      { name: 'big.bin', body: 'y'.repeat(100_000) },
+    ]);
+    const gz = gzipSync(whole);
+    const cuts: Array<[string, Buffer]> = [];
+    for (const n of [0, 100, 512, 1000, 4096, 5000, 50_000, whole.length - 1024, whole.length - 512]) cuts.push([`tar cut at ${n}`, whole.subarray(0, n)]);
+    for (const n of [30, Math.floor(gz.length / 2), gz.length - 8]) cuts.push([`tar.gz cut at ${n}`, gz.subarray(0, n)]);
+    for (const [label, bytes] of cuts) {
+      const { root } = sandbox('trunc');
+      const target = join(root, 'opt', 'app');
+      const err = await failure(extractTar(opener(bytes), opts(root, target)));
+      expect(isAirlockError(err, 'EINTEGRITY'), `${label}: ${String(err)}`).toBe(true);
+      const message = (err as Error).message;
+      expect(message, label).toMatch(/^components\/app\.tgz: /);
+      expect(message, label).toMatch(/entry "(one\.txt|big\.bin)"|before its first entry|is empty/);
+      expect(message, label).not.toMatch(/\n/);
+      expect(readdirSync(root), label).toEqual([]);
+    }
+  });
+});
+
+describe('extractTar: a write pass that fails takes everything back', () => {
+  it('removes what it made and restores what it replaced when the blob changes between the passes', async () => {
+    const { root } = sandbox('undo');
+    const target = join(root, 'opt', 'app');
+    mkdirSync(target, { recursive: true });
+    writeFileSync(join(target, 'keep.txt'), 'old');
+    const checked = await makeTar([{ name: 'keep.txt', body: 'new' }, { name: 'sub/new.txt', body: 'n' }, { name: 'l', type: 'symlink', linkname: 'keep.txt' }, { name: 'last', body: 'A' }]);
+    const changed = await makeTar([{ name: 'keep.txt', body: 'new' }, { name: 'sub/new.txt', body: 'n' }, { name: 'l', type: 'symlink', linkname: 'keep.txt' }, { name: 'last', body: 'B' }]);
+    let opens = 0;
+    // pass 1 opens twice (gzip probe + read), pass 2 gets other bytes
+    const err = await failure(extractTar(async () => Readable.from([opens++ < 2 ? checked : changed]), opts(root, target)));
+    expect(isAirlockError(err, 'EINTEGRITY'), String(err)).toBe(true);
+    expect(readdirSync(target)).toEqual(['keep.txt']);
+    expect(readFileSync(join(target, 'keep.txt'), 'utf8')).toBe('old');
   });
 });
