@@ -9,9 +9,10 @@ import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { buildProgram } from '../../../../server/cli/program.js';
-import { NODE_CLI, runCli } from '../../../support/cli.js';
+import { AIRLOCK, NODE_CLI, REPO, runCli, runCmd } from '../../../support/cli.js';
+import { readTar, writeTar } from '../../../storage/bundle/tarlib.js';
 import { exportBundle } from '../../../../storage/bundle/index.js';
-import { openFilled, releaseKey, rootKey, rootPayload, sampleRelease, signRoot, tmp } from '../../../storage/bundle/fixtures.js';
+import { openFilled, releaseKey, root1Bytes, rootKey, rootPayload, sampleRelease, signRoot, tmp } from '../../../storage/bundle/fixtures.js';
 
 let dir: string;
 
@@ -67,6 +68,42 @@ describe('airlock import and an expired local trust root', () => {
     expect(ok.code, ok.stderr).toBe(0);
     expect(ok.stderr + ok.stdout).toMatch(/trust root version 1 expired at 2026-01-01.*--accept-expired-until/);
     expect(ok.stdout).toMatch(/imported stackato 3\.6\.2/);
+  });
+});
+
+describe('a bundle\'s root chain streams through the gate', () => {
+  it('200 junk root entries of 1 MiB: refused at the first one, peak RSS ≤ 150 MiB', async () => {
+    const r = sampleRelease();
+    const src = await openFilled(join(dir, 'src'), r.envelope, r.blobs);
+    const good = join(dir, 'good.tar');
+    try {
+      await exportBundle(src, '3.6.2', { out: good, roots: [root1Bytes] });
+    } finally {
+      await src.close();
+    }
+    const items = await readTar(good);
+    const junk = Buffer.alloc(1024 * 1024 - 512, 'x'); // one buffer, 200 entries: the test itself stays small
+    const roots = Array.from({ length: 200 }, (_, i) => ({ header: { name: `root/${i + 2}.json` }, body: junk }));
+    const hostile = join(dir, 'hostile.tar');
+    await writeTar(hostile, [items[0]!, items[1]!, ...roots, ...items.slice(2)]);
+    await writeFile(join(dir, 'root.json'), root1Bytes);
+
+    const run = await runCmd(process.execPath, [
+      '--import',
+      join(REPO, 'test', 'support', 'peak-rss.mjs'),
+      AIRLOCK,
+      'import',
+      hostile,
+      '--trust',
+      join(dir, 'root.json'),
+      '--cache-dir',
+      join(dir, 'dst'),
+    ]);
+    expect(run.code, run.stderr).toBe(3);
+    expect(run.stderr).toMatch(/EMANIFEST.*root\/2\.json/);
+    const peakKiB = Number(/peak-rss-kib (\d+)/.exec(run.stderr)?.[1]);
+    expect(peakKiB).toBeGreaterThan(0);
+    expect(peakKiB / 1024).toBeLessThanOrEqual(150);
   });
 });
 
