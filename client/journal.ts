@@ -5,9 +5,9 @@
  * manifest never matches a stale line). A torn last line (crash mid-write)
  * is ignored: that step simply runs again.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, constants, fsyncSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { fsyncDir } from './state.js';
+import { fsyncDir, openStateFile, readStateFile } from './state.js';
 
 export interface JournalEntry {
   step: number;
@@ -20,13 +20,10 @@ export interface JournalEntry {
 }
 
 export function readJournal(file: string): JournalEntry[] {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw e;
-  }
+  // never read or append through a link (the state dir may sit inside the install root)
+  const bytes = readStateFile(file);
+  if (bytes === null) return [];
+  const text = bytes.toString('utf8');
   const out: JournalEntry[] = [];
   for (const line of text.split('\n')) {
     if (!line.trim()) continue;
@@ -47,16 +44,10 @@ export function finishedSteps(file: string): Set<string> {
 }
 
 export function appendJournal(file: string, entry: Omit<JournalEntry, 'at'>): void {
-  mkdirSync(dirname(file), { recursive: true });
-  let existing: Buffer | null = null;
-  try {
-    existing = readFileSync(file);
-  } catch {
-    existing = null;
-  }
+  const existing = readStateFile(file);
   // a line torn by a crash ends without "\n": start on a new line so this one stays whole
   const lead = existing && existing.length > 0 && existing[existing.length - 1] !== 0x0a ? '\n' : '';
-  const fd = openSync(file, 'a', 0o644);
+  const fd = openStateFile(file, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT)!;
   try {
     writeSync(fd, `${lead}${JSON.stringify({ ...entry, at: new Date().toISOString() })}\n`);
     fsyncSync(fd);

@@ -15,11 +15,16 @@
  * ```
  *
  * Nothing else is written outside `--root`.
+ *
+ * The state dir itself may be a link (an operator's choice of disk); below
+ * it nothing is followed: a folder or file there that is a link is EPATH, so
+ * a link planted by a package (the state dir may live inside the install
+ * root) cannot send a write anywhere else.
  */
 import { syncDirSync, writeFileAtomicSync } from '../storage/support/atomic.js';
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, constants, lstatSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { dirname, join, posix } from 'node:path';
 import { AirlockError } from '../manifests/errors.js';
 import type { AcceptedSerial } from '../manifests/types.js';
 
@@ -36,7 +41,11 @@ export interface StatePaths {
   lock: string;
 }
 
+/** State dirs in use, so the helpers below, given a plain path, know where "inside the state dir" starts. */
+const stateDirs = new Set<string>();
+
 export function statePaths(dir: string): StatePaths {
+  stateDirs.add(dir);
   return Object.freeze({
     dir,
     trust: join(dir, 'trust', 'root.json'),
@@ -73,21 +82,95 @@ export const journalFile = (s: StatePaths, release: string): string => {
 export const writtenFile = (s: StatePaths, target: string): string =>
   join(s.written, `${createHash('sha256').update(target).digest('hex')}.json`);
 
+const stateDirOf = (path: string): string | null => {
+  let best: string | null = null;
+  for (const d of stateDirs) {
+    const rel = posix.relative(d, path);
+    if (rel !== '' && !rel.startsWith('..') && !posix.isAbsolute(rel) && (!best || d.length > best.length)) best = d;
+  }
+  return best;
+};
+
+const linkInState = (path: string, base: string): AirlockError =>
+  new AirlockError('EPATH', `state path "${path}" is a link or not what it should be; airlock-node follows no link inside its state dir ${base}`, {
+    path,
+    stateDir: base,
+  });
+
+/**
+ * The folder `dir` inside a state dir, each level made one at a time (when
+ * `create`) and refused when it is a link or not a folder. Paths outside any
+ * state dir are made as asked.
+ */
+export function stateFolder(dir: string, create = true): string {
+  const base = stateDirOf(join(dir, '.'));
+  if (!base || dir === base) {
+    if (create) mkdirSync(dir, { recursive: true });
+    return dir;
+  }
+  if (create) mkdirSync(base, { recursive: true });
+  let cur = base;
+  for (const part of posix.relative(base, dir).split('/')) {
+    cur = join(cur, part);
+    if (create) {
+      try {
+        mkdirSync(cur);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      }
+    }
+    let st;
+    try {
+      st = lstatSync(cur);
+    } catch (e) {
+      if (!create && (e as NodeJS.ErrnoException).code === 'ENOENT') return dir;
+      throw e;
+    }
+    if (!st.isDirectory()) throw linkInState(cur, base);
+  }
+  return dir;
+}
+
+/** STATE/work, a real folder. */
+export const workDir = (s: StatePaths): string => stateFolder(s.work);
+
+/** Opens a state file without following a link at its name or on the way; null when it does not exist. */
+export function openStateFile(path: string, flags: number, mode = 0o644): number | null {
+  stateFolder(dirname(path), (flags & constants.O_CREAT) !== 0);
+  try {
+    return openSync(path, flags | constants.O_NOFOLLOW, mode);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return null;
+    if (code === 'ELOOP') throw linkInState(path, stateDirOf(path) ?? dirname(path));
+    throw e;
+  }
+}
+
+/** A state file's bytes (null when absent), never read through a link. */
+export function readStateFile(path: string): Buffer | null {
+  const fd = openStateFile(path, constants.O_RDONLY);
+  if (fd === null) return null;
+  try {
+    return readFileSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** Temp + fsync + rename + fsync(dir): after a crash the file is either the old or the new one, whole. */
 export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): void {
+  // the temp is created O_EXCL and the rename replaces a link at the name: only the folders need checking
+  stateFolder(dirname(path));
   writeFileAtomicSync(path, data, { mode });
 }
 
 export { syncDirSync as fsyncDir };
 
 export function readJson<T>(path: string): T | null {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw e;
-  }
+  const bytes = readStateFile(path);
+  if (bytes === null) return null;
+  const text = bytes.toString('utf8');
   try {
     return JSON.parse(text) as T;
   } catch {

@@ -1,12 +1,13 @@
 /** What every installer gets: where to install, where staged bytes are, and the config's command overrides. */
 import { createHash } from 'node:crypto';
-import { mkdir, open, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Output } from '../../storage/support/output.js';
 import { AirlockError } from '../../manifests/errors.js';
 import { assertSafePath } from '../../manifests/index.js';
 import type { InstallerCommands } from '../config.js';
-import type { StatePaths } from '../state.js';
+import { workDir, type StatePaths } from '../state.js';
+import { createNew } from './fence.js';
 import type { BlobSource } from './source.js';
 
 export interface InstallContext {
@@ -44,11 +45,12 @@ export function underRoot(root: string, absolute: string, where: string): string
  * the installer reads, so it is what must match.
  */
 export async function materialize(ctx: InstallContext, digest: string, size: number, name: string): Promise<string> {
-  await mkdir(ctx.state.work, { recursive: true });
-  const dest = join(ctx.state.work, name);
+  const dest = join(workDir(ctx.state), name);
   const hash = createHash('sha256');
   let length = 0;
-  const fh = await open(dest, 'w', 0o600);
+  // a fresh file, never through a link left at the name
+  await rm(dest, { force: true });
+  const fh = await createNew(dest, 0o600);
   try {
     for await (const chunk of await ctx.source.read(digest)) {
       hash.update(chunk as Buffer);

@@ -12,7 +12,7 @@
  * namespace (tar.ts): `resolveIn` takes the lookup to use.
  */
 import { constants } from 'node:fs';
-import { lstat, mkdir, open, readlink, realpath, type FileHandle } from 'node:fs/promises';
+import { lstat, mkdir, open, readlink, realpath, rename, rm, type FileHandle } from 'node:fs/promises';
 import { dirname, join, posix, sep } from 'node:path';
 import { AirlockError } from '../../manifests/errors.js';
 
@@ -176,3 +176,21 @@ let counter = 0;
 /** A fresh temp name in `dir` (the real folder of the file it becomes). */
 export const tempIn = (dir: string, name: string): string =>
   join(dir, `.${name}.airlock-tmp-${process.pid}-${Date.now().toString(36)}-${(counter++).toString(36)}`);
+
+/** Replaces the file at `path` (its folder already resolved) whole: temp beside it, fsync, rename over whatever name is there. */
+export async function writeFileAt(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
+  const tmp = tempIn(dirname(path), posix.basename(path));
+  try {
+    const fh = await createNew(tmp, mode);
+    try {
+      await fh.writeFile(data);
+      await fh.chmod(mode);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+  } finally {
+    await rm(tmp, { force: true });
+  }
+}

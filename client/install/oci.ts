@@ -6,15 +6,16 @@
  * manifest pins the image manifest and every blob; the tag is only a name.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { lstat, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pack } from 'tar-stream';
 import { AirlockError } from '../../manifests/errors.js';
 import { assertSafePath } from '../../manifests/index.js';
 import type { OciImageArtifact } from '../../manifests/types.js';
-import { writeFileAtomic } from '../state.js';
+import { workDir } from '../state.js';
 import type { InstallContext, StepOutcome } from './context.js';
 import { commandSucceeds, runCommand } from './exec.js';
+import { createNew, Fence, openNoFollow, tempIn, writeFileAt } from './fence.js';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
@@ -54,42 +55,55 @@ async function manifestMediaType(ctx: InstallContext, a: OciImageArtifact): Prom
   }
 }
 
-/** Writes (or adds to) an OCI image layout at `dir`; blobs already there with the right size are kept. */
-export async function writeLayout(ctx: InstallContext, a: OciImageArtifact, dir: string): Promise<{ tag: string; digest: string }> {
-  const blobsDir = join(dir, 'blobs', 'sha256');
-  await mkdir(blobsDir, { recursive: true });
+/**
+ * Writes (or adds to) an OCI image layout at `dir`, every name resolved
+ * inside `fence`; blobs already there as files of the right size are kept.
+ */
+export async function writeLayout(ctx: InstallContext, a: OciImageArtifact, dir: string, fence: Fence): Promise<{ tag: string; digest: string }> {
+  const { real: layout } = await fence.mkdir(dir, a.path);
+  const { real: blobsDir } = await fence.mkdir(join(layout, 'blobs', 'sha256'), a.path);
   for (const b of [...a.blobs, { sha256: a.sha256, size: a.size }]) {
     const dest = join(blobsDir, b.sha256);
-    const st = await stat(dest).catch(() => null);
+    const st = await lstat(dest).catch(() => null);
     if (st?.isFile() && st.size === b.size) continue;
-    const tmp = `${dest}.${process.pid}.tmp`;
-    const hash = createHash('sha256');
-    const fh = await open(tmp, 'w', 0o644);
+    if (st?.isDirectory()) throw new AirlockError('EPATH', `${a.path}: "${dest}" is a folder, not a blob`, { path: a.path, dest });
+    const tmp = tempIn(blobsDir, b.sha256);
     try {
-      for await (const c of await ctx.source.read(b.sha256)) {
-        hash.update(c as Buffer);
-        await fh.write(c as Buffer);
+      const hash = createHash('sha256');
+      const fh = await createNew(tmp, 0o644);
+      try {
+        for await (const c of await ctx.source.read(b.sha256)) {
+          hash.update(c as Buffer);
+          await fh.write(c as Buffer);
+        }
+        await fh.sync();
+      } finally {
+        await fh.close();
       }
-      await fh.sync();
+      if (hash.digest('hex') !== b.sha256) {
+        throw new AirlockError('EINTEGRITY', `${a.path}: staged blob sha256:${b.sha256} changed on disk`, { path: a.path, sha256: b.sha256 });
+      }
+      await rename(tmp, dest); // a link planted at the name is replaced, not followed
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+  await writeFileAt(join(layout, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}\n');
+  const { tag } = splitImageRef(a.image);
+  const indexPath = join(layout, 'index.json');
+  let index: IndexJson = { schemaVersion: 2, mediaType: OCI_INDEX, manifests: [] };
+  try {
+    // never read through a link: a planted one starts a fresh index
+    const fh = await openNoFollow(indexPath);
+    try {
+      index = JSON.parse(await fh.readFile('utf8')) as IndexJson;
     } finally {
       await fh.close();
     }
-    if (hash.digest('hex') !== b.sha256) {
-      await rm(tmp, { force: true });
-      throw new AirlockError('EINTEGRITY', `${a.path}: staged blob sha256:${b.sha256} changed on disk`, { path: a.path, sha256: b.sha256 });
-    }
-    await rename(tmp, dest);
-  }
-  writeFileAtomic(join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}\n');
-  const { tag } = splitImageRef(a.image);
-  const indexPath = join(dir, 'index.json');
-  let index: IndexJson = { schemaVersion: 2, mediaType: OCI_INDEX, manifests: [] };
-  try {
-    index = JSON.parse(await readFile(indexPath, 'utf8')) as IndexJson;
   } catch {
     // no layout here yet
   }
-  index.manifests = index.manifests.filter((m) => m.annotations?.[REF_NAME] !== tag);
+  index.manifests = (Array.isArray(index.manifests) ? index.manifests : []).filter((m) => m.annotations?.[REF_NAME] !== tag);
   index.manifests.push({
     mediaType: await manifestMediaType(ctx, a),
     digest: `sha256:${a.sha256}`,
@@ -97,7 +111,7 @@ export async function writeLayout(ctx: InstallContext, a: OciImageArtifact, dir:
     // the second name is what `docker load` uses to tag an OCI archive
     annotations: { [REF_NAME]: tag, 'io.containerd.image.name': a.image },
   });
-  writeFileAtomic(indexPath, `${JSON.stringify(index)}\n`);
+  await writeFileAt(indexPath, `${JSON.stringify(index)}\n`);
   return { tag, digest: `sha256:${a.sha256}` };
 }
 
@@ -107,7 +121,7 @@ export async function installImage(ctx: InstallContext, a: OciImageArtifact, doc
     const dir = join(ctx.state.work, `oci-${a.sha256.slice(0, 16)}`);
     await rm(dir, { recursive: true, force: true });
     try {
-      await writeLayout(ctx, a, dir);
+      await writeLayout(ctx, a, dir, await Fence.of(await workDir(ctx.state)));
       if (ctx.commands['oci-image']) {
         await runCommand([...ctx.commands['oci-image'], dir, a.image], { where: a.path });
         return { note: `image ${a.image} installed by ${ctx.commands['oci-image'][0]}` };
@@ -119,7 +133,7 @@ export async function installImage(ctx: InstallContext, a: OciImageArtifact, doc
     }
   }
   const dir = layoutDir(ctx.root, a.image, a.path);
-  const { tag } = await writeLayout(ctx, a, dir);
+  const { tag } = await writeLayout(ctx, a, dir, await Fence.of(ctx.root));
   return { note: `image ${a.image} written as OCI layout ${dir}:${tag}` };
 }
 
