@@ -1,11 +1,11 @@
 /** `airlock export RELEASE --out FILE.tar [--split SIZE]`: a bundle to carry across the air gap. */
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { AirlockError } from '../../../manifests/errors.js';
 import { exportBundle } from '../../../storage/bundle/index.js';
 import { openStore } from '../../../storage/index.js';
 import { parseSize } from '../../../storage/support/config.js';
 import { humanBytes } from '../../../storage/support/output.js';
+import { readTrustFile } from '../../../storage/support/trust-file.js';
 import { action, withCommon } from '../program.js';
 import type { CommonFlags } from '../../config.js';
 
@@ -41,13 +41,7 @@ export function register(program: Command): void {
         const split = opts.split === undefined ? null : parseSize(opts.split, '--split');
         if (split !== null && split < 1024 * 1024) throw new AirlockError('EUSAGE', `--split ${opts.split}: volumes must be at least 1M`);
         const rootFiles = [...(config.trust ? [config.trust] : []), ...(opts.root ?? [])];
-        const roots = await Promise.all(
-          rootFiles.map((f) =>
-            readFile(f).catch((e: Error) => {
-              throw new AirlockError('ENOTFOUND', `trust root ${f} cannot be read: ${e.message}`, { file: f });
-            }),
-          ),
-        );
+        const roots = rootFiles.map((f) => readTrustFile(f));
         if (roots.length === 0) out.warn('no --trust root given: the bundle carries no root chain (the importer uses its own root)');
         const store = await openStore({ cacheDir: config.cacheDir });
         try {
