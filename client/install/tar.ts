@@ -107,8 +107,8 @@ async function* entries(open: OpenArchive, where: string): AsyncGenerator<{ head
       throw broken(e);
     }
   }
+  const it = ex[Symbol.asyncIterator]();
   try {
-    const it = ex[Symbol.asyncIterator]();
     for (;;) {
       let next: IteratorResult<Awaited<ReturnType<typeof it.next>>['value']>;
       try {
@@ -127,6 +127,7 @@ async function* entries(open: OpenArchive, where: string): AsyncGenerator<{ head
     }
   } finally {
     stream.destroy();
+    await it.return?.().catch(() => {}); // a refusal mid-archive: let go of the extractor too
   }
 }
 
