@@ -130,26 +130,44 @@ export async function listenApp(airlock: AirlockApp, opts: ListenOptions): Promi
     metrics.cut('idle');
     socket.destroy();
   });
-  server.on('connect', (_req: http.IncomingMessage, socket: Duplex) => {
-    answerAndDestroy(socket, REFUSE_CONNECT, ERROR_LINGER_MS, false);
-  });
   const answered = new WeakSet<Duplex>();
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+  /** answers a client the server gives up on, and destroys its socket either way */
+  const giveUp = (socket: Duplex, code: string | undefined): void => {
     // a second error on a socket already being answered (more bytes of a bad request) changes nothing
     if (answered.has(socket)) return;
     answered.add(socket);
-    const timedOut = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+    const timedOut = code === 'ERR_HTTP_REQUEST_TIMEOUT';
     metrics.cut(timedOut ? 'request_timeout' : 'bad_request');
     // no answer when part of a response already went out: it would corrupt that one
     const inFlight = (socket as Duplex & { _httpMessage?: http.ServerResponse | null })._httpMessage;
-    if (!socket.writable || inFlight?.headersSent) return socket.destroy();
+    if (!socket.writable || inFlight?.headersSent) return void socket.destroy();
     const status = timedOut
       ? '408 Request Timeout'
-      : err.code === 'HPE_HEADER_OVERFLOW'
+      : code === 'HPE_HEADER_OVERFLOW'
         ? '431 Request Header Fields Too Large'
         : '400 Bad Request';
     // a client out of time gets no linger; a merely wrong one gets a moment to read why
     answerAndDestroy(socket, `HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`, ERROR_LINGER_MS, timedOut);
+  };
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => giveUp(socket, err.code));
+  // Node restarts a head's deadline at its first byte, so a client silent until just before it and
+  // trickling afterwards would get it twice: the first head must be complete headersTimeout after
+  // the connection opened (after the TLS handshake, which has a timeout of its own)
+  const firstHead = new WeakMap<Duplex, NodeJS.Timeout>();
+  server.on(opts.tls ? 'secureConnection' : 'connection', (socket: Socket) => {
+    const timer = setTimeout(() => giveUp(socket, 'ERR_HTTP_REQUEST_TIMEOUT'), headersTimeout);
+    timer.unref();
+    firstHead.set(socket, timer);
+    socket.once('close', () => clearTimeout(timer));
+  });
+  const headArrived = (socket: Duplex): void => {
+    clearTimeout(firstHead.get(socket));
+    firstHead.delete(socket);
+  };
+  server.on('request', (req: http.IncomingMessage) => headArrived(req.socket));
+  server.on('connect', (_req: http.IncomingMessage, socket: Duplex) => {
+    headArrived(socket);
+    answerAndDestroy(socket, REFUSE_CONNECT, ERROR_LINGER_MS, false);
   });
 
   await new Promise<void>((resolve, reject) => {

@@ -6,10 +6,13 @@
  * in a child process so that /proc/self/fd here counts the server's
  * descriptors alone.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import net from 'node:net';
+import { join } from 'node:path';
+import tls from 'node:tls';
+import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { createServer, listenApp, type Listening } from '../../../server/http/index.js';
 import { defaultMaxConnections } from '../../../server/http/listen.js';
@@ -117,6 +120,53 @@ it('connections that send nothing are cut at the header timeout, not the idle ti
   expect(Date.now() - t0).toBeLessThan(2000 + 5000);
   const metrics = (await raw(l.port, '/metrics')).body.toString();
   expect(metrics).toMatch(/^airlock_http_connections_cut_total\{reason="request_timeout"\} 100$/m);
+}, 30_000);
+
+it('a client silent until just before the deadline, then trickling, is still cut at the header timeout from its connection', async () => {
+  // Node restarts a head's deadline at its first byte; without a deadline of its own the connection would get it twice
+  const l = await serve({ headersTimeoutMs: 2000, idleTimeoutMs: 30_000 });
+  const t0 = Date.now();
+  const s = net.connect({ port: l.port, host: '127.0.0.1', allowHalfOpen: true });
+  s.on('error', () => {});
+  s.pause(); // never reads
+  const closed = new Promise((r) => s.once('close', r));
+  let trickle: NodeJS.Timeout | undefined;
+  setTimeout(() => {
+    s.write('GET /healthz HTTP/1.1\r\nX-Slow: ');
+    trickle = setInterval(() => !s.destroyed && s.write('a'), 250);
+  }, 1500);
+  await closed;
+  clearInterval(trickle);
+  const ms = Date.now() - t0;
+  expect(ms).toBeGreaterThanOrEqual(1500);
+  expect(ms).toBeLessThan(2000 + 1000); // not ~3.5 s: 1.5 s of silence plus a fresh 2 s
+}, 15_000);
+
+it('over TLS: a handshake never begun, and a head trickled after it, are both cut at the header timeout', async () => {
+  const cert = join(fx.dir, 'cert.pem');
+  const key = join(fx.dir, 'key.pem');
+  await promisify(execFile)('openssl', ['req', '-x509', '-newkey', 'ed25519', '-nodes', '-subj', '/CN=127.0.0.1', '-days', '1', '-keyout', key, '-out', cert]);
+  const l = await listenApp(createServer({ adminToken: null, passthrough: false }, { store: fx.store }), {
+    listen: '127.0.0.1:0', tls: { cert, key }, headersTimeoutMs: 2000, idleTimeoutMs: 30_000,
+  });
+  open.push(l);
+  await sleep(200);
+  const baseline = fds();
+  const t0 = Date.now();
+  await hostile(l.port, 50, ''); // plain TCP, no ClientHello: Node's handshake timeout was 120 s
+  const s = tls.connect({ port: l.port, host: '127.0.0.1', rejectUnauthorized: false });
+  s.on('error', () => {});
+  await new Promise((r) => s.once('secureConnect', r));
+  const t1 = Date.now();
+  s.write('GET /healthz HTTP/1.1\r\nX-Slow: ');
+  const trickle = setInterval(() => !s.destroyed && s.write('a'), 250);
+  const closed = new Promise((r) => s.once('close', r));
+  const back = await fdsRiseAndFall(baseline, 45, 10_000);
+  expect(back.last).toBeLessThanOrEqual(baseline + 5 + 1); // this process's own TLS client may still be open
+  expect(Date.now() - t0).toBeLessThan(2000 + 5000);
+  await closed;
+  clearInterval(trickle);
+  expect(Date.now() - t1).toBeLessThan(2000 + 3000);
 }, 30_000);
 
 it('bad requests and CONNECTs whose answer is never read do not keep their sockets', async () => {
