@@ -10,18 +10,29 @@ import { AirlockError } from '../../../manifests/errors.js';
 // openStore from its own module: the storage facade also loads the got-based fetcher, which serving never uses
 import { openStore } from '../../../storage/store.js';
 import { createServer, inProcessStager, listenApp } from '../../http/index.js';
+import { defaultMaxConnections } from '../../http/listen.js';
 import { action, withCommon } from '../frame.js';
 import type { CommonFlags } from '../../config.js';
 
 interface ServeFlags extends CommonFlags {
   grace?: string;
   idleTimeout?: string;
+  maxConnections?: string;
 }
 
 function seconds(text: string | undefined, flag: string, dflt: number): number {
   if (text === undefined) return dflt;
   const n = Number(text);
   if (!Number.isFinite(n) || n < 0 || n > 86_400) throw new AirlockError('EUSAGE', `${flag} must be a number of seconds (0–86400), got "${text}"`);
+  return n;
+}
+
+function connectionCap(text: string | undefined, fromConfig: number | undefined): number {
+  if (text === undefined) return fromConfig ?? defaultMaxConnections();
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > 1_000_000) {
+    throw new AirlockError('EUSAGE', `--max-connections must be an integer from 1 to 1000000, got "${text}"`);
+  }
   return n;
 }
 
@@ -36,10 +47,18 @@ export function register(program: Command): void {
     .option('--listen <host:port>', 'address to listen on (default 0.0.0.0:7070, or listen in the config)')
     .option('--grace <seconds>', 'on SIGTERM/SIGINT, how long in-flight downloads may take to finish', '30')
     .option('--idle-timeout <seconds>', 'drop a connection when no byte moved for this long', '60')
+    .option(
+      '--max-connections <n>',
+      'connections open at once; more are closed at accept and counted in /metrics ' +
+        '(default 1024, or fewer when the open-file limit cannot hold two descriptors each; or max_connections in the config)',
+    )
     .addHelpText(
       'after',
       '\nConfig keys: listen, cache_dir, admin_token, tls: {cert, key}, passthrough (forward\n' +
-        'non-staged proxy requests upstream instead of answering 403).\n' +
+        'non-staged proxy requests upstream instead of answering 403), max_connections.\n' +
+        'Limits: a request head must be complete within 20 s of the connection opening (or of the\n' +
+        'previous response on a kept-alive one) or the socket is destroyed, likewise after 60 s with\n' +
+        'no byte moving (--idle-timeout), and 1 s after answering a bad request.\n' +
         'Output: one JSON line per request on stdout (pino); the listening address first.\n' +
         'Endpoints: /healthz /metrics /releases /releases/R/manifest /blobs/sha256/HEX\n' +
         '           /files/R/PATH /v2/… /apt/R/ POST /stage\n' +
@@ -49,14 +68,15 @@ export function register(program: Command): void {
       action<[], ServeFlags>(async ({ config, out }, opts) => {
         const grace = seconds(opts.grace, '--grace', 30);
         const idle = seconds(opts.idleTimeout, '--idle-timeout', 60);
+        const maxConnections = connectionCap(opts.maxConnections, config.maxConnections);
         // more libuv threads: each concurrent download keeps one busy per disk read
         process.env.UV_THREADPOOL_SIZE ??= '16';
         const logger = pino({ base: null, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ dest: 1, sync: false }));
         const store = await openStore({ cacheDir: config.cacheDir, write: false });
         const jobs = inProcessStager(config, logger);
         const airlock = createServer(config, { store, logger, defaultMetrics: true, stage: jobs.starter });
-        const listening = await listenApp(airlock, { listen: config.listen, tls: config.tls, idleTimeoutMs: idle * 1000 });
-        logger.info({ address: listening.url, cacheDir: config.cacheDir, tls: Boolean(config.tls) }, 'listening');
+        const listening = await listenApp(airlock, { listen: config.listen, tls: config.tls, idleTimeoutMs: idle * 1000, maxConnections });
+        logger.info({ address: listening.url, cacheDir: config.cacheDir, tls: Boolean(config.tls), maxConnections }, 'listening');
         out.note(`airlock serve: listening on ${listening.url} (cache ${config.cacheDir})`);
 
         await new Promise<void>((resolve) => {
