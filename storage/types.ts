@@ -65,6 +65,16 @@ export interface IngestProgress {
   size: number;
 }
 
+/** Why one URL was given up for one blob (it may still have sent good bytes that were kept). */
+export interface UrlFailure {
+  url: string;
+  code: string;
+  /** the last error's message */
+  reason: string;
+  /** requests made to this URL for this blob in this run */
+  attempts: number;
+}
+
 export interface IngestResult {
   digest: string;
   size: number;
@@ -74,6 +84,10 @@ export interface IngestResult {
   transferred: number;
   /** bytes reused from a partial download */
   resumedFrom: number;
+  /** the URL that sent the last bytes (null or absent when nothing was fetched) */
+  url?: string | null;
+  /** URLs given up before it, in the order tried */
+  failed?: UrlFailure[];
 }
 
 /** A verified release as the store keeps it. */

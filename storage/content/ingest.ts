@@ -18,7 +18,7 @@ import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AirlockError, isAirlockError, toAirlockError } from '../../manifests/errors.js';
 import type { BlobRef } from '../../manifests/types.js';
-import type { BlobBackend, Fetcher, IngestProgress, IngestResult } from '../types.js';
+import type { BlobBackend, Fetcher, IngestProgress, IngestResult, UrlFailure } from '../types.js';
 import { assertDigest, partialDir, partialPath } from '../paths.js';
 
 export interface IngestTuning {
@@ -31,7 +31,18 @@ export interface IngestTuning {
   backoffMs?: number;
   /** no byte for this long = a stall, retried like a reset (default 60 s) */
   stallMs?: number;
+  /**
+   * fewer bytes/s than this over `rateWindowMs` = too slow: the next URL is
+   * tried (default 1 KiB/s over 60 s; 0 switches the check off)
+   */
+  minRate?: number;
+  rateWindowMs?: number;
+  /** requests per URL per run, progress or not (default 10) */
+  maxAttempts?: number;
 }
+
+export const DEFAULT_MIN_RATE = 1024;
+export const DEFAULT_RATE_WINDOW_MS = 60_000;
 
 export interface IngestContext {
   /** cache_dir: partial/ lives here even when blobs live elsewhere */
@@ -107,12 +118,20 @@ function checkRef(expected: BlobRef): void {
   }
 }
 
-/** The partial file and the hash of what it holds. */
+/** Which source wrote a byte range of the partial file (null: an earlier run, source unknown). */
+interface Span {
+  url: string | null;
+  start: number;
+  end: number;
+}
+
+/** The partial file, the hash of what it holds, and who wrote which bytes. */
 interface Partial {
   file: string;
   handle: FileHandle;
   hash: Hash;
   length: number;
+  spans: Span[];
 }
 
 async function openPartial(root: string, expected: BlobRef): Promise<Partial> {
@@ -131,7 +150,7 @@ async function openPartial(root: string, expected: BlobRef): Promise<Partial> {
       for await (const chunk of src) hash.update(chunk);
     });
   }
-  return { file, handle, hash, length };
+  return { file, handle, hash, length, spans: length > 0 ? [{ url: null, start: 0, end: length }] : [] };
 }
 
 async function download(
@@ -142,22 +161,39 @@ async function download(
   opts: IngestTuning,
 ): Promise<IngestResult> {
   const { signal } = opts;
-  const attempts = Math.max(1, opts.retries ?? 5);
+  const strikesAllowed = Math.max(1, opts.retries ?? 5);
+  const maxAttempts = Math.max(1, opts.maxAttempts ?? 10);
   const backoff = opts.backoffMs ?? 500;
-  const stallMs = opts.stallMs ?? 60_000;
+  const guard: GuardLimits = {
+    stallMs: opts.stallMs ?? 60_000,
+    minRate: opts.minRate ?? DEFAULT_MIN_RATE,
+    rateWindowMs: opts.rateWindowMs ?? DEFAULT_RATE_WINDOW_MS,
+  };
   const tag = `blob sha256:${expected.sha256}`;
   let part: Partial | null = await openPartial(ctx.root, expected);
   let resumedFrom = part.length;
   let transferred = 0;
-  const failures: Array<{ url: string; error: AirlockError }> = [];
+  const failed: UrlFailure[] = [];
+  let lastError: AirlockError | null = null;
   // progress counts bytes on disk, so what it showed last is what a re-run resumes from
   const progress = (bytes: number): void => opts.onProgress?.({ digest: expected.sha256, bytes, size: expected.size });
+  const discard = async (p: Partial): Promise<void> => {
+    await p.handle.close().catch(() => {});
+    await rm(p.file, { force: true });
+    part = null;
+    resumedFrom = 0;
+  };
 
   try {
-    for (const url of urls) {
-      let attempt = 0;
-      while (attempt < attempts) {
-        attempt++;
+    for (const [index, url] of urls.entries()) {
+      const lastUrl = index === urls.length - 1;
+      let attempts = 0;
+      // failed attempts that brought no good progress: `retries` of them and this URL is given up
+      let strikes = 0;
+      // a digest failure on a partial that other sources (or an earlier run) wrote is retried once from 0 here
+      let restartedFromZero = false;
+      for (;;) {
+        attempts++;
         abortCheck(signal, tag);
         part ??= await openPartial(ctx.root, expected);
         const p: Partial = part;
@@ -169,17 +205,22 @@ async function download(
           if (res.offset !== p.length) {
             if (res.offset !== 0) {
               res.stream.destroy();
-              throw new AirlockError('EUPSTREAM', `${url}: asked for bytes from ${p.length}, got them from ${res.offset}`, { url });
+              throw new AirlockError('EUPSTREAM', `${url}: protocol error: asked for bytes from ${p.length}, got them from ${res.offset}`, {
+                url,
+                cause: 'protocol error',
+                retryable: false,
+              });
             }
             // the upstream ignored Range: start clean from 0
             await p.handle.truncate(0);
             p.hash = createHash('sha256');
             p.length = 0;
+            p.spans = [];
             resumedFrom = 0;
           }
           const base = p.length;
           batch = new WriteBatch(p.handle, (written) => progress(base + written));
-          for await (const chunk of withStall(res.stream, stallMs, url, signal)) {
+          for await (const chunk of guarded(res.stream, guard, url, signal)) {
             const buf = chunk as Buffer;
             if (p.length + buf.length > expected.size) {
               res.stream.destroy();
@@ -190,6 +231,7 @@ async function download(
               });
             }
             p.hash.update(buf);
+            addSpan(p.spans, url, p.length, buf.length);
             p.length += buf.length;
             transferred += buf.length;
             await batch.add(buf);
@@ -200,56 +242,77 @@ async function download(
           }
           const found = p.hash.copy().digest('hex');
           if (found !== expected.sha256) {
-            throw new AirlockError('EINTEGRITY', `${tag} from ${url}: got sha256:${found} (${p.length} bytes), expected sha256:${expected.sha256}`, {
+            const others = p.spans.filter((sp) => sp.url !== url);
+            const error = new AirlockError('EINTEGRITY', `${tag} from ${url}: got sha256:${found} (${p.length} bytes), expected sha256:${expected.sha256}`, {
               url,
               expected: { ...expected },
               found: { sha256: found, size: p.length },
+              ...(others.length > 0 ? { mixed: p.spans.map((sp) => ({ url: sp.url ?? 'an earlier run', start: sp.start, end: sp.end })) } : {}),
             });
+            if (others.length > 0 && !restartedFromZero) {
+              // Not all these bytes are this URL's: blame nobody yet, ask this URL for the whole body.
+              restartedFromZero = true;
+              await discard(p);
+              const from = [...new Set(others.map((sp) => sp.url ?? 'an earlier run'))].join(', ');
+              opts.onRetry?.({
+                url,
+                attempt: attempts,
+                error: new AirlockError('EINTEGRITY', `${tag}: the partial download mixed bytes from ${from} and ${url} and failed the digest; discarded, asking ${url} again from byte 0`, error.details),
+              });
+              continue;
+            }
+            throw error;
           }
           await p.handle.sync();
           await p.handle.close();
           part = null;
           await commitPartial(ctx, expected, p.file);
-          return { digest: expected.sha256, size: expected.size, fetched: true, transferred, resumedFrom };
+          return { digest: expected.sha256, size: expected.size, fetched: true, transferred, resumedFrom, url, failed };
         } catch (e) {
           // what was hashed must be on disk before a retry resumes from p.length
           if (batch) localError = await batch.flush().then(() => null, (we: unknown) => we);
           if (signal?.aborted) throw aborted(tag, signal);
           if (localError !== null) throw toAirlockError(localError);
-          const verdict = classify(e);
+          let verdict = classify(e);
           if (verdict === 'fatal') throw toAirlockError(e);
           const error = isAirlockError(e) ? e : new AirlockError('EUPSTREAM', `${url}: ${(e as Error).message}`, { url }, { cause: e });
-          if (error.code === 'EINTEGRITY') {
-            // wrong bytes are never kept, not even for resume
-            await p.handle.close().catch(() => {});
-            await rm(p.file, { force: true });
-            part = null;
-            resumedFrom = 0;
-          }
-          if (verdict === 'next-url') {
-            failures.push({ url, error });
+          // wrong bytes are never kept, not even for resume: this URL sent some of them
+          if (error.code === 'EINTEGRITY') await discard(p);
+          const slow = error.details.cause === 'too slow';
+          // too slow: another URL may be quicker; only the last one is tried again (bounded by strikes)
+          if (slow && !lastUrl) verdict = 'next-url';
+          if (slow || !(p.length > before)) strikes++;
+          if (verdict === 'next-url' || strikes >= strikesAllowed || attempts >= maxAttempts) {
+            failed.push({ url, code: error.code, reason: error.message, attempts });
+            lastError = error;
             break;
           }
-          if (p.length > before) attempt = Math.min(attempt, attempts - 1); // progress buys another try
-          if (attempt >= attempts) {
-            failures.push({ url, error });
-            break;
-          }
-          opts.onRetry?.({ url, attempt, error });
-          await sleep(Math.min(backoff * 2 ** (attempt - 1), 30_000), signal, tag);
+          opts.onRetry?.({ url, attempt: attempts, error });
+          await sleep(Math.min(backoff * 2 ** (strikes - 1), 30_000), signal, tag);
         }
       }
     }
   } finally {
-    await part?.handle.close().catch(() => {});
+    await (part as Partial | null)?.handle.close().catch(() => {});
   }
-  const last = failures[failures.length - 1]!;
-  const summary = failures.map((f) => `${f.url}: ${f.error.message}`).join('; ');
-  throw new AirlockError(last.error.code, `${tag}: every URL failed (${summary})`, {
-    ...last.error.details,
+  const summary = failed.map((f) => `${f.url}: ${stripUrl(f.reason, f.url)}`).join('; ');
+  throw new AirlockError(lastError!.code, `${tag}: every URL failed (${summary})`, {
+    ...lastError!.details,
     sha256: expected.sha256,
-    attempts: failures.map((f) => ({ url: f.url, code: f.error.code, message: f.error.message })),
+    urls: failed,
   });
+}
+
+/** "URL: why" → "why", so a list of URL: reason pairs does not name each URL twice. */
+function stripUrl(message: string, url: string): string {
+  return message.startsWith(`${url}: `) ? message.slice(url.length + 2) : message;
+}
+
+/** Records that `url` wrote `n` bytes at `start` (runs from one URL merge). */
+function addSpan(spans: Span[], url: string, start: number, n: number): void {
+  const last = spans[spans.length - 1];
+  if (last && last.url === url && last.end === start) last.end += n;
+  else spans.push({ url, start, end: start + n });
 }
 
 async function commitPartial(ctx: IngestContext, expected: BlobRef, file: string): Promise<void> {
@@ -355,25 +418,65 @@ class WriteBatch {
   }
 }
 
-/** Yields the stream's chunks; no byte for `ms` destroys it with a retryable stall. */
-async function* withStall(stream: Readable, ms: number, url: string, signal?: AbortSignal): AsyncGenerator<unknown> {
-  let timer: NodeJS.Timeout | null = null;
+interface GuardLimits {
+  stallMs: number;
+  minRate: number;
+  rateWindowMs: number;
+}
+
+/**
+ * Yields the stream's chunks. No byte for `stallMs` destroys it with a
+ * retryable stall; fewer than `minRate` bytes/s over the last `rateWindowMs`
+ * (checked once a whole window has passed) with a "too slow" error, so an
+ * upstream that trickles a byte now and then cannot hold a run forever.
+ */
+async function* guarded(stream: Readable, g: GuardLimits, url: string, signal?: AbortSignal): AsyncGenerator<unknown> {
+  let stallTimer: NodeJS.Timeout | null = null;
+  let rateTimer: NodeJS.Timeout | null = null;
   const arm = (): void => {
-    if (timer) clearTimeout(timer);
-    timer = setTimeout(() => stream.destroy(new AirlockError('EUPSTREAM', `${url}: stalled (no data for ${ms} ms)`, { url })), ms);
+    if (stallTimer) clearTimeout(stallTimer);
+    stallTimer = setTimeout(() => stream.destroy(new AirlockError('EUPSTREAM', `${url}: stalled (no data for ${g.stallMs} ms)`, { url, cause: 'stall' })), g.stallMs);
   };
   const onAbort = (): void => {
     stream.destroy(new AirlockError('EUPSTREAM', `${url}: aborted`, { url }));
   };
+  let received = 0;
+  if (g.minRate > 0 && g.rateWindowMs > 0) {
+    const started = Date.now();
+    // [time, bytes so far]; the oldest kept is the newest one at least a window old
+    const samples: Array<[number, number]> = [[started, 0]];
+    rateTimer = setInterval(
+      () => {
+        const now = Date.now();
+        samples.push([now, received]);
+        while (samples.length > 2 && samples[1]![0] <= now - g.rateWindowMs) samples.shift();
+        const [t0, b0] = samples[0]!;
+        if (now - t0 < g.rateWindowMs) return;
+        const rate = ((received - b0) * 1000) / (now - t0);
+        if (rate < g.minRate) {
+          stream.destroy(
+            new AirlockError(
+              'EUPSTREAM',
+              `${url}: too slow: ${received - b0} bytes in the last ${((now - t0) / 1000).toFixed(1)} s (minimum ${g.minRate} bytes/s over ${g.rateWindowMs / 1000} s)`,
+              { url, cause: 'too slow', rate: Math.round(rate), minRate: g.minRate },
+            ),
+          );
+        }
+      },
+      Math.max(20, Math.min(1000, g.rateWindowMs / 10)),
+    );
+  }
   signal?.addEventListener('abort', onAbort, { once: true });
   arm();
   try {
     for await (const chunk of stream) {
+      received += (chunk as Buffer).length;
       arm();
       yield chunk;
     }
   } finally {
-    if (timer) clearTimeout(timer);
+    if (stallTimer) clearTimeout(stallTimer);
+    if (rateTimer) clearInterval(rateTimer);
     signal?.removeEventListener('abort', onAbort);
     stream.destroy();
   }

@@ -10,6 +10,7 @@ import { memoryFetcher } from '../../../storage/fetch/memory.js';
 import { blobPath, partialPath } from '../../../storage/paths.js';
 import type { Fetcher } from '../../../storage/types.js';
 import { ref, sha } from '../backend-suite.js';
+import { AirlockError } from '../../../manifests/errors.js';
 
 let dir: string;
 let ctx: IngestContext;
@@ -138,6 +139,109 @@ describe('ingestFromUrls', () => {
     await expect(ctx.backend.read(want.sha256)).rejects.toMatchObject({ code: 'ENOTFOUND' });
     const r = await ingestFromUrls(ctx, want, [U1], f);
     expect(r).toMatchObject({ resumedFrom: 120_000, transferred: body.length - 120_000 });
+  });
+});
+
+describe('ingestFromUrls against slow, lying and hostile URLs', () => {
+  /** `at` bytes at once, then one byte every `everyMs`: never a stall, never done */
+  const trickler = (whole: Buffer, at: number, everyMs: number): Fetcher => ({
+    async fetch(_url, o) {
+      let pos = o.offset;
+      let timer: NodeJS.Timeout | null = null;
+      const stream = new Readable({
+        read() {
+          if (pos < at) {
+            const n = at - pos;
+            this.push(whole.subarray(pos, at));
+            pos += n;
+            return;
+          }
+          timer ??= setInterval(() => {
+            if (pos >= whole.length) return void this.push(null);
+            this.push(whole.subarray(pos, pos + 1));
+            pos += 1;
+          }, everyMs);
+        },
+        destroy(err, cb) {
+          if (timer) clearInterval(timer);
+          cb(err);
+        },
+      });
+      return { offset: o.offset, stream };
+    },
+  });
+  const both = (slow: Fetcher, fast: Fetcher): Fetcher => ({ fetch: (url, o) => (url === U1 ? slow.fetch(url, o) : fast.fetch(url, o)) });
+
+  it('a trickling URL is given up after one rate window below min_rate; the next URL finishes from the good bytes', async () => {
+    const fast = memoryFetcher({ [U2]: body });
+    const t0 = Date.now();
+    const r = await ingestFromUrls(ctx, want, [U1, U2], both(trickler(body, 50_000, 20), fast), { ...FAST, stallMs: 2000, minRate: 50_000, rateWindowMs: 400 });
+    expect(Date.now() - t0).toBeLessThan(3000);
+    expect(r).toMatchObject({ fetched: true, url: U2, failed: [{ url: U1, code: 'EUPSTREAM', attempts: 1 }] });
+    expect(r.failed![0]!.reason).toMatch(/too slow/);
+    // the trickled bytes were kept: U2 was asked for the rest only
+    expect(fast.calls[0]!.offset).toBeGreaterThanOrEqual(50_000);
+    expect((await readFile(blobPath(dir, want.sha256))).equals(body)).toBe(true);
+  }, 15_000);
+
+  it('the only URL trickling is retried a bounded number of times, then the run fails naming it', async () => {
+    const t0 = Date.now();
+    const err = await ingestFromUrls(ctx, want, [U1], trickler(body, 1000, 20), { ...FAST, retries: 2, stallMs: 2000, minRate: 50_000, rateWindowMs: 300 }).catch(
+      (e: unknown) => e,
+    );
+    expect(Date.now() - t0).toBeLessThan(3000);
+    expect(err).toMatchObject({ code: 'EUPSTREAM', details: { urls: [{ url: U1, attempts: 2 }] } });
+    expect(String((err as Error).message)).toMatch(/every URL failed \(http:\/\/a\.example\/x: too slow/);
+  }, 15_000);
+
+  it('progress does not buy endless attempts: at most maxAttempts requests per URL, then the next URL', async () => {
+    // every answer sends 1000 more bytes, then resets: progress each time, never done
+    const f = memoryFetcher({ [U1]: body, [U2]: body }, { [U1]: Array.from({ length: 400 }, () => ({ kind: 'reset' as const, after: 1000 })) });
+    const r = await ingestFromUrls(ctx, want, [U1, U2], f, { ...FAST, maxAttempts: 4 });
+    expect(f.calls.filter((c) => c.url === U1)).toHaveLength(4);
+    expect(r).toMatchObject({ url: U2, failed: [{ url: U1, attempts: 4 }] });
+    expect(f.calls.find((c) => c.url === U2)!.offset).toBe(4000);
+  });
+
+  it('a lying first URL (wrong bytes, then gone) does not get the good second URL blamed: it is asked again from 0', async () => {
+    const bad = Buffer.from(body.map((b) => b ^ 0xff));
+    const f = memoryFetcher({ [U1]: bad, [U2]: body }, { [U1]: [{ kind: 'reset', after: 100_000 }, { kind: 'status', status: 404 }] });
+    const retries: string[] = [];
+    const r = await ingestFromUrls(ctx, want, [U1, U2], f, { ...FAST, onRetry: (i) => retries.push(`${i.url} ${i.error.code}`) });
+    expect(r).toMatchObject({ fetched: true, url: U2, failed: [{ url: U1, code: 'EUPSTREAM' }] });
+    expect(f.calls.map((c) => `${c.url}@${c.offset}`)).toEqual([`${U1}@0`, `${U1}@100000`, `${U2}@100000`, `${U2}@0`]);
+    expect(retries).toEqual([`${U1} EUPSTREAM`, `${U2} EINTEGRITY`]);
+    expect((await readFile(blobPath(dir, want.sha256))).equals(body)).toBe(true);
+  });
+
+  it('a partial from an earlier run that fails the digest is discarded and the same URL asked once from 0 before it is blamed', async () => {
+    await mkdir(join(dir, 'partial'), { recursive: true });
+    await writeFile(partialPath(dir, want.sha256), Buffer.alloc(1000, 7));
+    const f = memoryFetcher({ [U1]: body });
+    const r = await ingestFromUrls(ctx, want, [U1], f, FAST);
+    expect(r).toMatchObject({ fetched: true, url: U1, failed: [] });
+    expect(f.calls.map((c) => c.offset)).toEqual([1000, 0]);
+
+    // the URL itself lies: asked again from 0, it fails again, and now it is blamed
+    const c2 = { root: dir, backend: fsBackend(dir), inflight: new Map() };
+    const other = ref(randomBytes(5000));
+    await writeFile(partialPath(dir, other.sha256), Buffer.alloc(1000, 7));
+    const liar = memoryFetcher({ [U1]: randomBytes(5000) });
+    const err = await ingestFromUrls(c2, other, [U1], liar, FAST).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'EINTEGRITY', details: { urls: [{ url: U1, code: 'EINTEGRITY' }] } });
+    expect(liar.calls.map((c) => c.offset)).toEqual([1000, 0]);
+    await expect(stat(partialPath(dir, other.sha256))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('a non-retryable answer (retryable: false, or a 4xx) moves on at once', async () => {
+    const f: Fetcher = {
+      async fetch(url, o) {
+        if (url === U1) throw new AirlockError('EUPSTREAM', `${url}: refused a redirect to an unsupported scheme`, { url, retryable: false });
+        return memoryFetcher({ [U2]: body }).fetch(url, o);
+      },
+    };
+    const r = await ingestFromUrls(ctx, want, [U1, U2], f, { retries: 5, backoffMs: 10_000 });
+    expect(r).toMatchObject({ url: U2, failed: [{ url: U1, attempts: 1 }] });
   });
 });
 
