@@ -90,14 +90,51 @@ function checkEntry(entry: TarEntry, where: string): string {
   return name;
 }
 
-/** Raw tar-stream failures → one-line codes. */
-function tarError(e: unknown, where: string): AirlockError {
+/** Where a cut bundle ends: inside an entry, or after one (in its padding or the next tar header). */
+interface CutAt {
+  inside?: string;
+  after?: string | null;
+  /** the entry that should have come next, when known */
+  expecting?: string;
+  bytes?: { got: number; size: number };
+}
+
+/** How messages name an entry: a blob by its digest, anything else by its name. */
+const entryLabel = (name: string): string => {
+  const digest = blobDigestOf(name);
+  return digest === null ? name : `blob sha256:${digest}`;
+};
+
+/** What the tar reader (streamx, tar-stream, node streams) says when its input ends early. */
+function endedEarly(e: unknown): boolean {
+  const err = e as { message?: unknown; code?: unknown } | null;
+  if (typeof err?.message === 'string' && /unexpected end of data|premature close/i.test(err.message)) return true;
+  return err?.code === 'STREAM_DESTROYED' || err?.code === 'PREMATURE_CLOSE' || err?.code === 'ERR_STREAM_PREMATURE_CLOSE';
+}
+
+function truncated(where: string, at: CutAt): AirlockError {
+  const place = at.inside
+    ? `inside ${at.inside}${at.bytes ? `, an entry of ${at.bytes.size} bytes` : ''}`
+    : at.after
+      ? `after ${entryLabel(at.after)}, in its padding or the next tar header${at.expecting ? ` (next expected: ${at.expecting})` : ''}`
+      : `in the first tar header${at.expecting ? ` (expected ${at.expecting})` : ''}`;
+  return new AirlockError('EINTEGRITY', `${where}: bundle is truncated ${place}`, {
+    bundle: where,
+    truncated: true,
+    ...(at.inside ? { entry: at.inside } : at.after ? { after: at.after } : {}),
+    // bytes handed on before the cut (the reader may drop what it buffered, so at most what the file holds)
+    ...(at.bytes ? { size: at.bytes.size, read: at.bytes.got } : {}),
+    ...(at.expecting ? { expecting: at.expecting } : {}),
+  });
+}
+
+/** Raw tar-stream failures → one-line codes; `at` says where the reading was, for a cut bundle. */
+function tarError(e: unknown, where: string, at: CutAt = {}): AirlockError {
   // the store wraps a failing source stream as EINTERNAL: look at what the tar parser said
   if (e instanceof AirlockError && e.code !== 'EINTERNAL') return e;
-  const msg = e instanceof Error ? e.message : String(e);
-  if (/unexpected end of data|premature close/i.test(msg)) {
-    return new AirlockError('EINTEGRITY', `${where}: bundle is truncated (it ends inside an entry)`, { bundle: where });
-  }
+  const cause = e instanceof AirlockError && e.cause !== undefined ? e.cause : e;
+  const msg = cause instanceof Error ? cause.message : String(cause);
+  if (endedEarly(cause)) return truncated(where, at);
   if (/invalid (tar )?header|unknown format|header exceeds/i.test(msg)) {
     return new AirlockError('EMANIFEST', `${where}: not an airlock bundle (tar header unreadable: ${msg.split('.')[0]})`, { bundle: where });
   }
@@ -111,12 +148,31 @@ async function readSmall(entry: TarEntry, max: number, what: string, where: stri
   }
   const chunks: Buffer[] = [];
   let n = 0;
-  for await (const c of entry) {
-    n += (c as Buffer).length;
+  for await (const c of entryBytes(entry, where, what)) {
+    n += c.length;
     if (n > max) throw new AirlockError(code, `${where}: ${what} exceeds the ${max}-byte cap`, { bundle: where, max });
-    chunks.push(c as Buffer);
+    chunks.push(c);
   }
   return Buffer.concat(chunks);
+}
+
+/**
+ * An entry's bytes. The tar reader ends an entry the input stops inside with
+ * whatever its stream layer says ("Stream was destroyed", "Unexpected end of
+ * data", or nothing): here that is EINTEGRITY naming the entry.
+ */
+async function* entryBytes(entry: TarEntry, where: string, label: string): AsyncGenerator<Buffer> {
+  const size = entry.header.size ?? 0;
+  let got = 0;
+  try {
+    for await (const c of entry) {
+      got += (c as Buffer).length;
+      yield c as Buffer;
+    }
+  } catch (e) {
+    throw tarError(e, where, { inside: label, bytes: { got, size } });
+  }
+  if (got < size) throw truncated(where, { inside: label, bytes: { got, size } });
 }
 
 export async function importBundle(store: Store, files: string[], opts: ImportOptions): Promise<ImportResult> {
@@ -127,12 +183,14 @@ export async function importBundle(store: Store, files: string[], opts: ImportOp
   const piped = pipeline(source, extract);
   piped.catch(() => {}); // surfaces through the entry iterator and is awaited at the end
   const entries = extract[Symbol.asyncIterator]();
-  const next = async (): Promise<TarEntry | null> => {
+  let last: string | null = null; // the entry read last: where a bundle cut between entries ends
+  const next = async (expecting?: string): Promise<TarEntry | null> => {
     try {
       const r = await entries.next();
+      if (!r.done) last = r.value.header.name;
       return r.done ? null : r.value;
     } catch (e) {
-      throw tarError(e, where);
+      throw tarError(e, where, { after: last, ...(expecting === undefined ? {} : { expecting }) });
     }
   };
 
@@ -213,7 +271,7 @@ export async function importBundle(store: Store, files: string[], opts: ImportOp
     let skipped = 0;
     let doneBytes = 0;
     for (let i = 0; ; i++) {
-      const e = await next();
+      const e = await next(i < expected.length ? `blob sha256:${expected[i]!.sha256}` : 'the end-of-archive blocks');
       if (!e) {
         if (i < expected.length) {
           const miss = expected[i]!;
@@ -258,18 +316,19 @@ export async function importBundle(store: Store, files: string[], opts: ImportOp
         );
       }
       const current = want.paths[0] ?? want.sha256;
+      const label = `blob sha256:${want.sha256} (${current})`;
       const have = await store.stat(want.sha256);
       if (have && have.size === want.size) {
         // already in the store (verified when it got there): read past it
-        for await (const c of e) {
-          doneBytes += (c as Buffer).length;
+        for await (const c of entryBytes(e, where, label)) {
+          doneBytes += c.length;
           opts.onProgress?.({ bytes: doneBytes, total, current });
         }
         skipped++;
         continue;
       }
       const base = doneBytes;
-      const counted = Readable.from(e as AsyncIterable<Buffer>, { objectMode: false });
+      const counted = Readable.from(entryBytes(e, where, label), { objectMode: false });
       try {
         await store.ingestStream({ sha256: want.sha256, size: want.size }, counted, {
           onProgress: (p) => {

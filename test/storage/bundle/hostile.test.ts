@@ -13,6 +13,7 @@ import type { ErrorCode } from '../../../manifests/index.js';
 import { exportBundle, importBundle } from '../../../storage/bundle/index.js';
 import { openStore, type Store } from '../../../storage/index.js';
 import { readTar, writeTar, type TarItem } from './tarlib.js';
+import { AIRLOCK, runCli } from '../../support/cli.js';
 import {
   openFilled,
   randomBlob,
@@ -282,3 +283,166 @@ describe('hostile bundles are refused, the store unchanged', () => {
 });
 
 void readFile;
+
+/** Where each tar entry's header, body and padding lie (ustar: 512-byte blocks, size in octal at 124). */
+function tarLayout(tarBytes: Buffer): { entries: Array<{ name: string; header: number; body: number; size: number; end: number }>; archiveEnd: number } {
+  const entries = [];
+  let at = 0;
+  while (at + 512 <= tarBytes.length && tarBytes[at] !== 0) {
+    const name = tarBytes.subarray(at, at + 100).toString('utf8').replace(/\0.*$/s, '');
+    const size = parseInt(tarBytes.subarray(at + 124, at + 136).toString('ascii').replace(/\0.*$/s, '').trim(), 8);
+    const end = at + 512 + Math.ceil(size / 512) * 512;
+    entries.push({ name, header: at, body: at + 512, size, end });
+    at = end;
+  }
+  return { entries, archiveEnd: at };
+}
+
+/** The bundle cut to its first `length` bytes (no .sha256 beside it: the cut is found by the tar reading alone). */
+async function cut(length: number): Promise<string> {
+  const f = join(dir, `cut${n++}.tar`);
+  await writeFile(f, (await readFile(join(dir, 'good.tar'))).subarray(0, length));
+  return f;
+}
+
+/** How an entry is named in a truncation message: a blob by its digest, anything else by its name. */
+const named = (name: string): RegExp => new RegExp(name.startsWith('blobs/sha256/') ? `sha256:${name.slice(13)}` : name.replace(/[.]/g, '\\.'));
+
+describe('a truncated bundle is EINTEGRITY naming the entry it ends in', () => {
+  const cases: Array<[string, number, string]> = [];
+  beforeAll(async () => {
+    const { entries } = tarLayout(await readFile(join(dir, 'good.tar')));
+    entries.forEach((e, k) => {
+      // a cut header has no readable name: the entry before it (or, among blobs, the one expected) is named
+      const before = k === 0 ? 'first tar header' : entries[k - 1]!.name;
+      cases.push([`in the tar header of ${e.name}`, e.header + 100, e.name.startsWith('blobs/') ? e.name : before]);
+      if (e.size > 0) {
+        cases.push([`right after the tar header of ${e.name}`, e.body, e.name]);
+        cases.push([`in the middle of ${e.name}`, e.body + (e.size >> 1), e.name]);
+        cases.push([`one byte before the end of ${e.name}`, e.body + e.size - 1, e.name]);
+      }
+      if (e.end - (e.body + e.size) >= 2) cases.push([`in the padding after ${e.name}`, e.body + e.size + 1, e.name]);
+      // cut between two blobs: the next one is missing
+      if (e.name.startsWith('blobs/') && k + 1 < entries.length) cases.push([`right after ${e.name} (a whole entry)`, e.end, entries[k + 1]!.name]);
+    });
+  });
+
+  it('every cut inside an entry (header, body, padding)', async () => {
+    expect(cases.length).toBeGreaterThan(25);
+    const failures: string[] = [];
+    for (const [what, length, entry] of cases) {
+      const store = await target();
+      try {
+        const err = await importBundle(store, [await cut(length)], { gate: gate() }).then(
+          () => null,
+          (e: unknown) => e as { code?: string; message?: string },
+        );
+        const ok = err !== null && err.code === 'EINTEGRITY' && /truncated|missing/.test(err.message ?? '') && named(entry).test(err.message ?? '');
+        if (!ok) failures.push(`${what} (cut at ${length}): ${err === null ? 'imported' : `${err.code} ${err.message}`}`);
+        expect((await store.listReleases()).map((x) => x.release)).not.toContain(r.release);
+        expect((await snapshot(store)).partial).toEqual([]);
+      } finally {
+        await store.close();
+      }
+    }
+    expect(failures).toEqual([]);
+  }, 120_000);
+
+  it('a cut in the end-of-archive blocks, after every blob: still refused (the bundle is not what was exported)', async () => {
+    const { archiveEnd } = tarLayout(await readFile(join(dir, 'good.tar')));
+    await refused(await cut(archiveEnd + 100), 'EINTEGRITY', { message: /truncated/ });
+  });
+});
+
+describe('airlock import of a bundle cut inside a blob', () => {
+  it('exits 3 with one EINTEGRITY line naming the blob (the built CLI)', async () => {
+    const { entries } = tarLayout(await readFile(join(dir, 'good.tar')));
+    const blob = entries.find((e) => e.name === blobNames[4])!;
+    await writeFile(join(dir, 'root.json'), root1Bytes);
+    const run = await runCli(AIRLOCK, ['import', await cut(blob.body + (blob.size >> 1)), '--cache-dir', join(dir, `cli${n++}`), '--trust', join(dir, 'root.json')]);
+    expect(run.code, run.stderr).toBe(3);
+    expect(run.stderr).toMatch(new RegExp(`EINTEGRITY.*truncated inside blob sha256:${blobNames[4]!.slice(13)}`));
+    expect(run.stderr).not.toMatch(/\n\s+at /); // no stack trace
+  }, 60_000);
+});
+
+describe('a split bundle with a volume missing or cut short is EINTEGRITY', () => {
+  let vols: string[];
+  beforeAll(async () => {
+    const src = await openFilled(join(dir, 'vsrc'), r.envelope, r.blobs);
+    const ex = await exportBundle(src, r.release, { out: join(dir, 'vol.tar'), split: 128 * 1024, roots: [root1Bytes] });
+    await src.close();
+    vols = ex.volumes.map((v) => v.path);
+    expect(vols.length).toBeGreaterThan(3);
+  });
+
+  /** A copy of the volumes, edited; `sums` keeps the .sha256 files. */
+  async function volumeSet(edit: (files: string[]) => Promise<string[]>, sums: boolean): Promise<string[]> {
+    const base = join(dir, `vs${n++}.tar`);
+    const files: string[] = [];
+    for (let i = 0; i < vols.length; i++) {
+      const f = `${base}.${String(i).padStart(3, '0')}`;
+      await writeFile(f, await readFile(vols[i]!));
+      if (sums) await writeFile(`${f}.sha256`, await readFile(`${vols[i]!}.sha256`));
+      files.push(f);
+    }
+    return edit(files);
+  }
+
+  it.each([true, false])('the final volume missing (.sha256 files kept: %s), imported by base name', async (sums) => {
+    const files = await volumeSet(async (fs) => {
+      await rm(fs.at(-1)!, { force: true });
+      await rm(`${fs.at(-1)!}.sha256`, { force: true });
+      return [fs[0]!.slice(0, -4)];
+    }, sums);
+    await refused(files[0]!, 'EINTEGRITY', { message: /truncated (inside|after) blob sha256:[0-9a-f]{64}|missing sha256:[0-9a-f]{64}/ });
+  });
+
+  it.each([true, false])('a middle volume missing, volumes listed (.sha256 files kept: %s)', async (sums) => {
+    const files = await volumeSet(async (fs) => fs.filter((_, i) => i !== 1), sums);
+    const store = await target();
+    try {
+      const err = await importBundle(store, files, { gate: gate() }).then(() => null, (e: unknown) => e as { code?: string });
+      expect(err?.code).toBe('EINTEGRITY');
+    } finally {
+      await store.close();
+    }
+  });
+
+  it.each([true, false])('a volume cut short (.sha256 files kept: %s)', async (sums) => {
+    const files = await volumeSet(async (fs) => {
+      await truncate(fs[2]!, 1000);
+      return fs;
+    }, sums);
+    const store = await target();
+    try {
+      const err = await importBundle(store, files, { gate: gate() }).then(
+        () => null,
+        (e: unknown) => e as { code?: string; message?: string },
+      );
+      expect(err?.code, err?.message).toBe('EINTEGRITY');
+      if (sums) expect(err?.message).toMatch(/\.002/);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it.each([true, false])('the last volume cut short (.sha256 files kept: %s)', async (sums) => {
+    const files = await volumeSet(async (fs) => {
+      await truncate(fs.at(-1)!, Math.max(0, (await stat(fs.at(-1)!)).size - 700));
+      return fs;
+    }, sums);
+    const store = await target();
+    try {
+      const err = await importBundle(store, files, { gate: gate() }).then(
+        () => null,
+        (e: unknown) => e as { code?: string; message?: string },
+      );
+      expect(err?.code, err?.message).toBe('EINTEGRITY');
+      // with its checksum the volume is named; without, the entry the cut falls in
+      expect(err?.message).toMatch(sums ? /\.sha256/ : /truncated (inside|after) blob sha256:[0-9a-f]{64}/);
+    } finally {
+      await store.close();
+    }
+  });
+});
