@@ -8,8 +8,9 @@ import { describe, expect, it } from 'vitest';
 import { parseEnvelope, signEnvelope, type DecodedEnvelope } from '../../manifests/dsse.js';
 import { rawPublicKey, verifyBytes } from '../../manifests/keys.js';
 import { verifyThreshold } from '../../manifests/threshold.js';
-import { LIMITS, RELEASE_PAYLOAD_TYPE, type RoleSpec, type RootKey } from '../../manifests/types.js';
-import { editEnvelope, expectCode, keys, rootPayload } from './fixtures.js';
+import { loadTrustedRoot } from '../../manifests/root.js';
+import { LIMITS, RELEASE_PAYLOAD_TYPE, ROOT_PAYLOAD_TYPE, type RoleSpec, type RootKey } from '../../manifests/types.js';
+import { canon, editEnvelope, expectCode, keys, rootPayload } from './fixtures.js';
 
 const [, k1, k2, k3] = keys as [(typeof keys)[number], (typeof keys)[number], (typeof keys)[number], (typeof keys)[number]];
 
@@ -180,4 +181,30 @@ describe('verifyThreshold: a near-cap hostile envelope costs about one valid che
     expectCode(c.run, 'ESIGNATURE');
     expect(c.checks).toBe(1);
   }, 120_000);
+});
+
+describe('verifyThreshold on roots', () => {
+  it('a rotation envelope costs one check per key of the role it is checked against', () => {
+    // signed by the old root key and two new ones: the old role sees the new keys' signatures as strangers
+    const p = rootPayload({ version: 2, root: [k2, k3], rootThreshold: 2, release: [k1] });
+    const env = signEnvelope(ROOT_PAYLOAD_TYPE, canon(p), [k1.privateKey, k2.privateKey, k3.privateKey]);
+    const old = release([k1]);
+    const c = counted(parseEnvelope(env), old);
+    expect(c.run()).toEqual([k1.keyid]);
+    expect(c.checks).toBe(1);
+    const own = counted(parseEnvelope(env), { role: p.roles.root, keys: p.keys });
+    expect(own.run().sort()).toEqual([k2.keyid, k3.keyid].sort());
+    expect(own.checks).toBe(2);
+  });
+
+  it('a root.json with 256 forged signatures on its root key is refused after one check', () => {
+    const p = rootPayload({ root: [k1], release: [k2] });
+    const env = editEnvelope(signEnvelope(ROOT_PAYLOAD_TYPE, canon(p), [k1.privateKey]), (e) => {
+      e.signatures = Array.from({ length: 256 }, () => bogus(k1.keyid));
+    });
+    expectCode(() => loadTrustedRoot(env, new Date('2027-01-15T12:00:00Z')), 'ESIGNATURE', /0 of the required 1/);
+    const c = counted(parseEnvelope(env), { role: p.roles.root, keys: p.keys });
+    expectCode(c.run, 'ESIGNATURE');
+    expect(c.checks).toBe(1);
+  });
 });
