@@ -134,7 +134,7 @@ export async function listenApp(airlock: AirlockApp, opts: ListenOptions): Promi
   /** answers a client the server gives up on, and destroys its socket either way */
   const giveUp = (socket: Duplex, code: string | undefined): void => {
     // a second error on a socket already being answered (more bytes of a bad request) changes nothing
-    if (answered.has(socket)) return;
+    if (answered.has(socket) || socket.destroyed) return;
     answered.add(socket);
     const timedOut = code === 'ERR_HTTP_REQUEST_TIMEOUT';
     metrics.cut(timedOut ? 'request_timeout' : 'bad_request');

@@ -56,9 +56,10 @@ export function register(program: Command): void {
       'after',
       '\nConfig keys: listen, cache_dir, admin_token, tls: {cert, key}, passthrough (forward\n' +
         'non-staged proxy requests upstream instead of answering 403), max_connections.\n' +
-        'Limits: a request head must be complete within 20 s of the connection opening (or of the\n' +
-        'previous response on a kept-alive one) or the socket is destroyed, likewise after 60 s with\n' +
-        'no byte moving (--idle-timeout), and 1 s after answering a bad request.\n' +
+        'Limits: a connection must send a complete request head within 20 s of opening (a later\n' +
+        'request on a kept-alive connection: within 20 s of its first byte; an idle kept-alive\n' +
+        'connection is closed after 30 s); no byte moving for 60 s (--idle-timeout) cuts it; a bad\n' +
+        'request is answered and its socket destroyed within 1 s, whether or not the client reads.\n' +
         'Output: one JSON line per request on stdout (pino); the listening address first.\n' +
         'Endpoints: /healthz /metrics /releases /releases/R/manifest /blobs/sha256/HEX\n' +
         '           /files/R/PATH /v2/… /apt/R/ POST /stage\n' +

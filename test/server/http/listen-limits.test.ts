@@ -182,6 +182,17 @@ it('bad requests and CONNECTs whose answer is never read do not keep their socke
   expect(metrics).toMatch(/^airlock_http_connections_cut_total\{reason="bad_request"\} 100$/m);
 }, 30_000);
 
+it('a client that reads its error answer still gets it: 431 for a head too large, 400 for garbage', async () => {
+  const l = await serve({ headersTimeoutMs: 2000, idleTimeoutMs: 30_000 });
+  expect((await raw(l.port, '/healthz', { headers: { 'X-Big': 'a'.repeat(20_000) } })).status).toBe(431);
+  const s = net.connect({ port: l.port, host: '127.0.0.1' });
+  let got = '';
+  s.on('data', (d: Buffer) => (got += d.toString()));
+  s.write('NOT A REQUEST\r\n\r\n');
+  await new Promise((r) => s.once('close', r));
+  expect(got).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+});
+
 it('a keep-alive client that stops reading a large body is cut after the idle timeout, its blob closed too', async () => {
   const l = await serve({ headersTimeoutMs: 2000, idleTimeoutMs: 1500 });
   await sleep(200);
