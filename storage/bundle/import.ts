@@ -229,7 +229,10 @@ export async function importBundle(store: Store, files: string[], opts: ImportOp
       gate.offerRoot(await readSmall(entry, ROOT_MAX_BYTES, name, where), `${where}: ${name}`);
       entry = await next();
     }
-    if (!entry) throw new AirlockError('EMANIFEST', `${where}: bundle ends before ${ENVELOPE_NAME}`, { bundle: where });
+    if (!entry) {
+      // the header promised a release: a bundle that stops here was cut short, like one that stops inside a blob
+      throw new AirlockError('EINTEGRITY', `${where}: bundle is truncated: it ends before ${ENVELOPE_NAME}`, { bundle: where, entry: ENVELOPE_NAME });
+    }
     const envName = checkEntry(entry, where);
     if (envName !== ENVELOPE_NAME) {
       throw new AirlockError('EMANIFEST', `${where}: "${envName}" comes before ${ENVELOPE_NAME}; the signed envelope must come first`, {

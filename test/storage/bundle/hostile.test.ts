@@ -348,6 +348,13 @@ describe('a truncated bundle is EINTEGRITY naming the entry it ends in', () => {
     expect(failures).toEqual([]);
   }, 120_000);
 
+  it('a cut between whole entries before manifest.json: EINTEGRITY naming manifest.json', async () => {
+    const { entries } = tarLayout(await readFile(join(dir, 'good.tar')));
+    const before = entries.filter((e) => e.name === 'airlock-bundle.json' || e.name.startsWith('root/'));
+    expect(before.length).toBeGreaterThan(1);
+    for (const e of before) await refused(await cut(e.end), 'EINTEGRITY', { message: /truncated: it ends before manifest\.json/ });
+  });
+
   it('a cut in the end-of-archive blocks, after every blob: still refused (the bundle is not what was exported)', async () => {
     const { archiveEnd } = tarLayout(await readFile(join(dir, 'good.tar')));
     await refused(await cut(archiveEnd + 100), 'EINTEGRITY', { message: /truncated/ });
