@@ -170,12 +170,21 @@ export function readVolumes(volumes: string[], onBytes?: (p: VolumeReadProgress)
     for (const volume of volumes) {
       const expected = await expectedChecksum(volume);
       const hash = expected === null ? null : (hasher ??= offThreadHash());
-      for await (const chunk of createReadStream(volume, { highWaterMark: 1024 * 1024 })) {
-        const buf = chunk as Buffer;
-        if (hash) await hash.update(buf);
-        total += buf.length;
-        onBytes?.({ bytes: total, volume });
-        yield buf;
+      try {
+        for await (const chunk of createReadStream(volume, { highWaterMark: 1024 * 1024 })) {
+          const buf = chunk as Buffer;
+          if (hash) await hash.update(buf);
+          total += buf.length;
+          onBytes?.({ bytes: total, volume });
+          yield buf;
+        }
+      } catch (e) {
+        // a volume removed or unreadable mid-import (media pulled out): say which, as a missing part of the bundle
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' || code === 'EIO' || code === 'EACCES') {
+          throw new AirlockError('EINTEGRITY', `bundle volume ${volume}: cannot be read (${code}); the bundle is incomplete`, { file: volume, cause: code });
+        }
+        throw e;
       }
       const found = hash ? await hash.digest() : null;
       if (expected !== null && found !== expected) {

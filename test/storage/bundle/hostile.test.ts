@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs';
 /**
  * Hostile bundles: each is refused with its code, and the store keeps no new
  * release, no unverified byte, no partial leftover, and no blob outside the
@@ -395,6 +396,31 @@ describe('a split bundle with a volume missing or cut short is EINTEGRITY', () =
     }
     return edit(files);
   }
+
+  it('a volume removed while the import runs (media pulled out): EINTEGRITY naming it, no stack', async () => {
+    const files = await volumeSet(async (fs) => fs, false);
+    const store = await target();
+    try {
+      let removed = false;
+      const err = await importBundle(store, files, {
+        gate: gate(),
+        onProgress: () => {
+          if (!removed) {
+            removed = true;
+            rmSync(files.at(-1)!);
+          }
+        },
+      }).then(
+        () => null,
+        (e: unknown) => e as { code?: string; message?: string },
+      );
+      expect(err?.code, err?.message).toBe('EINTEGRITY');
+      expect(err?.message).toMatch(new RegExp(`bundle volume .*${files.at(-1)!.split('/').pop()}: cannot be read \\(ENOENT\\)`));
+      expect((await store.listReleases()).map((x) => x.release)).not.toContain(r.release);
+    } finally {
+      await store.close();
+    }
+  });
 
   it.each([true, false])('the final volume missing (.sha256 files kept: %s), imported by base name', async (sums) => {
     const files = await volumeSet(async (fs) => {
