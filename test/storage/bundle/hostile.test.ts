@@ -1,9 +1,9 @@
-import { rmSync } from 'node:fs';
 /**
  * Hostile bundles: each is refused with its code, and the store keeps no new
  * release, no unverified byte, no partial leftover, and no blob outside the
  * release's signed set.
  */
+import { rmSync } from 'node:fs';
 import { createWriteStream } from 'node:fs';
 import { readFile, rm, truncate, writeFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
