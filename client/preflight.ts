@@ -4,12 +4,9 @@
  * enough free memory (EMEMORY). Figures are the kernel's: statfs and
  * /proc/meminfo's MemAvailable.
  */
-import { readFileSync, statSync } from 'node:fs';
-import { statfs } from 'node:fs/promises';
-import { freemem } from 'node:os';
-import { dirname } from 'node:path';
 import { AirlockError } from '../manifests/errors.js';
 import { humanBytes } from '../storage/support/output.js';
+import { freeDiskBytes, freeMemoryBytes } from '../storage/support/probe.js';
 
 export interface PreflightNeeds {
   /** staging folder and bytes still to download there (plus work copies for installers) */
@@ -26,40 +23,13 @@ export interface PreflightReport {
   memory: { needed: number; available: number };
 }
 
-function existingAncestor(path: string): string {
-  let p = path;
-  for (;;) {
-    try {
-      statSync(p);
-      return p;
-    } catch {
-      const up = dirname(p);
-      if (up === p) return p;
-      p = up;
-    }
-  }
-}
-
-export function availableMemory(): number {
-  try {
-    const m = /^MemAvailable:\s+(\d+)\s+kB/m.exec(readFileSync('/proc/meminfo', 'utf8'));
-    if (m) return Number(m[1]) * 1024;
-  } catch {
-    // not Linux: the portable figure
-  }
-  return freemem();
-}
-
 export async function preflight(n: PreflightNeeds): Promise<PreflightReport> {
   const disks: PreflightReport['disks'] = [];
   for (const [what, spec] of [
     ['staging', n.staging],
     ['install root', n.install],
   ] as const) {
-    const at = existingAncestor(spec.path);
-    const device = statSync(at).dev;
-    const fs = await statfs(at);
-    const free = Number(fs.bavail) * Number(fs.bsize);
+    const { free, device } = await freeDiskBytes(spec.path);
     const same = disks.find((d) => d.device === device);
     if (same) {
       // one filesystem holds both: the needs add up
@@ -76,7 +46,7 @@ export async function preflight(n: PreflightNeeds): Promise<PreflightReport> {
       );
     }
   }
-  const available = availableMemory();
+  const available = freeMemoryBytes();
   if (available < n.memoryFloor) {
     throw new AirlockError(
       'EMEMORY',

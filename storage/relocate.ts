@@ -24,7 +24,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
-import { chmod, copyFile, mkdir, readFile, readdir, rename, rm, rmdir, stat, statfs } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readFile, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { AirlockError } from '../manifests/errors.js';
 import { openStore } from './index.js';
@@ -33,6 +33,7 @@ import { acquireWriterLock } from './lock.js';
 import { blobsRoot, isDigest, lockInfoPath, lockPath } from './paths.js';
 import { setConfigKey } from './support/config-write.js';
 import { offThreadHash } from './support/hash-off-thread.js';
+import { freeDiskBytes } from './support/probe.js';
 
 export const JOURNAL_NAME = 'relocate.json';
 export const journalPath = (cacheDir: string): string => join(cacheDir, JOURNAL_NAME);
@@ -119,14 +120,6 @@ async function readJournal(cacheDir: string): Promise<RelocateJournal | null> {
 
 async function writeJournal(cacheDir: string, j: RelocateJournal): Promise<void> {
   await writeFileAtomic(journalPath(cacheDir), Buffer.from(`${JSON.stringify({ ...j, updated: new Date().toISOString() }, null, 2)}\n`));
-}
-
-/** Free bytes for an unprivileged writer on the filesystem that holds (or will hold) `dir`. */
-export async function freeBytes(dir: string): Promise<number> {
-  let probe = resolve(dir);
-  while (!existsSync(probe)) probe = dirname(probe);
-  const s = await statfs(probe);
-  return s.bavail * s.bsize;
 }
 
 /** Test hook: AIRLOCK_TEST_RELOCATE_PAUSE=<point> stops here (so a test can SIGKILL us at a known point). */
@@ -237,7 +230,7 @@ export async function relocate(opts: RelocateOptions): Promise<RelocateResult> {
       if (!there || there.size !== it.size) todo.push(it);
     }
     const needed = todo.reduce((n, i) => n + i.size, 0);
-    const free = await freeBytes(to);
+    const { free } = await freeDiskBytes(to);
     // a little room for directories and the rebuilt index
     const margin = 4 * 1024 * 1024;
     if (needed + margin > free) {

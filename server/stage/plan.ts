@@ -5,10 +5,9 @@
  * table of upstream host:port the site's proxy and firewall must allow.
  * `airlock stage --plan` prints exactly this; `stage` acts on it.
  */
-import { statfs } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
 import { releaseBlobs, type ArtifactKind, type OciImageArtifact, type ReleaseManifest } from '../../manifests/index.js';
 import { hostPort } from '../../storage/index.js';
+import { freeDiskBytes } from '../../storage/support/probe.js';
 import type { HttpClient } from '../../storage/index.js';
 import { parseImageRef, type RegistryClient } from './registry.js';
 
@@ -49,21 +48,6 @@ export interface StagePlan {
 /** Free-space margin over the missing bytes: index, partial files, filesystem slack. */
 export function spaceMargin(missing: number): number {
   return Math.max(64 * 2 ** 20, Math.ceil(missing * 0.02));
-}
-
-/** Free bytes on the filesystem that holds `dir` (its nearest existing ancestor when it does not exist yet). */
-export async function freeBytes(dir: string): Promise<{ free: number; at: string }> {
-  let at = resolve(dir);
-  for (;;) {
-    try {
-      const s = await statfs(at);
-      return { free: Number(s.bavail) * Number(s.bsize), at };
-    } catch (e) {
-      const parent = dirname(at);
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || parent === at) throw e;
-      at = parent;
-    }
-  }
 }
 
 export interface PlanInputs {
@@ -123,7 +107,7 @@ export async function planStage(inputs: PlanInputs): Promise<StagePlan> {
   const registries = [
     ...new Set(manifest.artifacts.filter((a): a is OciImageArtifact => a.kind === 'oci-image').map((a) => hostPort(inputs.registry.origin(parseImageRef(a.image))))),
   ];
-  const { free, at } = await freeBytes(inputs.cacheDir);
+  const { free, at } = await freeDiskBytes(inputs.cacheDir);
   const margin = spaceMargin(missingBytes);
   return {
     release: manifest.release,

@@ -5,9 +5,9 @@
  * default). Both run before anything is downloaded; `--skip-preflight`
  * bypasses them.
  */
-import { freemem } from 'node:os';
 import { AirlockError } from '../../manifests/index.js';
 import { humanBytes } from '../../storage/support/output.js';
+import { freeMemoryBytes } from '../../storage/support/probe.js';
 import type { StagePlan } from './plan.js';
 
 export const DEFAULT_MEMORY_FLOOR = 256 * 2 ** 20;
@@ -23,7 +23,7 @@ export function preflight(plan: StagePlan, opts: { memoryFloor?: number; freeMem
     );
   }
   const floor = opts.memoryFloor ?? DEFAULT_MEMORY_FLOOR;
-  const mem = opts.freeMemory ?? freemem();
+  const mem = opts.freeMemory ?? freeMemoryBytes();
   if (mem < floor) {
     throw new AirlockError(
       'EMEMORY',
