@@ -27,6 +27,7 @@ import { closeSync, constants, lstatSync, mkdirSync, openSync, readFileSync } fr
 import { dirname, join, posix } from 'node:path';
 import { AirlockError } from '../manifests/errors.js';
 import type { AcceptedSerial } from '../manifests/types.js';
+import { assertReleaseName } from '../storage/index.js';
 
 export interface StatePaths {
   dir: string;
@@ -60,22 +61,13 @@ export function statePaths(dir: string): StatePaths {
   });
 }
 
-/** Release names become file names: same rule as the cache's store. */
-const RELEASE_NAME = /^[A-Za-z0-9][A-Za-z0-9._+~-]{0,127}$/;
-
-export function assertReleaseFileName(release: string): void {
-  if (!RELEASE_NAME.test(release) || release.includes('..')) {
-    throw new AirlockError('EPATH', `release name "${release.slice(0, 80)}" cannot be used as a file name`, { release });
-  }
-}
-
 export const envelopeFile = (s: StatePaths, release: string): string => {
-  assertReleaseFileName(release);
+  assertReleaseName(release); // release names become file names here as in the cache
   return join(s.envelopes, `${release}.json`);
 };
 
 export const journalFile = (s: StatePaths, release: string): string => {
-  assertReleaseFileName(release);
+  assertReleaseName(release);
   return join(s.journal, `${release}.jsonl`);
 };
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { lstatSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { envelopeFile, readInstalled, statePaths, writeFileAtomic, writeInstalled, writtenFile } from '../../client/state.js';
+import { envelopeFile, journalFile, readInstalled, statePaths, writeFileAtomic, writeInstalled, writtenFile } from '../../client/state.js';
 import { isAirlockError } from '../../manifests/errors.js';
 import { sandbox } from './install/hostile.js';
 
@@ -56,5 +56,21 @@ describe('node state files never follow a link inside the state dir', () => {
     const state = statePaths(join(root, 'state'));
     writeFileAtomic(envelopeFile(state, '1.0.0'), '{}\n');
     expect(readFileSync(join(dir, 'disk', 'envelopes', '1.0.0.json'), 'utf8')).toBe('{}\n');
+  });
+});
+
+describe("release names become state file names by the cache's rule", () => {
+  const state = statePaths('/var/lib/airlock-node');
+
+  it.each(['../x', 'a/b', '.hidden', '', 'a..b', 'x\0y'])('refuses %j with EPATH', (bad) => {
+    for (const f of [envelopeFile, journalFile]) {
+      const err = thrown(() => f(state, bad));
+      expect(isAirlockError(err, 'EPATH'), String(err)).toBe(true);
+    }
+  });
+
+  it('accepts what the cache stores', () => {
+    expect(envelopeFile(state, '1.0.0+build~rc-1_x')).toBe('/var/lib/airlock-node/envelopes/1.0.0+build~rc-1_x.json');
+    expect(journalFile(state, '1.0.0')).toBe('/var/lib/airlock-node/journal/1.0.0.jsonl');
   });
 });
