@@ -33,6 +33,9 @@ export interface NodeConfig {
   installers: InstallerCommands;
   acceptExpiredUntil: Date | null;
   json: boolean;
+  /** bytes/s a download from a cache must keep up over `rateWindowMs`, or the next cache is tried (0: no check) */
+  minRate: number;
+  rateWindowMs: number;
 }
 
 export const NODE_CONFIG_SCHEMA: Schema = {
@@ -46,6 +49,8 @@ export const NODE_CONFIG_SCHEMA: Schema = {
   disk_margin: { type: 'size' },
   parallel: { type: 'int', min: 1, max: 64 },
   accept_expired_until: { type: 'string' },
+  min_rate: { type: 'size' },
+  rate_window: { type: 'int', min: 1, max: 3600 },
   installers: {
     type: 'map',
     fields: { file: { type: 'string' }, deb: { type: 'string' }, gem: { type: 'string' }, 'oci-image': { type: 'string' } },
@@ -85,6 +90,8 @@ export function loadNodeConfig(flags: NodeFlags, cwd: string = process.cwd(), fa
     disk_margin?: number;
     parallel?: number;
     accept_expired_until?: string;
+    min_rate?: number;
+    rate_window?: number;
     installers?: Partial<Record<keyof InstallerCommands, string>>;
   };
   const cache = flags.cache ?? v.cache ?? null;
@@ -112,6 +119,8 @@ export function loadNodeConfig(flags: NodeFlags, cwd: string = process.cwd(), fa
     }),
     acceptExpiredUntil: expiredText ? parseDate(expiredText, 'accept_expired_until') : null,
     json: flags.json ?? false,
+    minRate: v.min_rate ?? 1024,
+    rateWindowMs: (v.rate_window ?? 60) * 1000,
   });
 }
 

@@ -5,7 +5,7 @@
  */
 import { resolve } from 'node:path';
 import { AirlockError } from '../manifests/errors.js';
-import { loadConfigFile, localPath, parseDate, type Schema } from '../storage/support/config.js';
+import { loadConfigFile, localPath, parseDate, parseSize, type Schema } from '../storage/support/config.js';
 
 export interface AirlockConfig {
   /** absolute path of the config file read, or null */
@@ -26,6 +26,9 @@ export interface AirlockConfig {
   /** `airlock serve`: connections open at once; undefined → derived from the descriptor limit (at most 1024) */
   maxConnections?: number;
   json: boolean;
+  /** bytes/s a download must keep up over `rateWindowMs`, or the next URL is tried (0: no check) */
+  minRate: number;
+  rateWindowMs: number;
 }
 
 export const CONFIG_SCHEMA: Schema = {
@@ -40,6 +43,8 @@ export const CONFIG_SCHEMA: Schema = {
   admin_token: { type: 'string' },
   tls: { type: 'map', fields: { cert: { type: 'path' }, key: { type: 'path' } } },
   passthrough: { type: 'bool' },
+  min_rate: { type: 'size' },
+  rate_window: { type: 'int', min: 1, max: 3600 },
   max_connections: { type: 'int', min: 1, max: 1_000_000 },
 };
 
@@ -55,6 +60,10 @@ export interface CommonFlags {
   acceptExpiredUntil?: string;
   listen?: string;
   json?: boolean;
+  /** bytes per second, a size such as 1K */
+  minRate?: string;
+  /** seconds */
+  rateWindow?: string;
 }
 
 export const DEFAULT_CONFIG_FILE = 'airlock.yml';
@@ -75,6 +84,8 @@ export function loadConfig(flags: CommonFlags, cwd: string = process.cwd()): Air
     admin_token?: string;
     tls?: { cert?: string; key?: string };
     passthrough?: boolean;
+    min_rate?: number;
+    rate_window?: number;
     max_connections?: number;
   };
   let parallel = v.parallel ?? 8;
@@ -109,9 +120,30 @@ export function loadConfig(flags: CommonFlags, cwd: string = process.cwd()): Air
     adminToken: v.admin_token ?? null,
     tls,
     passthrough: v.passthrough ?? false,
+    ...downloadRate(flags, v.min_rate, v.rate_window),
     maxConnections: v.max_connections,
     json: flags.json ?? false,
   });
+}
+
+/** min_rate / rate_window from flags over the file (1 KiB/s over 60 s unless set). */
+function downloadRate(flags: CommonFlags, fileRate: number | undefined, fileWindow: number | undefined): { minRate: number; rateWindowMs: number } {
+  let minRate = fileRate ?? 1024;
+  if (flags.minRate !== undefined) {
+    try {
+      minRate = parseSize(flags.minRate, '--min-rate');
+    } catch {
+      throw new AirlockError('EUSAGE', `--min-rate must be bytes per second such as 1024 or 1K (0 switches the check off), got "${flags.minRate}"`, { key: 'min_rate' });
+    }
+  }
+  let seconds = fileWindow ?? 60;
+  if (flags.rateWindow !== undefined) {
+    seconds = Number(flags.rateWindow);
+    if (!Number.isInteger(seconds) || seconds < 1 || seconds > 3600) {
+      throw new AirlockError('EUSAGE', `--rate-window must be a number of seconds from 1 to 3600, got "${flags.rateWindow}"`, { key: 'rate_window' });
+    }
+  }
+  return { minRate, rateWindowMs: seconds * 1000 };
 }
 
 export function requireTrust(config: AirlockConfig): string {

@@ -5,13 +5,19 @@
  *   an OCI manifest it may not send, and converts v2s2 to schema 1 without
  *   an Accept: both would break the signed digest);
  * - the anonymous Bearer token flow from `WWW-Authenticate` (realm, service,
- *   scope), tokens cached per origin and scope;
+ *   scope), tokens cached per origin and scope. The realm must be on the
+ *   registry's own host or a sibling under its parent domain
+ *   (registry-1.docker.io → auth.docker.io), over https unless the registry
+ *   itself is plain http, and is reached the way a redirect from the registry
+ *   would be (same proxy): a registry cannot send us to fetch from an
+ *   arbitrary or internal host;
  * - blobs by digest, through a `Fetcher` so storage's resumable ingest drives
  *   them; redirects to blob storage are followed by the http client, which
  *   drops `Authorization` when the host changes.
  * https unless the registry is listed in `insecure_registries`, as Docker does.
  */
 import { parseImageRef as parseRef } from '../../manifests/image-ref.js';
+import { isIP } from 'node:net';
 import type { Readable } from 'node:stream';
 import { AirlockError, sha256Hex, type BlobRef } from '../../manifests/index.js';
 import type { Fetcher, FetchOptions, FetchResult } from '../../storage/index.js';
@@ -139,7 +145,7 @@ export class RegistryClient {
       });
     }
     const scope = challenge.scope ?? defaultScope;
-    const pending = this.token(challenge, scope, opts.signal);
+    const pending = this.token(challenge, scope, u, opts.signal);
     this.tokens.set(key(defaultScope), pending);
     if (scope !== defaultScope) this.tokens.set(key(scope), pending);
     res = await send(await pending);
@@ -150,11 +156,11 @@ export class RegistryClient {
     return res;
   }
 
-  private async token(ch: Challenge, scope: string | undefined, signal?: AbortSignal): Promise<string> {
-    const realm = new URL(ch.realm);
+  private async token(ch: Challenge, scope: string | undefined, registry: URL, signal?: AbortSignal): Promise<string> {
+    const realm = checkRealm(ch.realm, registry);
     if (ch.service) realm.searchParams.set('service', ch.service);
     if (scope) realm.searchParams.set('scope', scope);
-    const res = await this.http.request(realm.href, { signal, maxLength: 1024 * 1024 });
+    const res = await this.http.request(realm.href, { signal, maxLength: 1024 * 1024, routeAs: registry.href });
     if (res.status !== 200) {
       res.body.resume();
       throw statusError(res.status, realm.href);
@@ -196,6 +202,29 @@ export class RegistryClient {
       },
     };
   }
+}
+
+/** The token realm a registry named, if it is one we may ask (see the file comment); EUPSTREAM otherwise. */
+export function checkRealm(text: string, registry: URL): URL {
+  const refuse = (why: string): never => {
+    throw new AirlockError('EUPSTREAM', `${registry.origin}: token realm ${text} ${why}; refused`, { url: registry.href, realm: text, cause: 'token realm', retryable: false });
+  };
+  let realm: URL;
+  try {
+    realm = new URL(text);
+  } catch {
+    return refuse('is not a URL');
+  }
+  if (realm.protocol !== 'https:' && !(realm.protocol === 'http:' && registry.protocol === 'http:')) {
+    refuse(registry.protocol === 'https:' ? 'is not https' : 'is not http(s)');
+  }
+  const host = registry.hostname.toLowerCase();
+  const target = realm.hostname.toLowerCase();
+  if (target === host) return realm;
+  // a sibling under the registry's parent domain, never a bare TLD-like parent (example.com → com)
+  const parent = isIP(host) ? null : host.split('.').slice(1).join('.');
+  if (parent && parent.includes('.') && (target === parent || target.endsWith(`.${parent}`))) return realm;
+  return refuse(`is not on the registry's host (${host}) or a sibling of it`);
 }
 
 interface ManifestJson {

@@ -22,7 +22,7 @@ import {
   type TrustGate,
   type VerifiedRelease,
 } from '../../manifests/index.js';
-import { openStore, type Fetcher, type Store } from '../../storage/index.js';
+import { openStore, type Fetcher, type IngestResult, type Store, type UrlFailure } from '../../storage/index.js';
 import { createHttpClient, fetchRange, statusError, type HttpClient, type HttpClientOptions } from '../../storage/index.js';
 import { humanBytes, type Output } from '../../storage/support/output.js';
 import { readTrustFile } from '../../storage/support/trust-file.js';
@@ -50,6 +50,19 @@ export interface StageDeps {
   freeMemory?: number;
   /** ingest retries per URL (default storage's) */
   retries?: number;
+  /** first retry delay (default storage's) */
+  backoffMs?: number;
+  /** override config min_rate / rate_window (tests use small windows) */
+  minRate?: number;
+  rateWindowMs?: number;
+}
+
+/** Where one fetched artifact came from: the URL that served it, and the ones given up before it. */
+export interface ArtifactSource {
+  sha256: string;
+  paths: string[];
+  url: string | null;
+  failed: UrlFailure[];
 }
 
 export interface StageSummary {
@@ -67,6 +80,8 @@ export interface StageSummary {
   resumedBytes: number;
   retries: number;
   seconds: number;
+  /** per fetched artifact, which URL served it and which failed first */
+  sources: ArtifactSource[];
 }
 
 /** The http client and registry client built from the config, shared by `stage` and `manifest build`. */
@@ -148,7 +163,8 @@ export async function stageRelease(config: AirlockConfig, out: Output, req: Stag
       out.note(`staging ${plan.product} ${plan.release}: ${plan.missing.length} of ${plan.blobs.length} files to fetch (${fmt(plan.bytes.missing)})`);
     }
     const result = summary(verified, plan, true, started);
-    await download(store, plan, { http, registry, out, parallel: config.parallel, signal: deps.signal, retries: deps.retries }, result);
+    const rate = { minRate: deps.minRate ?? config.minRate, rateWindowMs: deps.rateWindowMs ?? config.rateWindowMs };
+    await download(store, plan, { http, registry, out, parallel: config.parallel, signal: deps.signal, retries: deps.retries, backoffMs: deps.backoffMs, ...rate }, result);
     result.seconds = (Date.now() - started) / 1000;
     return result;
   } finally {
@@ -178,6 +194,7 @@ function summary(v: VerifiedRelease, plan: StagePlan, staged: boolean, started: 
     bytesTransferred: 0,
     resumedBytes: 0,
     retries: 0,
+    sources: [],
     seconds: (Date.now() - started) / 1000,
   };
 }
@@ -189,6 +206,9 @@ interface DownloadContext {
   parallel: number;
   signal?: AbortSignal;
   retries?: number;
+  backoffMs?: number;
+  minRate?: number;
+  rateWindowMs?: number;
 }
 
 /** Registry URLs go through the registry client (token flow); everything else is a plain GET. */
@@ -238,6 +258,9 @@ async function download(store: Store, plan: StagePlan, ctx: DownloadContext, res
         : await store.ingestFromUrls({ sha256: b.sha256, size: b.size }, b.urls, fetcher, {
             signal: ctx.signal,
             retries: ctx.retries,
+            backoffMs: ctx.backoffMs,
+            minRate: ctx.minRate,
+            rateWindowMs: ctx.rateWindowMs,
             onProgress: (p) => {
               setBlobBytes(b.sha256, p.bytes);
               showProgress();
@@ -254,7 +277,13 @@ async function download(store: Store, plan: StagePlan, ctx: DownloadContext, res
       } else result.alreadyPresent += 1;
       result.bytesTransferred += r.transferred;
       result.resumedBytes += r.resumedFrom;
-      out.event('fetched', { sha256: b.sha256, size: b.size, paths: b.paths, transferred: r.transferred, resumedFrom: r.resumedFrom });
+      const failed = r.failed ?? [];
+      if (r.fetched) result.sources.push({ sha256: b.sha256, paths: b.paths, url: r.url ?? null, failed });
+      out.event('fetched', { sha256: b.sha256, size: b.size, paths: b.paths, transferred: r.transferred, resumedFrom: r.resumedFrom, url: r.url ?? null, failed });
+      if (failed.length > 0 && !out.json) {
+        // the operator should know a listed mirror is failing, even when another one saved the run
+        out.note(`${b.paths.join(', ')}: served by ${r.url}; given up first: ${failed.map((f) => `${f.url} (${f.code}: ${shortReason(f)})`).join(', ')}`);
+      }
     } catch (e) {
       const error = toAirlockError(e);
       if (error.code === 'EINTERNAL' || error.code === 'ENOSPACE') throw error;
@@ -292,13 +321,16 @@ async function download(store: Store, plan: StagePlan, ctx: DownloadContext, res
       integrity ? 'EINTEGRITY' : 'EUPSTREAM',
       `${failures.length} of ${queue.length} files could not be staged (first: ${first.blob.paths[0]}: ${first.error.message}); ` +
         `\`airlock status ${plan.release}\` lists what is missing, a re-run resumes`,
-      { release: plan.release, failed: failures.map((f) => ({ sha256: f.blob.sha256, paths: f.blob.paths, code: f.error.code, message: f.error.message })) },
+      {
+        release: plan.release,
+        failed: failures.map((f) => ({ sha256: f.blob.sha256, paths: f.blob.paths, code: f.error.code, message: f.error.message, urls: f.error.details.urls ?? [] })),
+      },
     );
   }
 }
 
 /** An image manifest is checked against the signed blob list before it is stored. */
-async function fetchImageManifest(store: Store, b: PlannedBlob, ctx: DownloadContext): Promise<{ fetched: boolean; transferred: number; resumedFrom: number }> {
+async function fetchImageManifest(store: Store, b: PlannedBlob, ctx: DownloadContext): Promise<IngestResult> {
   const image = b.image!;
   const ref = parseImageRef(image.image);
   const where = `${image.path} (${image.image})`;
@@ -317,7 +349,7 @@ async function fetchImageManifest(store: Store, b: PlannedBlob, ctx: DownloadCon
       }
       assertSameBlobs(m.body, image.blobs, where);
       const r = await store.ingestStream({ sha256: b.sha256, size: b.size }, Readable.from([m.body]));
-      return { fetched: r.fetched, transferred: m.body.length, resumedFrom: 0 };
+      return { ...r, transferred: m.body.length, resumedFrom: 0, url: ctx.registry.manifestUrl(ref, `sha256:${b.sha256}`), failed: [] };
     } catch (e) {
       lastError = toAirlockError(e);
       if (!(lastError.code === 'EUPSTREAM' && lastError.details.retryable !== false) || attempt === attempts) throw lastError;
@@ -328,3 +360,8 @@ async function fetchImageManifest(store: Store, b: PlannedBlob, ctx: DownloadCon
 }
 
 export const fmt = humanBytes;
+
+/** A failure's reason without the URL it starts with (the URL is printed beside it). */
+function shortReason(f: UrlFailure): string {
+  return f.reason.startsWith(`${f.url}: `) ? f.reason.slice(f.url.length + 2) : f.reason;
+}
