@@ -50,10 +50,13 @@ function planData(plan: StagePlan): Record<string, unknown> {
 }
 
 function formatSummary(s: StageSummary): string {
+  const fallbacks = s.sources.filter((a) => a.failed.length > 0);
   return (
     `staged ${s.product} ${s.release} (serial ${s.serial}): ready\n` +
     `  fetched ${s.fetched} files (${humanBytes(s.bytesFetched)}; ${humanBytes(s.bytesTransferred)} over the wire, ${humanBytes(s.resumedBytes)} resumed), ` +
-    `${s.alreadyPresent} already present, ${s.retries} retries, ${s.seconds.toFixed(1)} s`
+    `${s.alreadyPresent} already present, ${s.retries} retries, ${s.seconds.toFixed(1)} s` +
+    // a listed URL that failed is worth knowing about even though another one served the file
+    fallbacks.map((a) => `\n  ${a.paths[0]}: from ${a.url} after ${a.failed.map((f) => `${f.url} failed (${f.code})`).join(', ')}`).join('')
   );
 }
 
@@ -75,6 +78,8 @@ export function register(program: Command): void {
     .option('--skip-preflight', 'do not refuse on low disk space or memory')
     .option('--parallel <n>', 'downloads at a time (default 8, or parallel in the config)')
     .addOption(new Option('--memory-floor <size>', 'free memory required to start (default 256M)'))
+    .option('--min-rate <bytes/s>', 'a download slower than this over --rate-window moves on to the next URL (default 1K, or min_rate; 0: off)')
+    .option('--rate-window <seconds>', 'the window --min-rate is measured over (default 60, or rate_window)')
     .addHelpText(
       'after',
       '\nExit status: 0 staged (ready), 2 usage, 3 verification failed (signature, rollback, expiry, wrong bytes), ' +
@@ -121,6 +126,8 @@ export function register(program: Command): void {
               resumedBytes: s.resumedBytes,
               retries: s.retries,
               seconds: s.seconds,
+              // every file for which a listed URL failed, with the URL that served it in the end
+              fallbacks: s.sources.filter((a) => a.failed.length > 0),
             },
             formatSummary(s),
           );
