@@ -150,8 +150,8 @@ export function readStateFile(path: string): Buffer | null {
   }
 }
 
-/** Temp + fsync + rename + fsync(dir): after a crash the file is either the old or the new one, whole. */
-export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): void {
+/** A state file replaced atomically (storage/support/atomic.ts), never written through a link below the state dir. */
+export function writeStateFile(path: string, data: string | Uint8Array, mode = 0o644): void {
   // the temp is created O_EXCL and the rename replaces a link at the name: only the folders need checking
   stateFolder(dirname(path));
   writeFileAtomicSync(path, data, { mode });
@@ -179,7 +179,7 @@ export interface InstalledRecord {
 }
 
 export const readInstalled = (s: StatePaths): InstalledRecord | null => readJson<InstalledRecord>(s.installed);
-export const writeInstalled = (s: StatePaths, r: InstalledRecord): void => writeFileAtomic(s.installed, `${JSON.stringify(r, null, 2)}\n`);
+export const writeInstalled = (s: StatePaths, r: InstalledRecord): void => writeStateFile(s.installed, `${JSON.stringify(r, null, 2)}\n`);
 
 export const readAccepted = (s: StatePaths): Record<string, AcceptedSerial> => readJson<Record<string, AcceptedSerial>>(s.accepted) ?? {};
 
@@ -189,5 +189,5 @@ export function writeAccepted(s: StatePaths, accepted: AcceptedSerial): void {
   const prev = all[accepted.product];
   if (prev && prev.serial > accepted.serial) return; // never lower it
   all[accepted.product] = accepted;
-  writeFileAtomic(s.accepted, `${JSON.stringify(all, null, 2)}\n`);
+  writeStateFile(s.accepted, `${JSON.stringify(all, null, 2)}\n`);
 }

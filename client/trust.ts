@@ -10,7 +10,7 @@ import { readSelfSignedRoot, type GateResult, type OfferedRoot } from '../manife
 import { AirlockError } from '../manifests/errors.js';
 import type { Output } from '../storage/support/output.js';
 import { readTrustFile } from '../storage/support/trust-file.js';
-import { writeFileAtomic, type StatePaths } from './state.js';
+import { writeStateFile, type StatePaths } from './state.js';
 
 export interface NodeTrust {
   /** what the gate opens on: the kept root, or on a first run the given one */
@@ -32,7 +32,7 @@ export function nodeTrust(given: string | null, state: StatePaths, out: Output):
       localRoot: offered!,
       offeredRoots: [],
       keep(result) {
-        writeFileAtomic(state.trust, result.root.bytes);
+        writeStateFile(state.trust, result.root.bytes);
         out.note(`trust root version ${result.root.version} kept in ${state.trust}`);
       },
     };
@@ -51,7 +51,7 @@ export function nodeTrust(given: string | null, state: StatePaths, out: Output):
     offeredRoots,
     keep(result) {
       if (result.root.version <= result.localRootVersion) return;
-      writeFileAtomic(state.trust, result.root.bytes);
+      writeStateFile(state.trust, result.root.bytes);
       out.note(`trust root rotated from version ${result.localRootVersion} to ${result.root.version}`);
     },
   };

@@ -23,8 +23,8 @@ import {
   readInstalled,
   statePaths,
   writeAccepted,
-  writeFileAtomic,
   writeInstalled,
+  writeStateFile,
   type StatePaths,
 } from './state.js';
 import { nodeTrust } from './trust.js';
@@ -112,7 +112,7 @@ async function fetchVerified(config: NodeConfig, cache: CacheClient, state: Stat
   // persist before using anything of it (DESIGN.md order of checks)
   trust.keep(verified);
   writeAccepted(state, verified.accepted);
-  writeFileAtomic(envelopeFile(state, name), verified.envelope);
+  writeStateFile(envelopeFile(state, name), verified.envelope);
   out.event('verified', { release: name, serial: verified.manifest.serial, digest: verified.digest, signers: verified.signers });
   return verified;
 }

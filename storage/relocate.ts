@@ -28,9 +28,9 @@ import { chmod, copyFile, mkdir, readFile, readdir, rename, rm, rmdir, stat } fr
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { AirlockError } from '../manifests/errors.js';
 import { openStore } from './index.js';
-import { writeFileAtomic } from './index/envelopes.js';
 import { acquireWriterLock } from './lock.js';
 import { blobsRoot, isDigest, lockInfoPath, lockPath } from './paths.js';
+import { writeFileAtomic } from './support/atomic.js';
 import { setConfigKey } from './support/config-write.js';
 import { offThreadHash } from './support/hash-off-thread.js';
 import { freeDiskBytes } from './support/probe.js';

@@ -8,7 +8,7 @@ import { rm } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { AirlockError } from '../../manifests/errors.js';
 import type { FileArtifact } from '../../manifests/types.js';
-import { readJson, writeFileAtomic, writtenFile } from '../state.js';
+import { readJson, writeStateFile, writtenFile } from '../state.js';
 import { backupSuffix, materialize, underRoot, type InstallContext, type StepOutcome } from './context.js';
 import { runCommand } from './exec.js';
 import { createNew, diskNode, Fence, tempIn } from './fence.js';
@@ -49,7 +49,7 @@ export async function installFile(ctx: InstallContext, a: FileArtifact): Promise
   } else {
     ({ written, backups } = await copyTo(ctx, a, target, previous['.'], suffix));
   }
-  writeFileAtomic(recordPath, `${JSON.stringify({ target, release: ctx.release, files: written } satisfies WrittenRecord)}\n`);
+  writeStateFile(recordPath, `${JSON.stringify({ target, release: ctx.release, files: written } satisfies WrittenRecord)}\n`);
   for (const b of backups) ctx.out.warn(`${where}: ${b.replace(/\.airlock-bak-[^/]*$/, '')} was changed locally; kept as ${b}`, { backup: b });
   const n = Object.keys(written).length;
   return {

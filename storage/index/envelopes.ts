@@ -13,8 +13,6 @@ import { writeFileAtomic } from '../support/atomic.js';
 import { acceptedPath, envelopePath, envelopesDir } from '../paths.js';
 import type { StoredRelease } from '../types.js';
 
-export { writeFileAtomic };
-
 export async function writeEnvelopeFile(root: string, release: string, envelope: Uint8Array): Promise<void> {
   await writeFileAtomic(envelopePath(root, release), envelope);
 }

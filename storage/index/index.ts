@@ -8,6 +8,5 @@ export {
   readEnvelopeFile,
   writeAcceptedFile,
   writeEnvelopeFile,
-  writeFileAtomic,
 } from './envelopes.js';
 export { rebuildIndex } from './rebuild.js';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { lstatSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { envelopeFile, journalFile, readInstalled, statePaths, writeFileAtomic, writeInstalled, writtenFile } from '../../client/state.js';
+import { envelopeFile, journalFile, readInstalled, statePaths, writeStateFile, writeInstalled, writtenFile } from '../../client/state.js';
 import { isAirlockError } from '../../manifests/errors.js';
 import { sandbox } from './install/hostile.js';
 
@@ -30,7 +30,7 @@ describe('node state files never follow a link inside the state dir', () => {
     it(`refuses with EPATH when STATE/${label} is a link leading out`, () => {
       const { state, outside } = stateInRoot();
       symlinkSync('../../../../escaped', join(state.dir, folder));
-      const err = thrown(() => writeFileAtomic(file(state), '{}\n'));
+      const err = thrown(() => writeStateFile(file(state), '{}\n'));
       expect(outside()).toEqual([]);
       expect(isAirlockError(err, 'EPATH'), String(err)).toBe(true);
       expect((err as Error).message).not.toMatch(/\n/);
@@ -54,7 +54,7 @@ describe('node state files never follow a link inside the state dir', () => {
     mkdirSync(join(dir, 'disk'));
     symlinkSync(join(dir, 'disk'), join(root, 'state'));
     const state = statePaths(join(root, 'state'));
-    writeFileAtomic(envelopeFile(state, '1.0.0'), '{}\n');
+    writeStateFile(envelopeFile(state, '1.0.0'), '{}\n');
     expect(readFileSync(join(dir, 'disk', 'envelopes', '1.0.0.json'), 'utf8')).toBe('{}\n');
   });
 });

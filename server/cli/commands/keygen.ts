@@ -4,7 +4,7 @@ import { generateKey } from '../../../manifests/keys.js';
 import { AirlockError } from '../../../manifests/errors.js';
 import { action, withCommon } from '../program.js';
 import type { CommonFlags } from '../../config.js';
-import { writeFileAtomic } from './publisher-files.js';
+import { writeOutputFile } from './publisher-files.js';
 import { rm } from 'node:fs/promises';
 
 export interface KeygenResult {
@@ -18,9 +18,9 @@ export async function keygen(name: string): Promise<KeygenResult> {
   const k = generateKey();
   const privateKey = `${name}.key`;
   const publicKey = `${name}.pub`;
-  await writeFileAtomic(privateKey, k.privatePem, { mode: 0o600, exclusive: true });
+  await writeOutputFile(privateKey, k.privatePem, { mode: 0o600, exclusive: true });
   try {
-    await writeFileAtomic(publicKey, k.publicPem, { mode: 0o644, exclusive: true });
+    await writeOutputFile(publicKey, k.publicPem, { mode: 0o644, exclusive: true });
   } catch (e) {
     await rm(privateKey, { force: true }); // we just made it: no half pair left behind
     throw e;

@@ -11,7 +11,7 @@ import { buildPayload, readSources } from '../../stage/build.js';
 import { upstreamClients } from '../../stage/stage.js';
 import { action, withCommon } from '../program.js';
 import { manifestGroup } from './manifest-group.js';
-import { writeFileAtomic } from './publisher-files.js';
+import { writeOutputFile } from './publisher-files.js';
 
 interface BuildFlags extends CommonFlags {
   out?: string;
@@ -47,7 +47,7 @@ export function register(program: Command): void {
       const { http, registry } = upstreamClients(config);
       try {
         const payload = await buildPayload(await readSources(sourcesPath), { http, registry, out });
-        await writeFileAtomic(opts.out, `${JSON.stringify(payload, null, 2)}\n`);
+        await writeOutputFile(opts.out, `${JSON.stringify(payload, null, 2)}\n`);
         const bytes = payload.artifacts.reduce((n, a) => n + a.size + (a.kind === 'oci-image' ? a.blobs.reduce((m, b) => m + b.size, 0) : 0), 0);
         out.result(
           { out: opts.out, product: payload.product, release: payload.release, serial: payload.serial, artifacts: payload.artifacts.length, bytes },

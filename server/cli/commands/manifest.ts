@@ -19,7 +19,7 @@ import { readTrustFile } from '../../../storage/support/trust-file.js';
 import { requireTrust, type CommonFlags } from '../../config.js';
 import { action, withCommon } from '../program.js';
 import { manifestGroup } from './manifest-group.js';
-import { readInput, readPrivateKeys, writeFileAtomic } from './publisher-files.js';
+import { readInput, readPrivateKeys, writeOutputFile } from './publisher-files.js';
 
 export interface SignResult {
   manifest: ReleaseManifest;
@@ -37,7 +37,7 @@ export async function manifestSign(payloadPath: string, keyPaths: string[], outP
   const manifest = validateReleaseManifest(parseStrictJson(await readInput(payloadPath, 'manifest'), payloadPath));
   const keys = await readPrivateKeys(keyPaths);
   const payload = canonicalBytes(manifest);
-  await writeFileAtomic(outPath, signEnvelope(RELEASE_PAYLOAD_TYPE, payload, keys));
+  await writeOutputFile(outPath, signEnvelope(RELEASE_PAYLOAD_TYPE, payload, keys));
   return { manifest, digest: sha256Hex(payload), keyids: [...new Set(keys.map((k) => keyIdOf(k)))] };
 }
 

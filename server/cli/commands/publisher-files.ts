@@ -5,7 +5,7 @@
  * never be replaced, as for private keys).
  */
 import { readFile } from 'node:fs/promises';
-import { writeFileAtomic as writeAtomic } from '../../../storage/support/atomic.js';
+import { writeFileAtomic, type AtomicWriteOptions } from '../../../storage/support/atomic.js';
 import { AirlockError } from '../../../manifests/errors.js';
 import { loadPrivateKeyPem, loadPublicKeyPem } from '../../../manifests/keys.js';
 import type { KeyObject } from 'node:crypto';
@@ -20,15 +20,10 @@ export async function readInput(path: string, what: string): Promise<Buffer> {
   }
 }
 
-export interface WriteOptions {
-  mode?: number;
-  /** refuse to replace an existing file (private keys) */
-  exclusive?: boolean;
-}
-
-export async function writeFileAtomic(path: string, data: Uint8Array | string, opts: WriteOptions = {}): Promise<void> {
+/** Writes a command's result atomically; a failure is the operator's to fix (EUSAGE naming the file). */
+export async function writeOutputFile(path: string, data: Uint8Array | string, opts: AtomicWriteOptions = {}): Promise<void> {
   try {
-    await writeAtomic(path, data, opts);
+    await writeFileAtomic(path, data, opts);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
       throw new AirlockError('EUSAGE', `${path} already exists: refusing to overwrite it`, { path });

@@ -16,7 +16,7 @@ import { ROOT_PAYLOAD_TYPE, type RootPayload } from '../../../manifests/types.js
 import { parseDate } from '../../../storage/support/config.js';
 import type { CommonFlags } from '../../config.js';
 import { action, withCommon } from '../program.js';
-import { readInput, readPrivateKeys, readPublicKeys, writeFileAtomic } from './publisher-files.js';
+import { readInput, readPrivateKeys, readPublicKeys, writeOutputFile } from './publisher-files.js';
 
 export interface RootSpec {
   /** private keys of the new root role */
@@ -76,7 +76,7 @@ export async function rootInit(spec: RootSpec, now: Date): Promise<TrustedRoot> 
   const { payload, rootSigners } = await buildPayload(spec, 1, now);
   const bytes = signEnvelope(ROOT_PAYLOAD_TYPE, canonicalBytes(payload), rootSigners);
   const root = loadTrustedRoot(bytes, now);
-  await writeFileAtomic(spec.out, bytes);
+  await writeOutputFile(spec.out, bytes);
   return root;
 }
 
@@ -89,7 +89,7 @@ export async function rootRotate(spec: RootSpec & { from: string; signKeys: stri
   const signers = distinct([...(await readPrivateKeys(spec.signKeys)), ...rootSigners]);
   const bytes = signEnvelope(ROOT_PAYLOAD_TYPE, canonicalBytes(payload), [...signers.values()]);
   const root = updateTrustedRoot(old, [bytes], now);
-  await writeFileAtomic(spec.out, bytes);
+  await writeOutputFile(spec.out, bytes);
   return root;
 }
 
