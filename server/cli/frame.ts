@@ -2,7 +2,8 @@
  * What every `airlock` command is built from: the root command, the common
  * flags and the action wrapper. Apart from program.ts (which registers every
  * command) so that one command can be loaded alone: `airlock serve` runs for
- * months and should not carry the other commands' modules (main.ts).
+ * months and should not carry the other commands' modules (main.ts). Commands
+ * import from here, never from program.ts, which imports them.
  */
 import { Command, Option } from 'commander';
 import { loadConfig, type AirlockConfig, type CommonFlags } from '../config.js';

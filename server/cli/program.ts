@@ -7,8 +7,6 @@ import type { Command } from 'commander';
 import { COMMANDS } from './commands/index.js';
 import { rootCommand } from './frame.js';
 
-export { action, withCommon, type CommandContext } from './frame.js';
-
 /** One line per command in `airlock --help`; each command's own --help says the rest. */
 const SUMMARIES: Readonly<Record<string, string>> = {
   stage: 'pull everything a signed release lists into the cache, through the proxy',

@@ -6,7 +6,7 @@ import { openStore } from '../../../storage/index.js';
 import { parseSize } from '../../../storage/support/config.js';
 import { humanBytes } from '../../../storage/support/output.js';
 import { readTrustFile } from '../../../storage/support/trust-file.js';
-import { action, withCommon } from '../program.js';
+import { action, withCommon } from '../frame.js';
 import type { CommonFlags } from '../../config.js';
 
 interface ExportFlags extends CommonFlags {

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { gc, parseDuration } from '../../../storage/gc.js';
 import { openStore } from '../../../storage/index.js';
 import { humanBytes } from '../../../storage/support/output.js';
-import { action, withCommon } from '../program.js';
+import { action, withCommon } from '../frame.js';
 import type { CommonFlags } from '../../config.js';
 
 interface GcFlags extends CommonFlags {

@@ -5,7 +5,7 @@ import { importBundle } from '../../../storage/bundle/index.js';
 import { openStore } from '../../../storage/index.js';
 import { humanBytes } from '../../../storage/support/output.js';
 import { readTrustFile } from '../../../storage/support/trust-file.js';
-import { action, withCommon } from '../program.js';
+import { action, withCommon } from '../frame.js';
 import { requireTrust, type CommonFlags } from '../../config.js';
 
 export function register(program: Command): void {

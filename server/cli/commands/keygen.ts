@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { generateKey } from '../../../manifests/keys.js';
 import { AirlockError } from '../../../manifests/errors.js';
-import { action, withCommon } from '../program.js';
+import { action, withCommon } from '../frame.js';
 import type { CommonFlags } from '../../config.js';
 import { writeOutputFile } from './publisher-files.js';
 import { rm } from 'node:fs/promises';

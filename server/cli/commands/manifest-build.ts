@@ -9,7 +9,7 @@ import { AirlockError } from '../../../manifests/errors.js';
 import { humanBytes } from '../../../storage/support/output.js';
 import { buildPayload, readSources } from '../../stage/build.js';
 import { upstreamClients } from '../../stage/stage.js';
-import { action, withCommon } from '../program.js';
+import { action, withCommon } from '../frame.js';
 import { manifestGroup } from './manifest-group.js';
 import { writeOutputFile } from './publisher-files.js';
 

@@ -17,7 +17,7 @@ import { RELEASE_PAYLOAD_TYPE, type ReleaseManifest } from '../../../manifests/t
 import type { Output } from '../../../storage/support/output.js';
 import { readTrustFile } from '../../../storage/support/trust-file.js';
 import { requireTrust, type CommonFlags } from '../../config.js';
-import { action, withCommon } from '../program.js';
+import { action, withCommon } from '../frame.js';
 import { manifestGroup } from './manifest-group.js';
 import { readInput, readPrivateKeys, writeOutputFile } from './publisher-files.js';
 

@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { relocate } from '../../../storage/relocate.js';
 import { humanBytes } from '../../../storage/support/output.js';
-import { action, withCommon } from '../program.js';
+import { action, withCommon } from '../frame.js';
 import { DEFAULT_CONFIG_FILE, type CommonFlags } from '../../config.js';
 
 interface RelocateFlags extends CommonFlags {

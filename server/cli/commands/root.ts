@@ -15,7 +15,7 @@ import { validateRootPayload } from '../../../manifests/schema.js';
 import { ROOT_PAYLOAD_TYPE, type RootPayload } from '../../../manifests/types.js';
 import { parseDate } from '../../../storage/support/config.js';
 import type { CommonFlags } from '../../config.js';
-import { action, withCommon } from '../program.js';
+import { action, withCommon } from '../frame.js';
 import { readInput, readPrivateKeys, readPublicKeys, writeOutputFile } from './publisher-files.js';
 
 export interface RootSpec {

@@ -1,6 +1,6 @@
 /** `airlock stage ENVELOPE [--plan] [--skip-preflight] [--parallel N]` */
 import { Command, Option } from 'commander';
-import { withCommon, action } from '../program.js';
+import { withCommon, action } from '../frame.js';
 import type { CommonFlags } from '../../config.js';
 import { parseSize } from '../../../storage/support/config.js';
 import { humanBytes } from '../../../storage/support/output.js';

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { openStore, type ReleaseStatus } from '../../../storage/index.js';
 import { humanBytes } from '../../../storage/support/output.js';
 import type { CommonFlags } from '../../config.js';
-import { action, withCommon } from '../program.js';
+import { action, withCommon } from '../frame.js';
 
 const NOT_READY = 1;
 

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { openStore } from '../../../storage/index.js';
 import type { CommonFlags } from '../../config.js';
-import { action, withCommon } from '../program.js';
+import { action, withCommon } from '../frame.js';
 
 interface VerifyFlags extends CommonFlags {
   rebuildIndex?: boolean;
