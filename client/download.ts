@@ -1,14 +1,19 @@
 /**
- * Downloads this node's blobs from the cache into local staging: a small
+ * Downloads this node's blobs from the cache(s) into local staging: a small
  * content store under `STATE/staging`, so partial files, Range resume,
  * digest-and-size verification and atomic commit all come from storage/.
+ * With several caches, each blob's URL list is one per cache in the order
+ * given, and storage's ingest applies the same rules as `airlock stage` to
+ * upstream mirrors: a cache too slow (min_rate over rate_window) or failing
+ * is left for the next one, resuming from its bytes, and a digest failure on
+ * bytes from two caches is retried from 0 before any cache is blamed.
  * Parallel, bounded; the first failure stops new work and is reported
  * (EINTEGRITY for wrong bytes: nothing of that blob is kept; EUPSTREAM when
- * the cache is down: a re-run resumes from the partial files).
+ * every cache is down: a re-run resumes from the partial files).
  */
 import { AirlockError, toAirlockError } from '../manifests/errors.js';
 import type { BlobRef } from '../manifests/types.js';
-import type { Store } from '../storage/index.js';
+import type { Fetcher, Store, UrlFailure } from '../storage/index.js';
 import type { Output } from '../storage/support/output.js';
 import type { CacheClient } from './remote.js';
 
@@ -18,6 +23,26 @@ export interface DownloadSummary {
   alreadyStaged: number;
   bytesTransferred: number;
   bytesResumed: number;
+  /** blobs for which a cache failed and another one served them */
+  fallbacks: Array<{ sha256: string; paths: string[]; url: string | null; failed: UrlFailure[] }>;
+}
+
+export interface DownloadOptions {
+  parallel: number;
+  out: Output;
+  /** attempts without progress per cache (default 3) */
+  retries?: number;
+  backoffMs?: number;
+  /** bytes/s over rateWindowMs below which the next cache is tried (storage's defaults: 1 KiB/s over 60 s) */
+  minRate?: number;
+  rateWindowMs?: number;
+}
+
+/** One Fetcher over several caches: each blob URL goes to the cache it names. */
+function cachesFetcher(caches: readonly CacheClient[]): Fetcher {
+  return {
+    fetch: (url, opts) => (caches.find((c) => url.startsWith(`${c.base}/`)) ?? caches[0]!).fetcher.fetch(url, opts),
+  };
 }
 
 /**
@@ -42,14 +67,17 @@ function pauseAtBytes(bytes: number, size: number): void {
 
 export async function downloadBlobs(
   store: Store,
-  cache: CacheClient,
+  cacheOrCaches: CacheClient | readonly CacheClient[],
   blobs: ReadonlyArray<BlobRef & { paths: string[] }>,
-  opts: { parallel: number; out: Output; retries?: number },
+  opts: DownloadOptions,
 ): Promise<DownloadSummary> {
+  const caches: readonly CacheClient[] = Array.isArray(cacheOrCaches) ? cacheOrCaches : [cacheOrCaches as CacheClient];
+  if (caches.length === 0) throw new AirlockError('EUSAGE', 'no cache to download from');
+  const fetcher = caches.length === 1 ? caches[0]!.fetcher : cachesFetcher(caches);
   const total = blobs.reduce((n, b) => n + b.size, 0);
   const bar = opts.out.progress('download', total);
   const done = new Map<string, number>();
-  const summary: DownloadSummary = { blobs: blobs.length, fetched: 0, alreadyStaged: 0, bytesTransferred: 0, bytesResumed: 0 };
+  const summary: DownloadSummary = { blobs: blobs.length, fetched: 0, alreadyStaged: 0, bytesTransferred: 0, bytesResumed: 0, fallbacks: [] };
   const abort = new AbortController();
   let failure: AirlockError | null = null;
   let next = 0;
@@ -57,9 +85,13 @@ export async function downloadBlobs(
     while (!failure && next < blobs.length) {
       const b = blobs[next++]!;
       try {
-        const r = await store.ingestFromUrls({ sha256: b.sha256, size: b.size }, [cache.blobUrl(b.sha256)], cache.fetcher, {
+        const urls = caches.map((c) => c.blobUrl(b.sha256));
+        const r = await store.ingestFromUrls({ sha256: b.sha256, size: b.size }, urls, fetcher, {
           signal: abort.signal,
           retries: opts.retries ?? 3,
+          backoffMs: opts.backoffMs,
+          minRate: opts.minRate,
+          rateWindowMs: opts.rateWindowMs,
           onProgress: (p) => {
             done.set(p.digest, p.bytes);
             pauseAtBytes(p.bytes, p.size);
@@ -72,7 +104,21 @@ export async function downloadBlobs(
         else summary.alreadyStaged++;
         summary.bytesTransferred += r.transferred;
         summary.bytesResumed += r.resumedFrom;
-        opts.out.event('staged', { sha256: b.sha256, size: b.size, paths: b.paths, fetched: r.fetched, transferred: r.transferred, resumedFrom: r.resumedFrom });
+        const failed = r.failed ?? [];
+        if (failed.length > 0) {
+          summary.fallbacks.push({ sha256: b.sha256, paths: b.paths, url: r.url ?? null, failed });
+          opts.out.warn(`${b.paths[0]}: from ${r.url} after ${failed.map((f) => `${f.url} failed (${f.code})`).join(', ')}`, { sha256: b.sha256, url: r.url, failed });
+        }
+        opts.out.event('staged', {
+          sha256: b.sha256,
+          size: b.size,
+          paths: b.paths,
+          fetched: r.fetched,
+          transferred: r.transferred,
+          resumedFrom: r.resumedFrom,
+          url: r.url ?? null,
+          failed,
+        });
       } catch (e) {
         const err = toAirlockError(e);
         if (!failure) {
