@@ -1,9 +1,13 @@
 /**
- * openStore: wires the blob backend, the release index, ingest, status,
- * verify and the writer lock into one Store. A reader store (write: false)
- * takes no lock and never opens the level database, so `serve` and `status`
- * work while `stage` writes from another process: they read blobs/ and the
- * envelope files only.
+ * The Store (the contract `server/` and `client/` code against, through
+ * storage/index.ts) and openStore, which wires the blob backend, the release
+ * index, ingest, status, verify and the writer lock into one. It lives here,
+ * not in types.ts, because its ingest options are content/ingest.ts's, and
+ * that file imports types.ts.
+ *
+ * A reader store (write: false) takes no lock and never opens the level
+ * database, so `serve` and `status` work while `stage` writes from another
+ * process: they read blobs/ and the envelope files only.
  */
 import { mkdir, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
@@ -12,8 +16,7 @@ import { assertNoRollback, releaseBlobs, type VerifiedRelease } from '../manifes
 import { AirlockError } from '../manifests/errors.js';
 import type { AcceptedSerial, BlobRef } from '../manifests/types.js';
 import { fsBackend } from './backend/fs.js';
-import { ingestFromUrls, ingestStream, type IngestContext } from './content/ingest.js';
-import type { IngestOptions, OpenStoreOptions, Store, VerifyReport } from './index.js';
+import { ingestFromUrls, ingestStream, type IngestContext, type IngestTuning } from './content/ingest.js';
 import {
   LevelIndex,
   listEnvelopeFiles,
@@ -28,8 +31,64 @@ import { acquireWriterLock, type WriterLock } from './lock.js';
 import { assertReleaseName, envelopesDir, indexDir, partialDir } from './paths.js';
 import { releaseStatus } from './status.js';
 import { readOutline, writeOutline } from './index/outline.js';
-import type { BlobStat, ByteRange, Fetcher, IngestResult, ReleaseStatus, StoredRelease } from './types.js';
+import type { BlobBackend, BlobStat, ByteRange, Fetcher, IngestResult, ReleaseStatus, StoredRelease } from './types.js';
 import { verifyBlobs, type VerifyTarget } from './verify.js';
+
+export interface OpenStoreOptions {
+  cacheDir: string;
+  /** take the writer lock (proper-lockfile on cache_dir); readers need none */
+  write?: boolean;
+  /** how long a second writer waits for the lock before ELOCKED (default 5 s) */
+  lockWaitMs?: number;
+  /** defaults to the filesystem backend under cache_dir/blobs */
+  backend?: BlobBackend;
+}
+
+/** Ingest tuning: abort signal, progress, retries with backoff, stall timeout (storage/content/ingest.ts). */
+export type IngestOptions = IngestTuning;
+
+export interface VerifyReport {
+  checked: number;
+  ok: number;
+  corrupt: Array<{ sha256: string; expectedSize: number | null; foundSize: number; foundSha256: string; quarantinedAs: string }>;
+  missing: Array<{ sha256: string; size: number; paths: string[] }>;
+}
+
+export interface Store {
+  readonly cacheDir: string;
+  readonly backend: BlobBackend;
+  readonly writable: boolean;
+
+  // ---- blobs (readers) ----
+  stat(digest: string): Promise<BlobStat | null>;
+  read(digest: string, range?: ByteRange): Promise<Readable>;
+
+  // ---- ingest (writers) ----
+  /**
+   * Resumable, verified download: continues a partial from `partial/` (re-hashing
+   * what is there), tries `urls` in order, retries with backoff, cuts at size+1,
+   * refuses wrong bytes with EINTEGRITY, commits by atomic rename. Concurrent
+   * calls for one digest are coalesced. Already present → fetched:false.
+   */
+  ingestFromUrls(expected: BlobRef, urls: string[], fetcher: Fetcher, opts?: IngestOptions): Promise<IngestResult>;
+  /** One-shot verified ingest of a stream (bundles, tests). */
+  ingestStream(expected: BlobRef, stream: Readable, opts?: IngestOptions): Promise<IngestResult>;
+
+  // ---- releases ----
+  /** Stores the verified envelope and persists the new accepted serial, atomically. */
+  putRelease(verified: VerifiedRelease): Promise<void>;
+  getRelease(release: string): Promise<StoredRelease | null>;
+  listReleases(): Promise<StoredRelease[]>;
+  /** Changes whenever a release is stored or removed (by any process): readers compare it to know their view is stale. */
+  releasesStamp(): Promise<number>;
+  acceptedSerials(): Promise<Record<string, AcceptedSerial>>;
+  status(release: string): Promise<ReleaseStatus>;
+
+  // ---- maintenance (writers) ----
+  verify(release?: string, opts?: { onProgress?: (done: number, total: number) => void }): Promise<VerifyReport>;
+  rebuildIndex(): Promise<{ releases: number; blobs: number }>;
+  close(): Promise<void>;
+}
 
 export async function openStore(opts: OpenStoreOptions): Promise<Store> {
   const cacheDir = resolve(opts.cacheDir);
