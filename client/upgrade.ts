@@ -139,6 +139,8 @@ export async function upgrade(config: NodeConfig, opts: UpgradeOptions, out: Out
         await downloadBlobs(store, cache, [{ sha256: update.artifact.sha256, size: update.artifact.size, paths: [update.artifact.path] }], {
           parallel: 1,
           out,
+          minRate: config.minRate,
+          rateWindowMs: config.rateWindowMs,
         });
         const main = await installClient(update, store, state, out);
         await store.close();
@@ -175,7 +177,7 @@ export async function upgrade(config: NodeConfig, opts: UpgradeOptions, out: Out
 
     // 5. download into staging
     out.note(`downloading ${blobs.length} blob(s), ${humanBytes(missing)} not yet staged, from ${cache.base}`);
-    const dl: DownloadSummary = await downloadBlobs(store, cache, blobs, { parallel: config.parallel, out });
+    const dl: DownloadSummary = await downloadBlobs(store, cache, blobs, { parallel: config.parallel, out, minRate: config.minRate, rateWindowMs: config.rateWindowMs });
     if (opts.downloadOnly) {
       return {
         status: 'downloaded',
