@@ -103,8 +103,8 @@ export function loadNodeConfig(flags: NodeFlags, cwd: string = process.cwd(), fa
   return Object.freeze({
     configFile: file.path,
     cache: cache?.replace(/\/+$/, '') ?? null,
-    stateDir: resolve(cwd, flags.stateDir ?? v.state_dir ?? DEFAULT_STATE_DIR),
-    root: resolve(cwd, flags.root ?? v.root ?? '/'),
+    stateDir: flags.stateDir ? localPath(cwd, flags.stateDir, '--state-dir') : resolve(cwd, v.state_dir ?? DEFAULT_STATE_DIR),
+    root: flags.root ? localPath(cwd, flags.root, '--root') : resolve(cwd, v.root ?? '/'),
     roles: Object.freeze([...roles]),
     trust: flags.trust ? localPath(cwd, flags.trust, '--trust') : (v.trust ?? null),
     memoryFloorCore: v.memory_floor_core ?? 2 ** 30,

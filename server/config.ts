@@ -109,10 +109,10 @@ export function loadConfig(flags: CommonFlags, cwd: string = process.cwd()): Air
   }
   return Object.freeze({
     configFile: file.path,
-    cacheDir: resolve(cwd, flags.cacheDir ?? v.cache_dir ?? DEFAULT_CACHE_DIR),
+    cacheDir: flags.cacheDir ? localPath(cwd, flags.cacheDir, '--cache-dir') : resolve(cwd, v.cache_dir ?? DEFAULT_CACHE_DIR),
     trust: flags.trust ? localPath(cwd, flags.trust, '--trust') : (v.trust ?? null),
     proxy: flags.proxy ?? v.proxy ?? null,
-    caFile: flags.caFile ? resolve(cwd, flags.caFile) : (v.ca_file ?? null),
+    caFile: flags.caFile ? localPath(cwd, flags.caFile, '--ca-file') : (v.ca_file ?? null),
     insecureRegistries: Object.freeze([...(v.insecure_registries ?? []), ...(flags.insecureRegistry ?? [])]),
     parallel,
     acceptExpiredUntil: expiredText ? parseDate(expiredText, 'accept_expired_until') : null,

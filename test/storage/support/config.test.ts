@@ -109,4 +109,19 @@ describe('server loadConfig', () => {
     expect(failure(() => loadConfig({ parallel: '0' }, '/nonexistent-dir')).code).toBe('EUSAGE');
     expect(failure(() => loadConfig({ listen: 'everywhere' }, '/nonexistent-dir')).message).toMatch(/HOST:PORT/);
   });
+
+  it('refuses a URL where a local path belongs, in flags and in the file, naming the flag or key', () => {
+    for (const [flags, name] of [
+      [{ trust: 'https://example.org/root.json' }, '--trust'],
+      [{ cacheDir: 'http://127.0.0.1/cache' }, '--cache-dir'],
+      [{ caFile: 'file:///etc/ssl/ca.pem' }, '--ca-file'],
+    ] as const) {
+      const e = failure(() => loadConfig(flags, '/nonexistent-dir'));
+      expect(e.code).toBe('EUSAGE');
+      expect(e.message).toContain(`${name}: "`);
+      expect(e.message).toMatch(/not a URL/);
+    }
+    const file = withFile('trust: https://example.org/root.json\n');
+    expect(failure(() => loadConfig({ config: file }, '/nonexistent-dir')).message).toMatch(/key "trust" must be a local path, not a URL/);
+  });
 });
