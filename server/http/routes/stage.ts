@@ -5,6 +5,7 @@
  */
 import type { Context } from 'koa';
 import { timingSafeEqual, createHash } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
 import { AirlockError } from '../../../manifests/errors.js';
 import { LIMITS } from '../../../manifests/types.js';
 import type { Route, ServeEnv } from '../env.js';
@@ -39,6 +40,26 @@ async function readBody(ctx: Context, cap: number): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
+/**
+ * The envelope exactly as the caller sent it inside `{"envelope": {...}}`:
+ * the store keeps (and /releases/R/manifest serves) the publisher's bytes, so
+ * the value's own span of the body is taken, not a re-serialization.
+ */
+export function envelopeBytes(raw: Buffer, parsed: { envelope?: unknown }): Buffer {
+  const text = raw.toString('utf8');
+  const m = /^\s*\{\s*"envelope"\s*:\s*/.exec(text);
+  const end = text.trimEnd();
+  if (m && Object.keys(parsed).length === 1 && end.endsWith('}')) {
+    const value = end.slice(m[0].length, -1).trimEnd();
+    try {
+      if (isDeepStrictEqual(JSON.parse(value), parsed.envelope)) return Buffer.from(value, 'utf8');
+    } catch {
+      // not the span we thought: fall through
+    }
+  }
+  throw new AirlockError('EUSAGE', 'POST /stage: send {"envelope": <the envelope JSON>} with no other field, or the envelope URL');
+}
+
 export const stageRoutes: Route[] = [
   {
     name: 'stage-status',
@@ -71,7 +92,7 @@ export const stageRoutes: Route[] = [
       let arg: { url?: string; inline?: Buffer };
       if (typeof e === 'string' && /^https?:\/\//.test(e)) arg = { url: e };
       else if (typeof e === 'string') arg = { inline: Buffer.from(e, 'utf8') };
-      else if (e && typeof e === 'object') arg = { inline: Buffer.from(JSON.stringify(e), 'utf8') };
+      else if (e && typeof e === 'object') arg = { inline: envelopeBytes(raw, body) };
       else throw new AirlockError('EUSAGE', 'POST /stage: field "envelope" is missing (a URL or the envelope JSON)');
       const result = await env.stage(arg);
       env.catalog.invalidate();

@@ -246,6 +246,13 @@ describe('writes', () => {
     const r = await raw(p, '/stage', { method: 'POST', body: '{"envelope":"http://x/e.json"}', headers: { Authorization: `Bearer ${TOKEN}` } });
     expect(r.status).toBe(202);
     expect(seen[0]!.url).toBe('http://x/e.json');
+    // an inline envelope is handed over byte for byte, spacing and key order as sent
+    const envelope = '{ "signatures": [ {"sig": "c2ln", "keyid": "k"} ],\n  "payloadType": "application/vnd.airlock.release+json", "payload": "e30=" }';
+    const inline = await raw(p, '/stage', { method: 'POST', body: `{"envelope":  ${envelope}  }\n`, headers: { Authorization: `Bearer ${TOKEN}` } });
+    expect(inline.status).toBe(202);
+    expect(seen[1]!.inline!.toString('utf8')).toBe(envelope);
+    const extra = await raw(p, '/stage', { method: 'POST', body: `{"envelope": ${envelope}, "x": 1}`, headers: { Authorization: `Bearer ${TOKEN}` } });
+    expect(extra.status).toBe(400);
     h.closeAllConnections();
     await new Promise((r2) => h.close(r2));
   });
