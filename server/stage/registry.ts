@@ -179,15 +179,17 @@ export class RegistryClient {
     return token;
   }
 
-  /** A manifest by tag or digest, its digest computed from the bytes (never taken from a header). */
-  async manifest(ref: ImageRef, reference: string, signal?: AbortSignal): Promise<FetchedManifest> {
+  /** A manifest by tag or digest, its digest computed from the bytes (never taken from a header); `maxBytes` caps it (EINTEGRITY beyond). */
+  async manifest(ref: ImageRef, reference: string, signal?: AbortSignal, maxBytes: number = MAX_MANIFEST_BYTES): Promise<FetchedManifest> {
     const url = this.manifestUrl(ref, reference);
-    const res = await this.get(url, { headers: { accept: MANIFEST_ACCEPT }, maxLength: MAX_MANIFEST_BYTES + 1, signal });
+    // a signed size makes a tighter cap than "manifests are small"
+    const cap = Math.min(maxBytes, MAX_MANIFEST_BYTES);
+    const res = await this.get(url, { headers: { accept: MANIFEST_ACCEPT }, maxLength: cap + 1, signal });
     if (res.status !== 200) {
       res.body.resume();
       throw statusError(res.status, url);
     }
-    const body = await readAll(res.body, MAX_MANIFEST_BYTES, url);
+    const body = await readAll(res.body, cap, url);
     const declared = String(res.headers['content-type'] ?? '').split(';')[0]!.trim();
     const mediaType = mediaTypeOf(body, declared);
     return { body, digest: `sha256:${sha256Hex(body)}`, mediaType };

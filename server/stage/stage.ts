@@ -336,10 +336,22 @@ async function fetchImageManifest(store: Store, b: PlannedBlob, ctx: DownloadCon
   const where = `${image.path} (${image.image})`;
   let lastError: AirlockError | null = null;
   const attempts = Math.max(1, ctx.retries ?? 4);
+  // The manifest is read whole, not through ingest: min_rate applies as a deadline per attempt instead
+  // (a window plus its size at min_rate), so a registry trickling it cannot hold the run.
+  const minRate = ctx.minRate ?? 0;
+  const budgetMs = minRate > 0 ? (ctx.rateWindowMs ?? 60_000) + Math.ceil((b.size * 1000) / minRate) : 0;
   for (let attempt = 1; attempt <= attempts; attempt++) {
     if (ctx.signal?.aborted) break;
+    const deadline = budgetMs > 0 ? AbortSignal.timeout(budgetMs) : null;
+    const signal = deadline && ctx.signal ? AbortSignal.any([ctx.signal, deadline]) : (deadline ?? ctx.signal);
     try {
-      const m = await ctx.registry.manifest(ref, `sha256:${b.sha256}`, ctx.signal);
+      const m = await ctx.registry.manifest(ref, `sha256:${b.sha256}`, signal, b.size + 1).catch((e: unknown) => {
+        if (!deadline?.aborted || ctx.signal?.aborted) throw e;
+        throw new AirlockError('EUPSTREAM', `${where}: too slow: the ${b.size}-byte image manifest did not arrive within ${(budgetMs / 1000).toFixed(1)} s`, {
+          path: image.path,
+          cause: 'too slow',
+        });
+      });
       if (m.digest !== `sha256:${b.sha256}` || m.body.length !== b.size) {
         throw new AirlockError('EINTEGRITY', `${where}: image manifest is ${m.digest} (${m.body.length} bytes), expected sha256:${b.sha256} (${b.size} bytes)`, {
           path: image.path,

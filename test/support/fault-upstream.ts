@@ -62,8 +62,8 @@ export interface FaultUpstream {
   /** body bytes written per path (and in total) */
   bytesSent(path?: string): number;
   /** a registry facade under /v2/; `auth` switches the 401 + token flow on */
-  /** `realm` replaces the token realm announced in the 401 challenge */
-  registry(images: RegistryImage[], opts?: { auth?: boolean; redirectBlobsTo?: string; realm?: string }): void;
+  /** `realm` replaces the token realm announced in the 401 challenge; `trickleManifestsMs` sends manifests a byte at a time */
+  registry(images: RegistryImage[], opts?: { auth?: boolean; redirectBlobsTo?: string; realm?: string; trickleManifestsMs?: number }): void;
   close(): Promise<void>;
 }
 
@@ -83,6 +83,7 @@ export async function startFaultUpstream(): Promise<FaultUpstream> {
   let registryAuth = false;
   let redirectBlobsTo: string | undefined;
   let realm: string | undefined;
+  let trickleManifestsMs: number | undefined;
   const TOKEN = 'tok-fault-123';
   const sockets = new Set<net.Socket>();
 
@@ -244,10 +245,23 @@ export async function startFaultUpstream(): Promise<FaultUpstream> {
         res.writeHead(404).end('{"errors":[{"code":"MANIFEST_UNKNOWN","message":"accept header does not support this manifest"}]}');
         return true;
       }
+      res.writeHead(200, { 'content-type': man.mediaType, 'docker-content-digest': digest, 'content-length': man.body.length });
+      if (trickleManifestsMs) {
+        let off = 0;
+        const timer = setInterval(() => {
+          if (res.destroyed || off >= man.body.length) {
+            clearInterval(timer);
+            if (!res.destroyed) res.end();
+            return;
+          }
+          count(path, 1);
+          res.write(man.body.subarray(off, ++off));
+        }, trickleManifestsMs);
+        res.once('close', () => clearInterval(timer));
+        return true;
+      }
       count(path, man.body.length);
-      res
-        .writeHead(200, { 'content-type': man.mediaType, 'docker-content-digest': digest, 'content-length': man.body.length })
-        .end(man.body);
+      res.end(man.body);
       return true;
     }
     const blob = image.blobs[ref];
@@ -288,6 +302,7 @@ export async function startFaultUpstream(): Promise<FaultUpstream> {
       registryAuth = opts.auth ?? false;
       redirectBlobsTo = opts.redirectBlobsTo;
       realm = opts.realm;
+      trickleManifestsMs = opts.trickleManifestsMs;
     },
     async close() {
       for (const s of sockets) s.destroy();

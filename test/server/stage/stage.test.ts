@@ -459,6 +459,23 @@ describe('stage refuses hostile upstreams, stores nothing', () => {
     expect(env.up.requests.filter((r) => r.path.includes('/manifests/'))).toHaveLength(1);
   });
 
+  it('a registry trickling an image manifest is bounded by min_rate (a deadline per attempt), not held forever', async () => {
+    const { image, artifact } = makeImage('demo/slow');
+    env.up.registry([image], { trickleManifestsMs: 40 });
+    const t0 = Date.now();
+    const err = await stageRelease(env.config({ insecureRegistry: [`127.0.0.1:${env.up.port}`] }), capture().out, { source: env.release([artifact]) }, {
+      ...one,
+      retries: 2,
+      minRate: 10_000,
+      rateWindowMs: 500,
+      signal: AbortSignal.timeout(15_000),
+    }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'EUPSTREAM' });
+    expect(String((err as Error).message)).toMatch(/too slow: the \d+-byte image manifest did not arrive within/);
+    expect(Date.now() - t0).toBeLessThan(2 * 600 + 3000);
+    expect(await has(artifact.sha256)).toBe(false);
+  }, 20_000);
+
   it('a token realm on an unrelated host is refused: no request goes there, nothing is stored', async () => {
     const realmHost = await startFaultUpstream();
     try {
