@@ -11,7 +11,7 @@
  *   journal/<release>.jsonl    one line per finished install step (fsync per line)
  *   written/<sha256(target)>.json  what the last `file` install wrote under a target: path → sha256
  *   work/                      scratch files handed to installers (removed after use)
- *   lock                       one upgrade at a time
+ *   lock, lock.info            one upgrade at a time (storage/lock.ts) and who runs it
  * ```
  *
  * Nothing else is written outside `--root`.

@@ -3,10 +3,10 @@
  * verify the manifest against the node's own trust root, self-update, version
  * check, preflight, download into staging, install with a journal, record.
  */
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync } from 'node:fs';
 import { AirlockError } from '../manifests/errors.js';
 import { passTrustGate, type VerifiedRelease } from '../manifests/index.js';
-import { openStore, type Store } from '../storage/index.js';
+import { acquireWriterLock, openStore, type Store } from '../storage/index.js';
 import { humanBytes, type Output } from '../storage/support/output.js';
 import { memoryFloor, type NodeConfig } from './config.js';
 import { downloadBlobs, type DownloadSummary } from './download.js';
@@ -57,40 +57,6 @@ function pauseAfter(stepsDone: number): void {
   }
 }
 
-/**
- * One upgrade per state dir. The lock file holds the owner's pid, so a lock
- * left by a SIGKILLed run (the case the journal exists for) is taken over at
- * once instead of after a staleness timeout.
- */
-function lockState(state: StatePaths): () => Promise<void> {
-  mkdirSync(state.dir, { recursive: true });
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const fd = openSync(state.lock, 'wx', 0o644);
-      writeSync(fd, `${process.pid}\n`);
-      closeSync(fd);
-      return async () => rmSync(state.lock, { force: true });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      const pid = Number.parseInt(readFileSync(state.lock, 'utf8'), 10);
-      let alive = false;
-      try {
-        if (pid > 0 && pid !== process.pid) {
-          process.kill(pid, 0);
-          alive = true;
-        }
-      } catch (k) {
-        alive = (k as NodeJS.ErrnoException).code === 'EPERM';
-      }
-      if (alive) {
-        throw new AirlockError('ELOCKED', `another airlock-node (pid ${pid}) is working on ${state.dir} (lock ${state.lock})`, { stateDir: state.dir, pid });
-      }
-      rmSync(state.lock, { force: true });
-    }
-  }
-  throw new AirlockError('ELOCKED', `cannot take the lock ${state.lock}`, { stateDir: state.dir });
-}
-
 async function fetchVerified(config: NodeConfig, cache: CacheClient, state: StatePaths, release: string | undefined, now: Date, out: Output): Promise<VerifiedRelease> {
   const trust = nodeTrust(config.trust, state, out);
   const name = release ?? newestReady(await cache.releases(), cache.base, readInstalled(state)?.product ?? null);
@@ -121,7 +87,11 @@ export async function upgrade(config: NodeConfig, opts: UpgradeOptions, out: Out
   if (!config.cache) throw new AirlockError('EUSAGE', 'no cache: pass --cache URL (e.g. http://cache:7070) or set "cache" in the config');
   const now = new Date();
   const state = statePaths(config.stateDir);
-  const unlock = lockState(state);
+  // One upgrade per state dir: a second one is refused at once, naming the holder; a lock left by a
+  // SIGKILLed run (the case the journal exists for) is taken over at once. Long staleness: a live run
+  // is never taken over for a busy moment.
+  const lock = await acquireWriterLock(state.dir, { waitMs: 0, staleMs: 60_000, what: 'state dir', command: ['airlock-node', ...opts.argv].join(' ') });
+  const unlock = (): Promise<void> => lock.release();
   const cache = cacheClient(config.cache);
   let store: Store | null = null;
   try {

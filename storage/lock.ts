@@ -3,23 +3,35 @@
  * (lock at `cache_dir/lock`, its mtime refreshed while we live). Beside it,
  * `lock.info` says who holds it, so a second writer can tell the operator.
  *
+ * The node client takes the same lock on its state dir.
+ *
  * A lock left by a SIGKILLed process is recovered two ways: proper-lockfile
- * treats it as stale once its mtime is `staleMs` old, and sooner, when
- * lock.info names a process on this host that no longer exists (and the
- * lock has not been refreshed for a few update periods, so we never take a
- * lock someone just acquired).
+ * treats it as stale once its mtime is `staleMs` old, and at once when
+ * lock.info names a process on this host that no longer exists and the very
+ * lock folder that process made (its inode and birth time are in lock.info),
+ * so a lock someone else just acquired is never taken. A lock.info without
+ * that identity (older versions) waits until the lock has not been refreshed
+ * for a few update periods instead.
  */
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import lockfile from 'proper-lockfile';
 import { AirlockError } from '../manifests/errors.js';
 import { lockInfoPath, lockPath } from './paths.js';
+import { writeFileAtomic } from './support/atomic.js';
 
 export interface LockInfo {
   pid: number;
   hostname: string;
   command: string;
   since: string;
+  /** which lock folder this describes: a new one (same path, other holder) has another inode or birth time */
+  lock?: LockIdentity;
+}
+
+interface LockIdentity {
+  ino: number;
+  birthtimeMs: number;
 }
 
 export interface WriterLock {
@@ -36,6 +48,8 @@ export interface LockOptions {
   staleMs?: number;
   /** what to call us in lock.info (default: this process's argv) */
   command?: string;
+  /** what the locked folder is, for the ELOCKED message (default "cache") */
+  what?: string;
 }
 
 const UPDATE_MS = 1000;
@@ -64,21 +78,26 @@ export async function acquireWriterLock(cacheDir: string, opts: LockOptions = {}
         hostname: hostname(),
         command: opts.command ?? process.argv.slice(1).join(' '),
         since: new Date().toISOString(),
+        lock: await identityOf(lockPath(cacheDir)).catch(() => undefined),
       };
-      await writeFile(lockInfoPath(cacheDir), `${JSON.stringify(info)}\n`);
+      // temp + rename: a reader never sees half of it, and a link planted at the name is replaced, not followed
+      await writeFileAtomic(lockInfoPath(cacheDir), `${JSON.stringify(info)}\n`);
+      let released = false;
       return {
         info,
         get compromised() {
           return compromised;
         },
         async release() {
+          if (released) return;
+          released = true;
           await rm(lockInfoPath(cacheDir), { force: true });
           if (!compromised) await unlock();
         },
       };
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ELOCKED') throw e;
-      if (Date.now() >= deadline) throw await lockedError(cacheDir, waitMs);
+      if (Date.now() >= deadline) throw await lockedError(cacheDir, waitMs, opts.what ?? 'cache');
       await new Promise((r) => setTimeout(r, Math.min(200, Math.max(1, deadline - Date.now()))));
     }
   }
@@ -101,14 +120,14 @@ export async function isLocked(cacheDir: string): Promise<boolean> {
   }
 }
 
-async function lockedError(cacheDir: string, waitMs: number): Promise<AirlockError> {
+async function lockedError(cacheDir: string, waitMs: number, what: string): Promise<AirlockError> {
   const info = await readLockInfo(cacheDir);
   const who = info
     ? `pid ${info.pid} on ${info.hostname} ("${info.command}", since ${info.since})`
     : 'another process (no lock.info yet)';
   return new AirlockError(
     'ELOCKED',
-    `cache ${cacheDir} is locked by ${who}; waited ${Math.round(waitMs / 100) / 10} s (lock: ${lockPath(cacheDir)})`,
+    `${what} ${cacheDir} is locked by ${who}${waitMs > 0 ? `; waited ${Math.round(waitMs / 100) / 10} s` : ''} (lock: ${lockPath(cacheDir)})`,
     { cacheDir, holder: info },
   );
 }
@@ -122,12 +141,19 @@ function alive(pid: number): boolean {
   }
 }
 
+async function identityOf(path: string): Promise<LockIdentity> {
+  const s = await stat(path);
+  return { ino: s.ino, birthtimeMs: s.birthtimeMs };
+}
+
 async function clearDeadHolder(cacheDir: string): Promise<void> {
   const info = await readLockInfo(cacheDir);
   if (!info || info.hostname !== hostname() || info.pid === process.pid || alive(info.pid)) return;
   try {
     const s = await stat(lockPath(cacheDir));
-    if (Date.now() - s.mtimeMs < 3 * UPDATE_MS) return;
+    // a filesystem without birth times reports 0: then only the age of the lock tells
+    const same = info.lock !== undefined && info.lock.birthtimeMs > 0 && info.lock.ino === s.ino && info.lock.birthtimeMs === s.birthtimeMs;
+    if (!same && Date.now() - s.mtimeMs < 3 * UPDATE_MS) return;
   } catch {
     return;
   }

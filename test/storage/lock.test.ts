@@ -1,9 +1,9 @@
-import { mkdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { acquireWriterLock, readLockInfo } from '../../storage/lock.js';
+import { acquireWriterLock, readLockInfo, type LockInfo } from '../../storage/lock.js';
 import { tmp } from './fixtures.js';
 
 let dir: string;
@@ -42,6 +42,52 @@ describe('writer lock', () => {
     const l = await acquireWriterLock(dir, { waitMs: 0 });
     expect(Date.now() - t0).toBeLessThan(1000);
     expect((await readLockInfo(dir))?.pid).toBe(process.pid);
+    await l.release();
+  });
+
+  /** The lock folder and lock.info as a holder leaves them when SIGKILLed a moment ago (mtime fresh). */
+  async function leftByKilled(identity: 'same' | 'other'): Promise<void> {
+    const dead = spawnSync(process.execPath, ['-e', 'process.pid']).pid!;
+    await mkdir(join(dir, 'lock'));
+    const s = await stat(join(dir, 'lock'));
+    const lock = identity === 'same' ? { ino: s.ino, birthtimeMs: s.birthtimeMs } : { ino: s.ino + 1, birthtimeMs: s.birthtimeMs - 5000 };
+    const info: LockInfo = { pid: dead, hostname: hostname(), command: 'airlock-node upgrade', since: new Date().toISOString(), lock };
+    await writeFile(join(dir, 'lock.info'), JSON.stringify(info));
+  }
+
+  it('the lock folder a SIGKILLed holder made is taken over at once, though refreshed just now', async () => {
+    await leftByKilled('same');
+    const t0 = Date.now();
+    const l = await acquireWriterLock(dir, { waitMs: 0 });
+    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(await readLockInfo(dir)).toMatchObject({ pid: process.pid, lock: { ino: (await stat(join(dir, 'lock'))).ino } });
+    await l.release();
+  });
+
+  it('a fresh lock folder that a dead holder\'s lock.info does not describe is left alone (someone just took it)', async () => {
+    await leftByKilled('other');
+    const err = await acquireWriterLock(dir, { waitMs: 0, what: 'state dir' }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'ELOCKED' });
+    expect((err as Error).message).toMatch(/^state dir .* is locked by pid \d+ on .*"airlock-node upgrade", since/);
+  });
+
+  it('release twice is harmless and does not remove the next holder\'s lock.info', async () => {
+    const first = await acquireWriterLock(dir);
+    await first.release();
+    const second = await acquireWriterLock(dir, { waitMs: 0 });
+    await first.release();
+    expect((await readLockInfo(dir))?.pid).toBe(process.pid);
+    expect(await readLockInfo(dir)).toMatchObject({ since: second.info.since });
+    await second.release();
+    expect(await readLockInfo(dir)).toBeNull();
+  });
+
+  it('lock.info replaces a link planted at its name instead of writing through it', async () => {
+    await writeFile(join(dir, 'elsewhere'), 'theirs');
+    await symlink(join(dir, 'elsewhere'), join(dir, 'lock.info'));
+    const l = await acquireWriterLock(dir);
+    expect((await readLockInfo(dir))?.pid).toBe(process.pid);
+    expect(await readFile(join(dir, 'elsewhere'), 'utf8')).toBe('theirs');
     await l.release();
   });
 
