@@ -56,6 +56,8 @@ export interface RegistryClientOptions {
   http: HttpClient;
   /** host[:port] entries spoken to over plain http */
   insecureRegistries?: readonly string[];
+  /** a token must have arrived within this long (default 60 s): a token endpoint cannot trickle forever */
+  tokenTimeoutMs?: number;
 }
 
 export interface FetchedManifest {
@@ -95,9 +97,11 @@ export class RegistryClient {
   private readonly http: HttpClient;
   private readonly insecure: Set<string>;
   private readonly tokens = new Map<string, Promise<string>>();
+  private readonly tokenTimeoutMs: number;
 
   constructor(opts: RegistryClientOptions) {
     this.http = opts.http;
+    this.tokenTimeoutMs = opts.tokenTimeoutMs ?? 60_000;
     this.insecure = new Set((opts.insecureRegistries ?? []).map((r) => r.toLowerCase()));
   }
 
@@ -160,12 +164,18 @@ export class RegistryClient {
     const realm = checkRealm(ch.realm, registry);
     if (ch.service) realm.searchParams.set('service', ch.service);
     if (scope) realm.searchParams.set('scope', scope);
-    const res = await this.http.request(realm.href, { signal, maxLength: 1024 * 1024, routeAs: registry.href });
+    const deadline = AbortSignal.timeout(this.tokenTimeoutMs);
+    const slow = (e: unknown): never => {
+      if (!deadline.aborted || signal?.aborted) throw e;
+      throw new AirlockError('EUPSTREAM', `${realm.href}: too slow: no token within ${this.tokenTimeoutMs / 1000} s`, { url: realm.href, cause: 'too slow' });
+    };
+    const both = signal ? AbortSignal.any([signal, deadline]) : deadline;
+    const res = await this.http.request(realm.href, { signal: both, maxLength: 1024 * 1024, routeAs: registry.href }).catch(slow);
     if (res.status !== 200) {
       res.body.resume();
       throw statusError(res.status, realm.href);
     }
-    const body = await readAll(res.body, 1024 * 1024, realm.href);
+    const body = await readAll(res.body, 1024 * 1024, realm.href).catch(slow);
     let parsed: { token?: unknown; access_token?: unknown };
     try {
       parsed = JSON.parse(body.toString('utf8')) as typeof parsed;

@@ -63,7 +63,7 @@ export interface FaultUpstream {
   bytesSent(path?: string): number;
   /** a registry facade under /v2/; `auth` switches the 401 + token flow on */
   /** `realm` replaces the token realm announced in the 401 challenge; `trickleManifestsMs` sends manifests a byte at a time */
-  registry(images: RegistryImage[], opts?: { auth?: boolean; redirectBlobsTo?: string; realm?: string; trickleManifestsMs?: number }): void;
+  registry(images: RegistryImage[], opts?: { auth?: boolean; redirectBlobsTo?: string; realm?: string; trickleManifestsMs?: number; trickleTokenMs?: number }): void;
   close(): Promise<void>;
 }
 
@@ -84,6 +84,7 @@ export async function startFaultUpstream(): Promise<FaultUpstream> {
   let redirectBlobsTo: string | undefined;
   let realm: string | undefined;
   let trickleManifestsMs: number | undefined;
+  let trickleTokenMs: number | undefined;
   const TOKEN = 'tok-fault-123';
   const sockets = new Set<net.Socket>();
 
@@ -208,7 +209,22 @@ export async function startFaultUpstream(): Promise<FaultUpstream> {
     if (!path.startsWith('/v2/') && path !== '/token') return false;
     if (path === '/token') {
       const q = new URL(req.url ?? '/', 'http://x').searchParams;
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token: TOKEN, scope: q.get('scope'), service: q.get('service') }));
+      const answer = Buffer.from(JSON.stringify({ token: TOKEN, scope: q.get('scope'), service: q.get('service') }));
+      res.writeHead(200, { 'content-type': 'application/json' });
+      if (!trickleTokenMs) {
+        res.end(answer);
+        return true;
+      }
+      let off = 0;
+      const timer = setInterval(() => {
+        if (res.destroyed || off >= answer.length) {
+          clearInterval(timer);
+          if (!res.destroyed) res.end();
+          return;
+        }
+        res.write(answer.subarray(off, ++off));
+      }, trickleTokenMs);
+      res.once('close', () => clearInterval(timer));
       return true;
     }
     if (registryAuth && req.headers.authorization !== `Bearer ${TOKEN}`) {
@@ -303,6 +319,7 @@ export async function startFaultUpstream(): Promise<FaultUpstream> {
       redirectBlobsTo = opts.redirectBlobsTo;
       realm = opts.realm;
       trickleManifestsMs = opts.trickleManifestsMs;
+      trickleTokenMs = opts.trickleTokenMs;
     },
     async close() {
       for (const s of sockets) s.destroy();

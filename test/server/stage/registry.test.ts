@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { checkRealm } from '../../../server/stage/registry.js';
+import { checkRealm, parseImageRef, RegistryClient } from '../../../server/stage/registry.js';
+import { createHttpClient } from '../../../storage/index.js';
+import { sha256, startFaultUpstream } from '../../support/fault-upstream.js';
 
 describe('checkRealm: where a registry may send us for a token', () => {
   it.each([
@@ -21,4 +23,29 @@ describe('checkRealm: where a registry may send us for a token', () => {
     if (allowed) expect(run().href).toBe(new URL(realm).href);
     else expect(run).toThrow(expect.objectContaining({ code: 'EUPSTREAM', details: expect.objectContaining({ cause: 'token realm', retryable: false }) }));
   });
+});
+
+describe('RegistryClient against a slow token endpoint', () => {
+  it('a token trickled a byte at a time fails after tokenTimeoutMs, not never', async () => {
+    const up = await startFaultUpstream();
+    const http = createHttpClient({ env: {}, stallTimeoutMs: 5000 });
+    try {
+      const body = Buffer.from('{"schemaVersion":2,"config":{},"layers":[]}');
+      const digest = `sha256:${sha256(body)}`;
+      up.registry([{ name: 'demo/app', tags: {}, manifests: { [digest]: { body, mediaType: 'application/vnd.oci.image.manifest.v1+json' } }, blobs: {} }], {
+        auth: true,
+        trickleTokenMs: 100,
+      });
+      const registry = new RegistryClient({ http, insecureRegistries: [`127.0.0.1:${up.port}`], tokenTimeoutMs: 600 });
+      const t0 = Date.now();
+      await expect(registry.manifest(parseImageRef(`127.0.0.1:${up.port}/demo/app@${digest}`), digest)).rejects.toMatchObject({
+        code: 'EUPSTREAM',
+        details: { cause: 'too slow' },
+      });
+      expect(Date.now() - t0).toBeLessThan(4000);
+    } finally {
+      http.close();
+      await up.close();
+    }
+  }, 15_000);
 });
