@@ -6,10 +6,21 @@
  *
  * On a restart the partial is re-hashed and the fetcher is asked for the rest
  * (`offset` = partial length); an upstream that ignores Range (answers from
- * 0) makes us truncate and start clean. URLs are tried in order; on each,
- * network failures (resets, 5xx, stalls: EUPSTREAM) are retried with
- * exponential backoff, while wrong bytes (EINTEGRITY) or a 4xx move on to the
- * next URL at once. Local failures (disk full…) stop everything.
+ * 0) makes us truncate and start clean. URLs are tried in order, and a run
+ * always ends:
+ * - network failures (resets, 5xx, stalls: EUPSTREAM) are retried with
+ *   exponential backoff, `retries` attempts without progress and at most
+ *   `maxAttempts` requests per URL, progress or not (a URL that sends a few
+ *   bytes per attempt cannot keep us forever);
+ * - fewer than `minRate` bytes/s over `rateWindowMs` is "too slow": the next
+ *   URL at once (the last URL is retried, within the same bounds);
+ * - wrong bytes (EINTEGRITY), a 4xx and anything marked `retryable: false`
+ *   (protocol errors, refused redirects) move on to the next URL at once.
+ * The next URL resumes from the partial. Each byte range remembers which URL
+ * wrote it; a digest failure on bytes that are not all the current URL's (or
+ * that an earlier run left) discards them and asks the current URL once more
+ * from 0, so a URL is only ever blamed for bytes it sent itself. Local
+ * failures (disk full…) stop everything.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -182,6 +193,7 @@ async function download(
     await rm(p.file, { force: true });
     part = null;
     resumedFrom = 0;
+    progress(0);
   };
 
   try {
