@@ -47,14 +47,9 @@ export interface UpgradeResult {
   text: string;
 }
 
-/** Test hook: stop hard after this many install steps finished (SIGKILL tests need a known moment). */
-function pauseAfter(stepsDone: number): void {
-  const at = process.env.AIRLOCK_NODE_TEST_PAUSE_AFTER_STEP;
-  if (at !== undefined && Number(at) === stepsDone) {
-    process.stderr.write(`airlock-node: test pause after step ${stepsDone}\n`);
-    const sab = new Int32Array(new SharedArrayBuffer(4));
-    for (;;) Atomics.wait(sab, 0, 0, 1000);
-  }
+export interface UpgradeHooks {
+  /** called with the count of finished install steps after each one (SIGKILL tests stop the run at a known moment) */
+  afterStep?: (finished: number) => void;
 }
 
 async function fetchVerified(config: NodeConfig, cache: CacheClient, state: StatePaths, release: string | undefined, now: Date, out: Output): Promise<VerifiedRelease> {
@@ -83,7 +78,7 @@ async function fetchVerified(config: NodeConfig, cache: CacheClient, state: Stat
   return verified;
 }
 
-export async function upgrade(config: NodeConfig, opts: UpgradeOptions, out: Output): Promise<UpgradeResult> {
+export async function upgrade(config: NodeConfig, opts: UpgradeOptions, out: Output, hooks: UpgradeHooks = {}): Promise<UpgradeResult> {
   if (!config.cache) throw new AirlockError('EUSAGE', 'no cache: pass --cache URL (e.g. http://cache:7070) or set "cache" in the config');
   const now = new Date();
   const state = statePaths(config.stateDir);
@@ -187,7 +182,7 @@ export async function upgrade(config: NodeConfig, opts: UpgradeOptions, out: Out
       out.event('step', { step: step.index, path: step.path, kind: step.kind, note: outcome.note, backups: outcome.backups ?? [] });
       ran++;
       finished++;
-      pauseAfter(finished);
+      hooks.afterStep?.(finished);
     }
 
     // 7. record

@@ -52,6 +52,14 @@ export interface RelocateJournal {
   updated: string;
 }
 
+/** Where a crash must leave one valid cache behind; tests stop (and SIGKILL) a run at each. */
+export type RelocatePausePoint = 'copying' | 'verified' | 'switched' | 'removing';
+
+export interface RelocateHooks {
+  /** awaited at each pause point */
+  pause?: (point: RelocatePausePoint) => Promise<void>;
+}
+
 export interface RelocateOptions {
   /** the cache_dir in use now (config/flags) */
   from: string;
@@ -62,6 +70,7 @@ export interface RelocateOptions {
   lockWaitMs?: number;
   onProgress?: (p: { phase: 'copy' | 'verify'; bytes: number; total: number; current: string }) => void;
   onNote?: (message: string) => void;
+  hooks?: RelocateHooks;
 }
 
 export interface RelocateResult {
@@ -122,13 +131,6 @@ async function writeJournal(cacheDir: string, j: RelocateJournal): Promise<void>
   await writeFileAtomic(journalPath(cacheDir), Buffer.from(`${JSON.stringify({ ...j, updated: new Date().toISOString() }, null, 2)}\n`));
 }
 
-/** Test hook: AIRLOCK_TEST_RELOCATE_PAUSE=<point> stops here (so a test can SIGKILL us at a known point). */
-async function pausePoint(point: string): Promise<void> {
-  if (process.env.AIRLOCK_TEST_RELOCATE_PAUSE !== point) return;
-  process.stderr.write(`airlock: relocate paused at ${point}\n`);
-  await new Promise<never>(() => setInterval(() => {}, 1 << 30));
-}
-
 async function hashFile(path: string): Promise<{ sha256: string; size: number }> {
   const h = createHash('sha256');
   let size = 0;
@@ -140,7 +142,7 @@ async function hashFile(path: string): Promise<{ sha256: string; size: number }>
 }
 
 /** Removes OLD's content, the journal last, then the folder itself when it is not a mount point. */
-async function removeOld(from: string): Promise<void> {
+async function removeOld(from: string, pausePoint: (point: RelocatePausePoint) => Promise<void>): Promise<void> {
   for (const name of await readdir(from).catch(() => [] as string[])) {
     if (name === JOURNAL_NAME) continue;
     await rm(join(from, name), { recursive: true, force: true });
@@ -155,6 +157,7 @@ export async function relocate(opts: RelocateOptions): Promise<RelocateResult> {
   const to = resolve(opts.to);
   const configFile = resolve(opts.configFile);
   const note = opts.onNote ?? (() => {});
+  const pausePoint = opts.hooks?.pause ?? (async () => {});
   const result: RelocateResult = {
     from,
     to,
@@ -177,7 +180,7 @@ export async function relocate(opts: RelocateOptions): Promise<RelocateResult> {
     result.from = j.from;
     if (!j.keepOld && existsSync(j.from)) {
       note(`finishing an earlier relocation: removing the old copy at ${j.from}`);
-      await removeOld(j.from);
+      await removeOld(j.from, pausePoint);
       result.oldRemoved = true;
     } else if (j.keepOld) {
       await rm(journalPath(j.from), { force: true });
@@ -351,7 +354,7 @@ export async function relocate(opts: RelocateOptions): Promise<RelocateResult> {
 
   result.outcome = 'relocated';
   if (!keepOld) {
-    await removeOld(from);
+    await removeOld(from, pausePoint);
     result.oldRemoved = true;
   } else {
     await rm(journalPath(from), { force: true });

@@ -5,6 +5,7 @@
  */
 import { Command, Option } from 'commander';
 import { runAction } from '../../storage/support/cli.js';
+import type { CliTestHooks } from '../../storage/support/test-hooks.js';
 import { loadNodeConfig, type NodeFlags } from '../config.js';
 import { nodeStatus } from '../status.js';
 import { upgrade } from '../upgrade.js';
@@ -23,7 +24,7 @@ interface UpgradeFlags extends NodeFlags {
   updateClient?: boolean;
 }
 
-export function buildProgram(argv: readonly string[] = process.argv.slice(2)): Command {
+export function buildProgram(argv: readonly string[] = process.argv.slice(2), hooks: CliTestHooks = {}): Command {
   const program = new Command('airlock-node')
     .description(
       'airlock-node: upgrade this node offline from an airlock cache node.\n' +
@@ -65,6 +66,7 @@ export function buildProgram(argv: readonly string[] = process.argv.slice(2)): C
           config,
           { release: flags.release, downloadOnly: Boolean(flags.downloadOnly), force: Boolean(flags.force), updateClient: Boolean(flags.updateClient), argv },
           out,
+          { afterStep: hooks.afterInstallStep },
         );
         if (r.status === 'client-updated') return r.exitCode;
         out.result({ status: r.status, ...r.data }, r.text);

@@ -9,10 +9,16 @@ import { Command, Option } from 'commander';
 import { loadConfig, type AirlockConfig, type CommonFlags } from '../config.js';
 import { runAction, type ActionResult } from '../../storage/support/cli.js';
 import type { Output } from '../../storage/support/output.js';
+import type { CliTestHooks } from '../../storage/support/test-hooks.js';
 
 export interface CommandContext {
   config: AirlockConfig;
   out: Output;
+}
+
+/** What main.ts hands the commands when it builds them: for now only the test hooks it read at start-up. */
+export interface ProgramDeps {
+  hooks?: CliTestHooks;
 }
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { runProgram } from '../../storage/support/cli.js';
+import { testHooksFromEnv } from '../../storage/support/test-hooks.js';
 
 // `airlock serve …` loads only the serve command: the full tree pulls in got,
 // tar-stream, level and the stage code (about a second and 15 MiB of RSS) that
@@ -11,5 +12,5 @@ if (process.argv[2] === 'serve') {
   await runProgram(program);
 } else {
   const { buildProgram } = await import('./program.js');
-  await runProgram(buildProgram());
+  await runProgram(buildProgram({ hooks: testHooksFromEnv() }));
 }

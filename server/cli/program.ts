@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import { COMMANDS } from './commands/index.js';
-import { rootCommand } from './frame.js';
+import { rootCommand, type ProgramDeps } from './frame.js';
 
 /** One line per command in `airlock --help`; each command's own --help says the rest. */
 const SUMMARIES: Readonly<Record<string, string>> = {
@@ -22,9 +22,9 @@ const SUMMARIES: Readonly<Record<string, string>> = {
   manifest: 'build, sign and verify release manifests (publisher)',
 };
 
-export function buildProgram(): Command {
+export function buildProgram(deps: ProgramDeps = {}): Command {
   const program = rootCommand();
-  for (const register of COMMANDS) register(program);
+  for (const register of COMMANDS) register(program, deps);
   for (const cmd of program.commands) {
     const line = SUMMARIES[cmd.name()];
     if (line) cmd.summary(line);

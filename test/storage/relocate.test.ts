@@ -147,6 +147,36 @@ describe('relocate', () => {
     expect(existsSync(journalPath(cache))).toBe(false);
   });
 
+  it('hands each pause point to an injected hook, in order; a run stopped at one is finished by the next', async () => {
+    const { cache, config } = await makeCache();
+    const home = join(cache, '..');
+    const to = join(big, `hooked${n++}`);
+    const seen: string[] = [];
+    const stop = new Error('stopped by the test');
+    const stopped = relocate({
+      from: cache,
+      to,
+      configFile: config,
+      hooks: {
+        pause: async (point) => {
+          seen.push(point);
+          if (point === 'verified') throw stop;
+        },
+      },
+    });
+    await expect(stopped).rejects.toBe(stop);
+    expect(seen).toEqual(['copying', 'verified']);
+    expect(await assertConsistent(config, home)).toBe(cache);
+
+    const rest: string[] = [];
+    await relocate({ from: cache, to, configFile: config, hooks: { pause: async (point) => void rest.push(point) } });
+    // (files NEW's rebuilt index changed are copied again, so a copy pause may come first)
+    expect(rest.filter((p) => p !== 'copying' && p !== 'removing')).toEqual(['verified', 'switched']);
+    expect(rest.at(-1)).toBe('removing');
+    expect(await assertConsistent(config, home)).toBe(to);
+    expect(existsSync(cache)).toBe(false);
+  });
+
   for (const point of ['copying', 'verified', 'switched', 'removing']) {
     it(`SIGKILL at "${point}", then the same command again: one valid cache, config consistent`, async () => {
       const { cache, config } = await makeCache();

@@ -1,5 +1,6 @@
 /** Every `airlock` command, in the order `--help` lists them. */
 import type { Command } from 'commander';
+import type { ProgramDeps } from '../frame.js';
 
 import { register as stage } from './stage.js';
 import { register as serve } from './serve.js';
@@ -14,7 +15,7 @@ import { register as rootCmd } from './root.js';
 import { register as manifestCmd } from './manifest.js';
 import { register as manifestBuild } from './manifest-build.js';
 
-export type RegisterCommand = (program: Command) => void;
+export type RegisterCommand = (program: Command, deps: ProgramDeps) => void;
 
 /** Cache node work first (stage → status → serve → verify), then air gap and disk, then publisher tools. */
 export const COMMANDS: RegisterCommand[] = [

@@ -3,14 +3,14 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { relocate } from '../../../storage/relocate.js';
 import { humanBytes } from '../../../storage/support/output.js';
-import { action, withCommon } from '../frame.js';
+import { action, withCommon, type ProgramDeps } from '../frame.js';
 import { DEFAULT_CONFIG_FILE, type CommonFlags } from '../../config.js';
 
 interface RelocateFlags extends CommonFlags {
   keepOld?: boolean;
 }
 
-export function register(program: Command): void {
+export function register(program: Command, deps: ProgramDeps = {}): void {
   withCommon(
     program
       .command('relocate')
@@ -39,6 +39,7 @@ export function register(program: Command): void {
           configFile,
           keepOld: opts.keepOld ? true : undefined,
           onNote: (m) => out.note(m),
+          hooks: { pause: deps.hooks?.relocatePause },
           onProgress: (p) => {
             if (p.phase !== phase) {
               bar?.stop();
