@@ -262,6 +262,17 @@ describe('stage when an upstream is slow, lies or misleads', () => {
     expect(lines().some((l) => l.event === 'warning')).toBe(false);
   }, 20_000);
 
+  it('without --json, a note names the file, the URL that served it and the one given up with its reason', async () => {
+    const body = bytes(40_000, 35);
+    const art = fileArtifact('a/note.bin', body, { kind: 'status', status: 403 });
+    env.up.files.set('/ok/note.bin', { body });
+    art.urls.push(`${env.up.url}/ok/note.bin`);
+    const err: string[] = [];
+    const sink = (into: string[]): Writable => new Writable({ write: (c, _e, cb) => (into.push(String(c)), cb()) });
+    await stageRelease(env.config(), createOutput(false, { stdout: sink([]), stderr: sink(err) }), { source: env.release([art]) }, fast(AbortSignal.timeout(10_000)));
+    expect(err.join('')).toContain(`a/note.bin: served by ${art.urls[1]}; given up first: ${art.urls[0]} (EUPSTREAM: upstream answered 403)`);
+  });
+
   it('a redirect to another scheme is not retried as if transient: the next URL at once', async () => {
     const body = bytes(50_000, 33);
     const art = fileArtifact('a/ftp.bin', body, { kind: 'redirect', to: 'ftp://127.0.0.1:21/a/ftp.bin' });
