@@ -24,12 +24,22 @@ export interface CacheClient {
   close(): void;
 }
 
-async function readCapped(http: HttpClient, url: string, cap: number): Promise<Buffer> {
+/**
+ * One whole answer (the release list, an envelope), capped at `cap` bytes and
+ * due within `deadlineMs`: blobs go through ingest's rate check, these small
+ * answers get a deadline instead, so a cache trickling them cannot hold a run.
+ */
+async function readCapped(http: HttpClient, url: string, cap: number, deadlineMs: number): Promise<Buffer> {
+  const deadline = AbortSignal.timeout(deadlineMs);
+  const tooSlow = (e: unknown): AirlockError => {
+    if (!deadline.aborted) return upstreamError(e, url);
+    return new AirlockError('EUPSTREAM', `cache ${url}: too slow: no complete answer within ${deadlineMs / 1000} s`, { url, cause: 'too slow' });
+  };
   let res;
   try {
-    res = await http.request(url, { maxLength: cap + 1 });
+    res = await http.request(url, { maxLength: cap + 1, signal: deadline });
   } catch (e) {
-    throw upstreamError(e, url);
+    throw tooSlow(e);
   }
   if (res.status !== 200) {
     res.body.destroy();
@@ -45,19 +55,21 @@ async function readCapped(http: HttpClient, url: string, cap: number): Promise<B
       if (n > cap) throw new AirlockError('EMANIFEST', `${url}: answer is larger than ${cap} bytes`, { url });
     }
   } catch (e) {
-    throw upstreamError(e, url);
+    throw tooSlow(e);
   }
   return Buffer.concat(chunks);
 }
 
-export function cacheClient(base: string, opts: { stallTimeoutMs?: number } = {}): CacheClient {
+export function cacheClient(base: string, opts: { stallTimeoutMs?: number; answerTimeoutMs?: number } = {}): CacheClient {
+  // the release list and an envelope: small, on the LAN; two minutes is generous
+  const answerMs = opts.answerTimeoutMs ?? 120_000;
   // env {} : no site proxy between a node and its cache on the LAN
   const http = createHttpClient({ env: {}, proxy: null, stallTimeoutMs: opts.stallTimeoutMs ?? 30_000, connectTimeoutMs: 10_000 });
   return {
     base,
     async releases() {
       const url = `${base}/releases`;
-      const body = await readCapped(http, url, 16 * 1024 * 1024);
+      const body = await readCapped(http, url, 16 * 1024 * 1024, answerMs);
       let parsed: unknown;
       try {
         parsed = JSON.parse(body.toString('utf8'));
@@ -71,7 +83,7 @@ export function cacheClient(base: string, opts: { stallTimeoutMs?: number } = {}
         .map((r) => ({ release: r.release as string, product: typeof r.product === 'string' ? r.product : null, serial: Number(r.serial ?? 0), ready: r.ready === true }));
     },
     manifest(release) {
-      return readCapped(http, `${base}/releases/${encodeURIComponent(release)}/manifest`, LIMITS.envelopeBytes);
+      return readCapped(http, `${base}/releases/${encodeURIComponent(release)}/manifest`, LIMITS.envelopeBytes, answerMs);
     },
     blobUrl: (sha256) => `${base}/blobs/sha256/${sha256}`,
     fetcher: httpFetcher(http),
