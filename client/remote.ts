@@ -4,8 +4,8 @@
  * the cache directly, never through a site proxy.
  */
 import { AirlockError, LIMITS } from '../manifests/index.js';
-import { createHttpClient, statusError, upstreamError, type HttpClient } from '../storage/fetch/http.js';
-import { httpFetcher } from '../storage/fetch/http.js';
+import { createHttpClient, httpFetcher } from '../storage/fetch/http.js';
+import { fetchWhole } from '../storage/fetch/whole.js';
 import type { Fetcher } from '../storage/types.js';
 
 export interface RemoteRelease {
@@ -24,42 +24,6 @@ export interface CacheClient {
   close(): void;
 }
 
-/**
- * One whole answer (the release list, an envelope), capped at `cap` bytes and
- * due within `deadlineMs`: blobs go through ingest's rate check, these small
- * answers get a deadline instead, so a cache trickling them cannot hold a run.
- */
-async function readCapped(http: HttpClient, url: string, cap: number, deadlineMs: number): Promise<Buffer> {
-  const deadline = AbortSignal.timeout(deadlineMs);
-  const tooSlow = (e: unknown): AirlockError => {
-    if (!deadline.aborted) return upstreamError(e, url);
-    return new AirlockError('EUPSTREAM', `cache ${url}: too slow: no complete answer within ${deadlineMs / 1000} s`, { url, cause: 'too slow' });
-  };
-  let res;
-  try {
-    res = await http.request(url, { maxLength: cap + 1, signal: deadline });
-  } catch (e) {
-    throw tooSlow(e);
-  }
-  if (res.status !== 200) {
-    res.body.destroy();
-    const err = statusError(res.status, url);
-    throw new AirlockError(err.code, `cache ${err.message}`, err.details);
-  }
-  const chunks: Buffer[] = [];
-  let n = 0;
-  try {
-    for await (const c of res.body) {
-      chunks.push(c as Buffer);
-      n += (c as Buffer).length;
-      if (n > cap) throw new AirlockError('EMANIFEST', `${url}: answer is larger than ${cap} bytes`, { url });
-    }
-  } catch (e) {
-    throw tooSlow(e);
-  }
-  return Buffer.concat(chunks);
-}
-
 export function cacheClient(base: string, opts: { stallTimeoutMs?: number; answerTimeoutMs?: number } = {}): CacheClient {
   // the release list and an envelope: small, on the LAN; two minutes is generous
   const answerMs = opts.answerTimeoutMs ?? 120_000;
@@ -69,7 +33,7 @@ export function cacheClient(base: string, opts: { stallTimeoutMs?: number; answe
     base,
     async releases() {
       const url = `${base}/releases`;
-      const body = await readCapped(http, url, 16 * 1024 * 1024, answerMs);
+      const body = await fetchWhole(http, url, { cap: 16 * 1024 * 1024, deadlineMs: answerMs, what: 'cache' });
       let parsed: unknown;
       try {
         parsed = JSON.parse(body.toString('utf8'));
@@ -83,7 +47,7 @@ export function cacheClient(base: string, opts: { stallTimeoutMs?: number; answe
         .map((r) => ({ release: r.release as string, product: typeof r.product === 'string' ? r.product : null, serial: Number(r.serial ?? 0), ready: r.ready === true }));
     },
     manifest(release) {
-      return readCapped(http, `${base}/releases/${encodeURIComponent(release)}/manifest`, LIMITS.envelopeBytes, answerMs);
+      return fetchWhole(http, `${base}/releases/${encodeURIComponent(release)}/manifest`, { cap: LIMITS.envelopeBytes, deadlineMs: answerMs, what: 'cache' });
     },
     blobUrl: (sha256) => `${base}/blobs/sha256/${sha256}`,
     fetcher: httpFetcher(http),

@@ -13,3 +13,5 @@ export { acquireWriterLock, readLockInfo, isLocked, type LockInfo, type WriterLo
 /** fetch/http.ts: the real got-based Fetcher and http client (proxy from --proxy or the environment, CONNECT, --ca-file); fetch/proxy.ts: proxy choice. */
 export { httpFetcher, createHttpClient, fetchRange, fetchResult, statusError, type HttpClient, type HttpClientOptions, type HttpResponse } from './fetch/http.js';
 export { proxyFor, bypassesProxy, hostPort } from './fetch/proxy.js';
+/** fetch/whole.ts: one small answer (release list, envelope), capped and due within a deadline. */
+export { fetchWhole, type WholeOptions } from './fetch/whole.js';

@@ -23,7 +23,7 @@ import {
   type VerifiedRelease,
 } from '../../manifests/index.js';
 import { openStore, type Fetcher, type IngestResult, type Store, type UrlFailure } from '../../storage/index.js';
-import { createHttpClient, fetchRange, statusError, type HttpClient, type HttpClientOptions } from '../../storage/index.js';
+import { createHttpClient, fetchRange, fetchWhole, type HttpClient, type HttpClientOptions } from '../../storage/index.js';
 import { humanBytes, type Output } from '../../storage/support/output.js';
 import { readTrustFile } from '../../storage/support/trust-file.js';
 import type { AirlockConfig } from '../config.js';
@@ -92,18 +92,8 @@ export function upstreamClients(config: AirlockConfig, extra: Partial<HttpClient
 
 /** Reads the envelope from a path or a URL, capped at the envelope size limit. */
 export async function readSource(source: string, http: HttpClient, what = 'envelope', cap: number = LIMITS.envelopeBytes): Promise<Buffer> {
-  if (/^https?:\/\//i.test(source)) {
-    const res = await http.request(source, { maxLength: cap + 1 });
-    if (res.status !== 200) {
-      res.body.resume();
-      throw statusError(res.status, source);
-    }
-    const parts: Buffer[] = [];
-    for await (const c of res.body) parts.push(c as Buffer);
-    const bytes = Buffer.concat(parts);
-    if (bytes.length > cap) throw new AirlockError('EMANIFEST', `${what} ${source}: larger than ${cap} bytes`, { source });
-    return bytes;
-  }
+  // an envelope is at most tens of MiB: five minutes is generous, and a trickling upstream cannot hold the stage
+  if (/^https?:\/\//i.test(source)) return fetchWhole(http, source, { cap, deadlineMs: 300_000, what });
   try {
     const s = await stat(source);
     if (s.size > cap) throw new AirlockError('EMANIFEST', `${what} ${source}: larger than ${cap} bytes`, { source });
