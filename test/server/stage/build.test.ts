@@ -83,7 +83,8 @@ describe('manifest build', () => {
           blobs: {},
         },
       ],
-      { auth: true },
+      // the token realm is on the registry's own host, as registries announce it (another host would be refused)
+      { auth: true, realm: `http://pub.upstream.test:${up.port}/token` },
     );
     const base = `http://pub.upstream.test:${up.port}`;
     const http = createHttpClient({ env: { http_proxy: proxy.url } });
