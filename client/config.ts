@@ -5,7 +5,7 @@
  */
 import { resolve } from 'node:path';
 import { AirlockError } from '../manifests/errors.js';
-import { loadConfigFile, localPath, parseDate, type Schema } from '../storage/support/config.js';
+import { loadConfigFile, localPath, parseDate, type Schema } from '../common/config.js';
 
 /** Installer command overrides: argv prefixes (split on spaces) used instead of the built-in tools. */
 export interface InstallerCommands {

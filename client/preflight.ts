@@ -5,7 +5,7 @@
  * /proc/meminfo's MemAvailable.
  */
 import { AirlockError } from '../manifests/errors.js';
-import { humanBytes } from '../storage/support/output.js';
+import { humanBytes } from '../common/output.js';
 import { freeDiskBytes, freeMemoryBytes } from '../storage/support/probe.js';
 
 export interface PreflightNeeds {

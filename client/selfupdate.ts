@@ -15,7 +15,7 @@ import { mkdir, rename, rm, symlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FileArtifact, ReleaseManifest } from '../manifests/types.js';
-import type { Output } from '../storage/support/output.js';
+import type { Output } from '../common/output.js';
 import type { BlobSource } from './install/source.js';
 import { extractTar } from './install/tar.js';
 import type { StatePaths } from './state.js';

@@ -21,7 +21,7 @@
  * a link planted by a package (the state dir may live inside the install
  * root) cannot send a write anywhere else.
  */
-import { syncDirSync, writeFileAtomicSync } from '../storage/support/atomic.js';
+import { syncDirSync, writeFileAtomicSync } from '../common/atomic.js';
 import { createHash } from 'node:crypto';
 import { closeSync, constants, lstatSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { dirname, join, posix } from 'node:path';
@@ -150,7 +150,7 @@ export function readStateFile(path: string): Buffer | null {
   }
 }
 
-/** A state file replaced atomically (storage/support/atomic.ts), never written through a link below the state dir. */
+/** A state file replaced atomically (common/atomic.ts), never written through a link below the state dir. */
 export function writeStateFile(path: string, data: string | Uint8Array, mode = 0o644): void {
   // the temp is created O_EXCL and the rename replaces a link at the name: only the folders need checking
   stateFolder(dirname(path));

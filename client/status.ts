@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { decodeEnvelope } from '../manifests/index.js';
 import type { ReleaseManifest } from '../manifests/types.js';
 import { openStore } from '../storage/index.js';
-import { humanBytes } from '../storage/support/output.js';
+import { humanBytes } from '../common/output.js';
 import { readJournal, type JournalEntry } from './journal.js';
 import { neededBlobs } from './plan.js';
 import { readAccepted, readInstalled, statePaths, type InstalledRecord } from './state.js';

@@ -8,8 +8,8 @@
  */
 import { readSelfSignedRoot, type GateResult, type OfferedRoot } from '../manifests/index.js';
 import { AirlockError } from '../manifests/errors.js';
-import type { Output } from '../storage/support/output.js';
-import { readTrustFile } from '../storage/support/trust-file.js';
+import type { Output } from '../common/output.js';
+import { readTrustFile } from '../common/trust-file.js';
 import { writeStateFile, type StatePaths } from './state.js';
 
 export interface NodeTrust {

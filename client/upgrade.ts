@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, renameSync } from 'node:fs';
 import { AirlockError } from '../manifests/errors.js';
 import { passTrustGate, type VerifiedRelease } from '../manifests/index.js';
 import { acquireWriterLock, openStore, type Store } from '../storage/index.js';
-import { humanBytes, type Output } from '../storage/support/output.js';
+import { humanBytes, type Output } from '../common/output.js';
 import { memoryFloor, type NodeConfig } from './config.js';
 import { downloadBlobs, type DownloadSummary } from './download.js';
 import { runStep, type InstallContext } from './install/index.js';

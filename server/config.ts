@@ -5,7 +5,7 @@
  */
 import { resolve } from 'node:path';
 import { AirlockError } from '../manifests/errors.js';
-import { loadConfigFile, localPath, parseDate, parseSize, type Schema } from '../storage/support/config.js';
+import { loadConfigFile, localPath, parseDate, parseSize, type Schema } from '../common/config.js';
 
 export interface AirlockConfig {
   /** absolute path of the config file read, or null */

@@ -18,7 +18,7 @@ import { hostname } from 'node:os';
 import lockfile from 'proper-lockfile';
 import { AirlockError } from '../manifests/errors.js';
 import { lockInfoPath, lockPath } from './paths.js';
-import { writeFileAtomic } from './support/atomic.js';
+import { writeFileAtomic } from '../common/atomic.js';
 
 export interface LockInfo {
   pid: number;

@@ -30,8 +30,8 @@ import { AirlockError } from '../manifests/errors.js';
 import { openStore } from './index.js';
 import { acquireWriterLock } from './lock.js';
 import { blobsRoot, isDigest, lockInfoPath, lockPath } from './paths.js';
-import { writeFileAtomic } from './support/atomic.js';
-import { setConfigKey } from './support/config-write.js';
+import { writeFileAtomic } from '../common/atomic.js';
+import { setConfigKey } from '../common/config-write.js';
 import { offThreadHash } from './support/hash-off-thread.js';
 import { freeDiskBytes } from './support/probe.js';
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-import { runProgram } from '../../storage/support/cli.js';
-import { setProgramName } from '../../storage/support/output.js';
-import { testHooksFromEnv } from '../../storage/support/test-hooks.js';
+import { runProgram } from '../../common/cli.js';
+import { setProgramName } from '../../common/output.js';
+import { testHooksFromEnv } from '../../common/test-hooks.js';
 import { buildProgram } from './program.js';
 
 setProgramName('airlock-node');

@@ -4,8 +4,8 @@
  * codes and one-line messages.
  */
 import { Command, Option } from 'commander';
-import { runAction } from '../../storage/support/cli.js';
-import type { CliTestHooks } from '../../storage/support/test-hooks.js';
+import { runAction } from '../../common/cli.js';
+import type { CliTestHooks } from '../../common/test-hooks.js';
 import { loadNodeConfig, type NodeFlags } from '../config.js';
 import { nodeStatus } from '../status.js';
 import { upgrade } from '../upgrade.js';

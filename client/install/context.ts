@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Output } from '../../storage/support/output.js';
+import type { Output } from '../../common/output.js';
 import { AirlockError } from '../../manifests/errors.js';
 import { assertSafePath } from '../../manifests/index.js';
 import type { InstallerCommands } from '../config.js';

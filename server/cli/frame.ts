@@ -7,9 +7,9 @@
  */
 import { Command, Option } from 'commander';
 import { loadConfig, type AirlockConfig, type CommonFlags } from '../config.js';
-import { runAction, type ActionResult } from '../../storage/support/cli.js';
-import type { Output } from '../../storage/support/output.js';
-import type { CliTestHooks } from '../../storage/support/test-hooks.js';
+import { runAction, type ActionResult } from '../../common/cli.js';
+import type { Output } from '../../common/output.js';
+import type { CliTestHooks } from '../../common/test-hooks.js';
 
 export interface CommandContext {
   config: AirlockConfig;

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-import { runProgram } from '../../storage/support/cli.js';
-import { testHooksFromEnv } from '../../storage/support/test-hooks.js';
+import { runProgram } from '../../common/cli.js';
+import { testHooksFromEnv } from '../../common/test-hooks.js';
 
 // `airlock serve …` loads only the serve command: the full tree pulls in got,
 // tar-stream, level and the stage code (about a second and 15 MiB of RSS) that

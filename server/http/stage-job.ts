@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import { AirlockError, toAirlockError } from '../../manifests/errors.js';
-import { createOutput } from '../../storage/support/output.js';
-import { readTrustFile } from '../../storage/support/trust-file.js';
+import { createOutput } from '../../common/output.js';
+import { readTrustFile } from '../../common/trust-file.js';
 import { requireTrust, type AirlockConfig } from '../config.js';
 import type { StageStarter } from './env.js';
 

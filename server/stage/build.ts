@@ -28,7 +28,7 @@ import { promisify } from 'node:util';
 import { parseDocument } from 'yaml';
 import { AirlockError, LIMITS, validateReleaseManifest, type Artifact, type ReleaseManifest } from '../../manifests/index.js';
 import { statusError, type HttpClient } from '../../storage/index.js';
-import type { Output } from '../../storage/support/output.js';
+import type { Output } from '../../common/output.js';
 import { isIndex, manifestBlobs, parseImageRef, pickPlatform, type RegistryClient } from './registry.js';
 
 const run = promisify(execFile);

@@ -6,7 +6,7 @@
  * bypasses them.
  */
 import { AirlockError } from '../../manifests/index.js';
-import { humanBytes } from '../../storage/support/output.js';
+import { humanBytes } from '../../common/output.js';
 import { freeMemoryBytes } from '../../storage/support/probe.js';
 import type { StagePlan } from './plan.js';
 

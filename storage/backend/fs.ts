@@ -5,7 +5,7 @@
  * whose digest AND size matched renames it into place, read-only. A blob that
  * is already there makes the commit a success: content is content.
  */
-import { syncDir } from '../support/atomic.js';
+import { syncDir } from '../../common/atomic.js';
 import { createHash } from 'node:crypto';
 import { constants as fsc } from 'node:fs';
 import { chmod, mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';

@@ -9,7 +9,7 @@ import { readFile, readdir, stat } from 'node:fs/promises';
 import { sha256Hex } from '../../manifests/index.js';
 import { AirlockError } from '../../manifests/errors.js';
 import type { AcceptedSerial, ReleaseManifest } from '../../manifests/types.js';
-import { writeFileAtomic } from '../support/atomic.js';
+import { writeFileAtomic } from '../../common/atomic.js';
 import { acceptedPath, envelopePath, envelopesDir } from '../paths.js';
 import type { StoredRelease } from '../types.js';
 

@@ -19,7 +19,7 @@ import { sha256Hex } from '../../manifests/digest.js';
 import type { BlobRef } from '../../manifests/types.js';
 import { outlinePath, envelopePath } from '../paths.js';
 import type { StoredRelease } from '../types.js';
-import { writeFileAtomic } from '../support/atomic.js';
+import { writeFileAtomic } from '../../common/atomic.js';
 import type { ReleaseOutline } from '../status.js';
 
 const MAGIC = 'airlock-outline 1';

@@ -11,7 +11,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { downloadBlobs } from '../../client/download.js';
 import { cacheClient, type CacheClient } from '../../client/remote.js';
 import { openStore, type Store } from '../../storage/index.js';
-import { createOutput } from '../../storage/support/output.js';
+import { createOutput } from '../../common/output.js';
 import { sha256, startFaultUpstream, type Fault, type FaultUpstream } from '../support/fault-upstream.js';
 
 const body = Buffer.from(Array.from({ length: 400_000 }, (_, i) => (i * 31 + 7) % 256));

@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTrust, releasePayload, signRelease, startWorld, type Trust, type World } from '../../scripts/world/index.js';
 import { loadConfig } from '../../server/config.js';
 import { stageRelease } from '../../server/stage/stage.js';
-import { createOutput } from '../../storage/support/output.js';
+import { createOutput } from '../../common/output.js';
 import { AIRLOCK, cleanEnv, runCli, type Run } from '../support/cli.js';
 
 

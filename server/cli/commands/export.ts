@@ -3,9 +3,9 @@ import type { Command } from 'commander';
 import { AirlockError } from '../../../manifests/errors.js';
 import { exportBundle } from '../../../storage/bundle/index.js';
 import { openStore } from '../../../storage/index.js';
-import { parseSize } from '../../../storage/support/config.js';
-import { humanBytes } from '../../../storage/support/output.js';
-import { readTrustFile } from '../../../storage/support/trust-file.js';
+import { parseSize } from '../../../common/config.js';
+import { humanBytes } from '../../../common/output.js';
+import { readTrustFile } from '../../../common/trust-file.js';
 import { action, withCommon } from '../frame.js';
 import type { CommonFlags } from '../../config.js';
 

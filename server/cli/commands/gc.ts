@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { gc, parseDuration } from '../../../storage/gc.js';
 import { openStore } from '../../../storage/index.js';
-import { humanBytes } from '../../../storage/support/output.js';
+import { humanBytes } from '../../../common/output.js';
 import { action, withCommon } from '../frame.js';
 import type { CommonFlags } from '../../config.js';
 

@@ -3,8 +3,8 @@ import type { Command } from 'commander';
 import { openTrustGate } from '../../../manifests/index.js';
 import { importBundle } from '../../../storage/bundle/index.js';
 import { openStore } from '../../../storage/index.js';
-import { humanBytes } from '../../../storage/support/output.js';
-import { readTrustFile } from '../../../storage/support/trust-file.js';
+import { humanBytes } from '../../../common/output.js';
+import { readTrustFile } from '../../../common/trust-file.js';
 import { action, withCommon } from '../frame.js';
 import { requireTrust, type CommonFlags } from '../../config.js';
 

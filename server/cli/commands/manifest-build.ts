@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import type { CommonFlags } from '../../config.js';
 import { AirlockError } from '../../../manifests/errors.js';
-import { humanBytes } from '../../../storage/support/output.js';
+import { humanBytes } from '../../../common/output.js';
 import { buildPayload, readSources } from '../../stage/build.js';
 import { upstreamClients } from '../../stage/stage.js';
 import { action, withCommon } from '../frame.js';

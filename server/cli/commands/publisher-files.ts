@@ -5,7 +5,7 @@
  * never be replaced, as for private keys).
  */
 import { readFile } from 'node:fs/promises';
-import { writeFileAtomic, type AtomicWriteOptions } from '../../../storage/support/atomic.js';
+import { writeFileAtomic, type AtomicWriteOptions } from '../../../common/atomic.js';
 import { AirlockError } from '../../../manifests/errors.js';
 import { loadPrivateKeyPem, loadPublicKeyPem } from '../../../manifests/keys.js';
 import type { KeyObject } from 'node:crypto';

@@ -2,7 +2,7 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { relocate } from '../../../storage/relocate.js';
-import { humanBytes } from '../../../storage/support/output.js';
+import { humanBytes } from '../../../common/output.js';
 import { action, withCommon, type ProgramDeps } from '../frame.js';
 import { DEFAULT_CONFIG_FILE, type CommonFlags } from '../../config.js';
 

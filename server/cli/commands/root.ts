@@ -13,7 +13,7 @@ import { keyIdOf, rawPublicKey } from '../../../manifests/keys.js';
 import { loadTrustedRoot, readSelfSignedRoot, updateTrustedRoot, type TrustedRoot } from '../../../manifests/root.js';
 import { validateRootPayload } from '../../../manifests/schema.js';
 import { ROOT_PAYLOAD_TYPE, type RootPayload } from '../../../manifests/types.js';
-import { parseDate } from '../../../storage/support/config.js';
+import { parseDate } from '../../../common/config.js';
 import type { CommonFlags } from '../../config.js';
 import { action, withCommon } from '../frame.js';
 import { readInput, readPrivateKeys, readPublicKeys, writeOutputFile } from './publisher-files.js';

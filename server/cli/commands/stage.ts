@@ -2,8 +2,8 @@
 import { Command, Option } from 'commander';
 import { withCommon, action } from '../frame.js';
 import type { CommonFlags } from '../../config.js';
-import { parseSize } from '../../../storage/support/config.js';
-import { humanBytes } from '../../../storage/support/output.js';
+import { parseSize } from '../../../common/config.js';
+import { humanBytes } from '../../../common/output.js';
 import { stageRelease, type StageSummary } from '../../stage/stage.js';
 import type { StagePlan } from '../../stage/plan.js';
 

@@ -1,7 +1,7 @@
 /** `airlock status [RELEASE]`: is a release ready to serve, and if not, exactly what is missing. */
 import type { Command } from 'commander';
 import { openStore, type ReleaseStatus } from '../../../storage/index.js';
-import { humanBytes } from '../../../storage/support/output.js';
+import { humanBytes } from '../../../common/output.js';
 import type { CommonFlags } from '../../config.js';
 import { action, withCommon } from '../frame.js';
 

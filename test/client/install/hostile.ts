@@ -7,7 +7,7 @@ import { Readable } from 'node:stream';
 import { pack } from 'tar-stream';
 import type { InstallContext } from '../../../client/install/context.js';
 import { statePaths } from '../../../client/state.js';
-import type { Output } from '../../../storage/support/output.js';
+import type { Output } from '../../../common/output.js';
 
 export type TarItem = { name: string; type?: 'file' | 'symlink' | 'link' | 'directory' | 'character-device'; body?: string | Buffer; linkname?: string; mode?: number };
 

@@ -7,7 +7,7 @@ import { Writable } from 'node:stream';
 import { buildPayload, gemFromFileName } from '../../../server/stage/build.js';
 import { RegistryClient } from '../../../server/stage/registry.js';
 import { createHttpClient } from '../../../storage/fetch/http.js';
-import { createOutput } from '../../../storage/support/output.js';
+import { createOutput } from '../../../common/output.js';
 import { sha256, startFaultUpstream, startTestProxy, type FaultUpstream, type TestProxy } from '../../support/fault-upstream.js';
 
 const sink = new Writable({ write: (_c, _e, cb) => cb() });

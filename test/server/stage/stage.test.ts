@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { loadConfig, type AirlockConfig, type CommonFlags } from '../../../server/config.js';
 import { stageRelease, type StageDeps } from '../../../server/stage/stage.js';
-import { createOutput, type Output } from '../../../storage/support/output.js';
+import { createOutput, type Output } from '../../../common/output.js';
 import { openStore } from '../../../storage/index.js';
 import { partialPath } from '../../../storage/paths.js';
 import type { Artifact, ReleaseManifest } from '../../../manifests/types.js';

@@ -2,8 +2,8 @@ import { lstatSync } from 'node:fs';
 import { readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { writeFileAtomic, writeFileAtomicSync } from '../../../storage/support/atomic.js';
-import { tmp } from '../fixtures.js';
+import { writeFileAtomic, writeFileAtomicSync } from '../../common/atomic.js';
+import { tmp } from '../storage/fixtures.js';
 
 let dir: string;
 beforeEach(async () => {

@@ -8,7 +8,7 @@
  * Progress bars only appear on a TTY and never in JSON mode.
  */
 import { MultiBar, Presets, type SingleBar } from 'cli-progress';
-import type { AirlockError } from '../../manifests/errors.js';
+import type { AirlockError } from '../manifests/errors.js';
 
 export interface Output {
   readonly json: boolean;

@@ -4,7 +4,7 @@
  * error (never a stack trace for a user mistake) and sets the exit code from
  * the error's code (manifests/errors.ts).
  */
-import { AirlockError, toAirlockError } from '../../manifests/errors.js';
+import { AirlockError, toAirlockError } from '../manifests/errors.js';
 import { Command, CommanderError } from 'commander';
 import { createOutput, type Output } from './output.js';
 

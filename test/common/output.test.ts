@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { createOutput, humanBytes } from '../../../storage/support/output.js';
-import { AirlockError } from '../../../manifests/errors.js';
+import { createOutput, humanBytes } from '../../common/output.js';
+import { AirlockError } from '../../manifests/errors.js';
 
 function sink(): Writable & { text: () => string; isTTY?: boolean } {
   const chunks: string[] = [];

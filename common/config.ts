@@ -7,7 +7,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, resolve, dirname } from 'node:path';
 import { parseDocument } from 'yaml';
-import { AirlockError } from '../../manifests/errors.js';
+import { AirlockError } from '../manifests/errors.js';
 
 export type FieldType = 'string' | 'path' | 'int' | 'size' | 'bool' | 'string[]' | 'map';
 

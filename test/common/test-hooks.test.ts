@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { testHooksFromEnv } from '../../../storage/support/test-hooks.js';
+import { testHooksFromEnv } from '../../common/test-hooks.js';
 
 // The hooks that match stop the process for good (a test SIGKILLs it there), so only the
 // ones that let it go on are run here; the stopping ones are run by the CLIs' e2e tests.

@@ -4,8 +4,8 @@
  * would choose the keys everything else is checked against.
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { AirlockError } from '../../manifests/errors.js';
-import { LIMITS } from '../../manifests/types.js';
+import { AirlockError } from '../manifests/errors.js';
+import { LIMITS } from '../manifests/types.js';
 
 const URL_LIKE = /^[a-z][a-z0-9+.-]*:\/\//i;
 

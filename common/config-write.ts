@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { writeFileAtomic } from './atomic.js';
 import { parseDocument } from 'yaml';
-import { AirlockError } from '../../manifests/errors.js';
+import { AirlockError } from '../manifests/errors.js';
 
 export async function setConfigKey(file: string, key: string, value: string): Promise<void> {
   const text = existsSync(file) ? await readFile(file, 'utf8') : '';

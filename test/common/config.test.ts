@@ -2,9 +2,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadConfigFile, parseDate, parseSize, type Schema } from '../../../storage/support/config.js';
-import { AirlockError } from '../../../manifests/errors.js';
-import { loadConfig } from '../../../server/config.js';
+import { loadConfigFile, parseDate, parseSize, type Schema } from '../../common/config.js';
+import { AirlockError } from '../../manifests/errors.js';
+import { loadConfig } from '../../server/config.js';
 
 const SCHEMA: Schema = {
   cache_dir: { type: 'path' },
