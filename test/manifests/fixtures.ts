@@ -3,54 +3,24 @@ import { expect } from 'vitest';
 import type { KeyObject } from 'node:crypto';
 import {
   AirlockError,
-  canonicalize,
   generateKey,
   keyIdOf,
   loadTrustedRoot,
-  rawPublicKey,
   RELEASE_PAYLOAD_TYPE,
-  ROOT_PAYLOAD_TYPE,
   signEnvelope,
   type ErrorCode,
   type GeneratedKey,
   type RootPayload,
   type TrustedRoot,
 } from '../../manifests/index.js';
+import { canon, rootPayload, signManifest, signRoot } from '../support/release.js';
 
 export const NOW = new Date('2027-01-15T12:00:00Z');
 export const HEX = (c: string): string => c.repeat(64);
 
 export const keys = Array.from({ length: 6 }, () => generateKey());
 
-export function rootPayload(opts: {
-  version?: number;
-  expires?: string;
-  root: GeneratedKey[];
-  rootThreshold?: number;
-  release: GeneratedKey[];
-  releaseThreshold?: number;
-}): RootPayload {
-  const all = [...opts.root, ...opts.release];
-  const entries: RootPayload['keys'] = {};
-  for (const k of all) entries[k.keyid] = { keytype: 'ed25519', public: rawPublicKey(k.publicKey).toString('base64') };
-  return {
-    type: 'airlock-root',
-    spec: 1,
-    version: opts.version ?? 1,
-    expires: opts.expires ?? '2028-01-01T00:00:00Z',
-    keys: entries,
-    roles: {
-      root: { keyids: opts.root.map((k) => k.keyid), threshold: opts.rootThreshold ?? 1 },
-      release: { keyids: opts.release.map((k) => k.keyid), threshold: opts.releaseThreshold ?? 1 },
-    },
-  };
-}
-
-export const canon = (v: unknown): Buffer => Buffer.from(canonicalize(v), 'utf8');
-
-export function signRoot(payload: unknown, signers: GeneratedKey[]): Buffer {
-  return signEnvelope(ROOT_PAYLOAD_TYPE, canon(payload), signers.map((k) => k.privateKey));
-}
+export { canon, rootPayload, signRoot };
 
 export function makeRoot(payload: RootPayload, signers: GeneratedKey[]): TrustedRoot {
   return loadTrustedRoot(signRoot(payload, signers), NOW);
@@ -122,7 +92,7 @@ export function envelopeOf(payload: Uint8Array, signers: KeyObject[] = [keys[1]!
 }
 
 export function signed(m: unknown = manifest(), signers: GeneratedKey[] = [keys[1]!]): Buffer {
-  return envelopeOf(canon(m), signers.map((k) => k.privateKey));
+  return signManifest(m, signers);
 }
 
 /** Edit an envelope's JSON structurally. */

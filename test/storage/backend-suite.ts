@@ -4,19 +4,20 @@
  *   import { backendSuite } from '../backend-suite.js';
  *   backendSuite('fs', async () => ({ backend: fsBackend(await tmp()), cleanup }));
  */
-import { createHash } from 'node:crypto';
+import { closeSync, readSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { text } from 'node:stream/consumers';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { BlobBackend } from '../../storage/types.js';
+import { sha256 } from '../support/release.js';
 
 export interface BackendFixture {
   backend: BlobBackend;
   cleanup?: () => Promise<void>;
 }
 
-export const sha = (b: string | Buffer): string => createHash('sha256').update(b).digest('hex');
+export const sha = sha256;
 export const ref = (b: string | Buffer): { sha256: string; size: number } => ({ sha256: sha(b), size: Buffer.byteLength(b) });
 
 async function put(backend: BlobBackend, body: string | Buffer, expected = ref(body)): Promise<void> {
@@ -127,6 +128,24 @@ export function backendSuite(name: string, make: () => Promise<BackendFixture>):
       await expect(b.writer({ sha256: '../../etc/passwd', size: 1 })).rejects.toMatchObject({ code: 'EPATH' });
       await expect(b.stat('ABC')).rejects.toMatchObject({ code: 'EPATH' });
       await expect(b.read(sha('x').toUpperCase())).rejects.toMatchObject({ code: 'EPATH' });
+    });
+
+    it('open (backends with descriptors): the size from that descriptor and its bytes; null when absent', async () => {
+      if (!b.open) return; // optional: a backend without it is served through read
+      expect(await b.open(sha('nope'))).toBeNull();
+      await expect(b.open(sha('x').toUpperCase())).rejects.toMatchObject({ code: 'EPATH' });
+      for (const body of ['hello, airlock', '']) {
+        await put(b, body);
+        const blob = (await b.open(sha(body)))!;
+        try {
+          expect(blob.size).toBe(body.length);
+          const got = Buffer.alloc(blob.size + 1);
+          expect(readSync(blob.fd, got, 0, got.length, 0)).toBe(body.length);
+          expect(got.subarray(0, body.length).toString()).toBe(body);
+        } finally {
+          closeSync(blob.fd);
+        }
+      }
     });
 
     it('lists many blobs, each once', async () => {

@@ -13,7 +13,6 @@
  */
 import http from 'node:http';
 import net from 'node:net';
-import { createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 
 export type Fault =
@@ -67,7 +66,7 @@ export interface FaultUpstream {
   close(): Promise<void>;
 }
 
-export const sha256 = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
+export { sha256 } from './release.js';
 
 async function listen(server: http.Server): Promise<number> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

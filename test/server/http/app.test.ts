@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import http from 'node:http';
@@ -8,13 +7,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, type AirlockApp } from '../../../server/http/index.js';
 import { BIG_URL, FILE_URL, makeFixture, type Fixture } from './fixture.js';
 import { json, raw } from './client.js';
+import { sha256 as sha } from '../../support/release.js';
 
 let fx: Fixture;
 let srv: AirlockApp;
 let server: http.Server;
 let port: number;
 const TOKEN = 'test-admin-token';
-const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 beforeAll(async () => {
   fx = await makeFixture();

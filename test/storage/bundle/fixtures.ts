@@ -2,20 +2,15 @@
  * Signed releases and stores for the bundle, gc and relocate suites: real
  * keys, a real trust root, real envelopes (manifests/), a real store.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import {
-  canonicalize,
   generateKey,
   loadTrustedRoot,
   openTrustGate,
-  rawPublicKey,
-  RELEASE_PAYLOAD_TYPE,
-  ROOT_PAYLOAD_TYPE,
-  signEnvelope,
   verifyRelease,
   type Artifact,
   type GateClock,
@@ -25,31 +20,20 @@ import {
   type TrustGate,
 } from '../../../manifests/index.js';
 import { openStore, type Store } from '../../../storage/index.js';
+import { canon, releaseManifest, rootPayload as rootOf, sha256, signManifest, signRoot, type ReleaseSpec } from '../../support/release.js';
 
-export const sha = (b: Uint8Array | string): string => createHash('sha256').update(b).digest('hex');
+export const sha = sha256;
 export const tmp = (prefix = 'airlock-airgap-'): Promise<string> => mkdtemp(join(tmpdir(), prefix));
-export const canon = (v: unknown): Buffer => Buffer.from(canonicalize(v), 'utf8');
+export { canon, signRoot, type ReleaseSpec };
 
 export const rootKey = generateKey();
 export const releaseKey = generateKey();
 export const strangerKey = generateKey();
 export const newRootKey = generateKey();
 
-export function rootPayload(version: number, root: GeneratedKey[], release: GeneratedKey[]): RootPayload {
-  const keys: RootPayload['keys'] = {};
-  for (const k of [...root, ...release]) keys[k.keyid] = { keytype: 'ed25519', public: rawPublicKey(k.publicKey).toString('base64') };
-  return {
-    type: 'airlock-root',
-    spec: 1,
-    version,
-    expires: '2035-01-01T00:00:00Z',
-    keys,
-    roles: { root: { keyids: root.map((k) => k.keyid), threshold: 1 }, release: { keyids: release.map((k) => k.keyid), threshold: 1 } },
-  };
-}
-
-export const signRoot = (p: RootPayload, signers: GeneratedKey[]): Buffer =>
-  signEnvelope(ROOT_PAYLOAD_TYPE, canon(p), signers.map((k) => k.privateKey));
+/** Root `version` expiring 2035: `root` keys sign roots, `release` keys sign releases. */
+export const rootPayload = (version: number, root: GeneratedKey[], release: GeneratedKey[]): RootPayload =>
+  rootOf({ version, root, release, expires: '2035-01-01T00:00:00Z' });
 
 /** root v1: rootKey signs roots, releaseKey signs releases */
 export const root1Bytes = signRoot(rootPayload(1, [rootKey], [releaseKey]), [rootKey]);
@@ -83,28 +67,9 @@ export function imageArt(path: string, manifestBlob: Blob, blobs: Blob[]): Artif
   };
 }
 
-export interface ReleaseSpec {
-  release: string;
-  serial: number;
-  artifacts: Artifact[];
-  expires?: string;
-  issued?: string;
-  product?: string;
-}
-
-export function signRelease(spec: ReleaseSpec, key: GeneratedKey = releaseKey): Buffer {
-  const manifest = {
-    type: 'airlock-release',
-    spec: 1,
-    product: spec.product ?? 'stackato',
-    release: spec.release,
-    serial: spec.serial,
-    issued: spec.issued ?? '2026-01-01T00:00:00Z',
-    expires: spec.expires ?? '2034-01-01T00:00:00Z',
-    artifacts: spec.artifacts,
-  };
-  return signEnvelope(RELEASE_PAYLOAD_TYPE, canon(manifest), [key.privateKey]);
-}
+/** A release signed by `key` (releaseKey), expiring 2034 unless the spec says otherwise. */
+export const signRelease = (spec: ReleaseSpec, key: GeneratedKey = releaseKey): Buffer =>
+  signManifest(releaseManifest({ ...spec, expires: spec.expires ?? '2034-01-01T00:00:00Z' }), [key]);
 
 /** A store holding `envelope` and every blob in `blobs` (verified on the way in). */
 export async function fill(store: Store, envelope: Buffer, blobs: Blob[]): Promise<void> {
