@@ -1,5 +1,4 @@
 /** Shared pieces of the install-step tests: real tar archives, a sandbox with a sentinel outside the root, a context. */
-import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +7,7 @@ import { pack } from 'tar-stream';
 import type { InstallContext } from '../../../client/install/context.js';
 import { statePaths } from '../../../client/state.js';
 import type { Output } from '../../../common/output.js';
+import { sha256 } from '../../support/release.js';
 
 export type TarItem = { name: string; type?: 'file' | 'symlink' | 'link' | 'directory' | 'character-device'; body?: string | Buffer; linkname?: string; mode?: number };
 
@@ -23,7 +23,7 @@ export async function makeTar(entries: TarItem[]): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-export const sha256 = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
+export { sha256 };
 
 /**
  * DIR/root is the install root, DIR/escaped a sentinel folder beside it
