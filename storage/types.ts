@@ -29,11 +29,25 @@ export interface BlobWriter {
   cancel(): Promise<void>;
 }
 
+/** A blob held open on a file descriptor; whoever got it owns `fd` and closes it (`fs.close`). */
+export interface OpenBlob {
+  fd: number;
+  /** from the same descriptor (fstat), so it is the size of the bytes that will be read */
+  size: number;
+}
+
 /** The narrow backend every blob store implements (filesystem now, S3 later). */
 export interface BlobBackend {
   stat(digest: string): Promise<BlobStat | null>;
   /** `highWaterMark`: chunk size of the stream (serving many streams at once wants smaller chunks than ingest) */
   read(digest: string, range?: ByteRange, opts?: { highWaterMark?: number }): Promise<Readable>;
+  /**
+   * Only for backends that have descriptors (the filesystem): the blob opened
+   * for reading, or null when absent. Serving prefers it to `read` (positional
+   * reads into reused buffers, no stream per response); a backend without it
+   * is served through `read`.
+   */
+  open?(digest: string): Promise<OpenBlob | null>;
   writer(expected: BlobRef): Promise<BlobWriter>;
   delete(digest: string): Promise<void>;
   list(): AsyncIterable<string>;

@@ -13,18 +13,18 @@
  * and the lean path for `/blobs/sha256/…` that runs before koa
  * (fast-blobs.ts). Both decide the answer with `blobAnswer` and write it with
  * `writeBlobAnswer` straight to the Node response: small blobs from memory,
- * files through `pumpFile` (reused buffers, backpressure by write
- * completion), other backends through their own stream.
+ * blobs the backend can `open` (files) through `pumpFile` (reused buffers,
+ * backpressure by write completion), other backends through their `read`
+ * stream.
  */
-import { read } from 'node:fs';
+import { close, read } from 'node:fs';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { pipeline, type Readable } from 'node:stream';
 import type { Context } from 'koa';
 import parseRange from 'range-parser';
 import { AirlockError } from '../../manifests/errors.js';
-import type { Store } from '../../storage/index.js';
+import type { OpenBlob, Store } from '../../storage/index.js';
 import type { Metrics } from './metrics.js';
-import { closeBlob, fsRootOf, openBlob, type OpenBlob } from './open-blob.js';
 import { pumpFile } from './pump-file.js';
 import { SMALL_BLOB_MAX, type SmallBlobCache } from './small-blobs.js';
 import { routeOf } from './track.js';
@@ -53,10 +53,10 @@ export interface SendContext {
   smallBlobs?: SmallBlobCache;
 }
 
-/** What the blob's bytes come from: memory, an open file, or another backend's stream. */
+/** What the blob's bytes come from: memory, an open descriptor, or a backend's stream. */
 export type BlobSource = Buffer | OpenBlob | BackendBlob;
 
-/** a blob of a backend without file descriptors: its size, and its bytes as the backend streams them */
+/** a blob of a backend without descriptors: its size, and its bytes as the backend streams them */
 export interface BackendBlob {
   size: number;
   stream: (range?: { start: number; end: number }) => Promise<Readable>;
@@ -147,6 +147,8 @@ export function writeBlobAnswer(res: ServerResponse, a: BlobAnswer, source: Blob
 
 const isOpenBlob = (s: BlobSource): s is OpenBlob => !Buffer.isBuffer(s) && 'fd' in s;
 
+const closeBlob = (b: OpenBlob): void => close(b.fd, () => {});
+
 /** Reads a whole small file into one buffer (for the small-blob cache); closes it. */
 export function readWhole(file: OpenBlob, sha256: string): Promise<Buffer> {
   return new Promise<Buffer>((resolve, reject) => {
@@ -171,16 +173,17 @@ export function readWhole(file: OpenBlob, sha256: string): Promise<Buffer> {
 }
 
 /**
- * Where the blob's bytes come from: the small-blob cache, else the file
- * (small ones are read whole and cached on the way), else the backend's
- * stream. null when the store does not hold it.
+ * Where the blob's bytes come from: the small-blob cache, else the
+ * backend's descriptor when it has them (small blobs are read whole and
+ * cached on the way), else the backend's stream. null when the store does
+ * not hold it.
  */
 export async function blobSource(sc: SendContext, sha256: string, method: string): Promise<BlobSource | null> {
   const cached = sc.smallBlobs?.get(sha256);
   if (cached) return cached;
-  const root = fsRootOf(sc.store);
-  if (root !== null) {
-    const file = await openBlob(root, sha256);
+  const backend = sc.store.backend;
+  if (backend.open) {
+    const file = await backend.open(sha256);
     if (!file) return null;
     if (sc.smallBlobs && method === 'GET' && file.size > 0 && file.size <= SMALL_BLOB_MAX) {
       const body = await readWhole(file, sha256);
@@ -189,9 +192,8 @@ export async function blobSource(sc: SendContext, sha256: string, method: string
     }
     return file;
   }
-  const st = await sc.store.stat(sha256);
+  const st = await backend.stat(sha256);
   if (!st) return null;
-  const backend = sc.store.backend;
   return { size: st.size, stream: (range) => backend.read(sha256, range, { highWaterMark: STREAM_CHUNK }) };
 }
 

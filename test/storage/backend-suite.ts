@@ -4,6 +4,7 @@
  *   import { backendSuite } from '../backend-suite.js';
  *   backendSuite('fs', async () => ({ backend: fsBackend(await tmp()), cleanup }));
  */
+import { closeSync, readSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { text } from 'node:stream/consumers';
@@ -127,6 +128,24 @@ export function backendSuite(name: string, make: () => Promise<BackendFixture>):
       await expect(b.writer({ sha256: '../../etc/passwd', size: 1 })).rejects.toMatchObject({ code: 'EPATH' });
       await expect(b.stat('ABC')).rejects.toMatchObject({ code: 'EPATH' });
       await expect(b.read(sha('x').toUpperCase())).rejects.toMatchObject({ code: 'EPATH' });
+    });
+
+    it('open (backends with descriptors): the size from that descriptor and its bytes; null when absent', async () => {
+      if (!b.open) return; // optional: a backend without it is served through read
+      expect(await b.open(sha('nope'))).toBeNull();
+      await expect(b.open(sha('x').toUpperCase())).rejects.toMatchObject({ code: 'EPATH' });
+      for (const body of ['hello, airlock', '']) {
+        await put(b, body);
+        const blob = (await b.open(sha(body)))!;
+        try {
+          expect(blob.size).toBe(body.length);
+          const got = Buffer.alloc(blob.size + 1);
+          expect(readSync(blob.fd, got, 0, got.length, 0)).toBe(body.length);
+          expect(got.subarray(0, body.length).toString()).toBe(body);
+        } finally {
+          closeSync(blob.fd);
+        }
+      }
     });
 
     it('lists many blobs, each once', async () => {
