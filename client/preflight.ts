@@ -6,7 +6,7 @@
  */
 import { AirlockError } from '../manifests/errors.js';
 import { humanBytes } from '../common/output.js';
-import { freeDiskBytes, freeMemoryBytes } from '../storage/support/probe.js';
+import { freeDiskBytes, freeMemoryBytes, type FreeDisk } from '../storage/support/probe.js';
 
 export interface PreflightNeeds {
   /** staging folder and bytes still to download there (plus work copies for installers) */
@@ -23,13 +23,21 @@ export interface PreflightReport {
   memory: { needed: number; available: number };
 }
 
-export async function preflight(n: PreflightNeeds): Promise<PreflightReport> {
+/** Where the figures come from: the kernel's (storage/support/probe.ts) unless a caller hands in others. */
+export interface PreflightProbes {
+  disk(path: string): Promise<Pick<FreeDisk, 'free' | 'device'>>;
+  memory(): number;
+}
+
+const kernel: PreflightProbes = { disk: freeDiskBytes, memory: freeMemoryBytes };
+
+export async function preflight(n: PreflightNeeds, probes: PreflightProbes = kernel): Promise<PreflightReport> {
   const disks: PreflightReport['disks'] = [];
   for (const [what, spec] of [
     ['staging', n.staging],
     ['install root', n.install],
   ] as const) {
-    const { free, device } = await freeDiskBytes(spec.path);
+    const { free, device } = await probes.disk(spec.path);
     const same = disks.find((d) => d.device === device);
     if (same) {
       // one filesystem holds both: the needs add up
@@ -46,7 +54,7 @@ export async function preflight(n: PreflightNeeds): Promise<PreflightReport> {
       );
     }
   }
-  const available = freeMemoryBytes();
+  const available = probes.memory();
   if (available < n.memoryFloor) {
     throw new AirlockError(
       'EMEMORY',
