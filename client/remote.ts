@@ -3,21 +3,15 @@
  * checked against the node's own trust root before use). The node reaches
  * the cache directly, never through a site proxy.
  */
+import { cachePath, parseReleases, type ReleaseSummary } from '../common/cache-api.js';
 import { AirlockError, LIMITS } from '../manifests/index.js';
 import { createHttpClient, httpFetcher } from '../storage/fetch/http.js';
 import { fetchWhole } from '../storage/fetch/whole.js';
 import type { Fetcher } from '../storage/types.js';
 
-export interface RemoteRelease {
-  release: string;
-  product: string | null;
-  serial: number;
-  ready: boolean;
-}
-
 export interface CacheClient {
   readonly base: string;
-  releases(): Promise<RemoteRelease[]>;
+  releases(): Promise<ReleaseSummary[]>;
   manifest(release: string): Promise<Buffer>;
   blobUrl(sha256: string): string;
   readonly fetcher: Fetcher;
@@ -32,24 +26,13 @@ export function cacheClient(base: string, opts: { stallTimeoutMs?: number; answe
   return {
     base,
     async releases() {
-      const url = `${base}/releases`;
-      const body = await fetchWhole(http, url, { cap: 16 * 1024 * 1024, deadlineMs: answerMs, what: 'cache' });
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(body.toString('utf8'));
-      } catch {
-        throw new AirlockError('EUPSTREAM', `${url}: the cache answered something that is not JSON`, { url });
-      }
-      const list = Array.isArray(parsed) ? parsed : (parsed as { releases?: unknown }).releases;
-      if (!Array.isArray(list)) throw new AirlockError('EUPSTREAM', `${url}: expected a JSON list of releases`, { url });
-      return list
-        .filter((r): r is Record<string, unknown> => typeof r === 'object' && r !== null && typeof (r as { release?: unknown }).release === 'string')
-        .map((r) => ({ release: r.release as string, product: typeof r.product === 'string' ? r.product : null, serial: Number(r.serial ?? 0), ready: r.ready === true }));
+      const url = base + cachePath.releases();
+      return parseReleases(await fetchWhole(http, url, { cap: 16 * 1024 * 1024, deadlineMs: answerMs, what: 'cache' }), url);
     },
     manifest(release) {
-      return fetchWhole(http, `${base}/releases/${encodeURIComponent(release)}/manifest`, { cap: LIMITS.envelopeBytes, deadlineMs: answerMs, what: 'cache' });
+      return fetchWhole(http, base + cachePath.manifest(release), { cap: LIMITS.envelopeBytes, deadlineMs: answerMs, what: 'cache' });
     },
-    blobUrl: (sha256) => `${base}/blobs/sha256/${sha256}`,
+    blobUrl: (sha256) => base + cachePath.blob(sha256),
     fetcher: httpFetcher(http),
     close: () => http.close(),
   };
@@ -61,7 +44,7 @@ export function cacheClient(base: string, opts: { stallTimeoutMs?: number; answe
  * Serials of different products do not compare: several products and no
  * installed one means the operator must say which.
  */
-export function newestReady(list: RemoteRelease[], cache: string, product: string | null = null): string {
+export function newestReady(list: ReleaseSummary[], cache: string, product: string | null = null): string {
   const ready = list.filter((r) => r.ready && (!product || r.product === product)).sort((a, b) => b.serial - a.serial);
   const products = new Set(ready.map((r) => r.product));
   if (products.size > 1) {

@@ -7,6 +7,7 @@
  */
 import type { Context } from 'koa';
 import type { Logger } from 'pino';
+import type { ErrorAnswer, OciErrorAnswer } from '../../common/cache-api.js';
 import { AirlockError, toAirlockError } from '../../manifests/errors.js';
 
 function ociCode(err: AirlockError, path: string): string {
@@ -40,8 +41,8 @@ export function renderError(ctx: Context, e: unknown, logger: Logger): void {
   if (ctx.path.startsWith('/v2/')) {
     ctx.set('Docker-Distribution-API-Version', 'registry/2.0');
     const detail = internal ? {} : Object.fromEntries(Object.entries(err.details).filter(([k]) => k !== 'oci' && k !== 'stack'));
-    ctx.body = { errors: [{ code: ociCode(err, ctx.path), message, detail }] };
+    ctx.body = { errors: [{ code: ociCode(err, ctx.path), message, detail }] } satisfies OciErrorAnswer;
   } else {
-    ctx.body = { error: { code: internal ? 'EINTERNAL' : err.code, message } };
+    ctx.body = { error: { code: internal ? 'EINTERNAL' : err.code, message } } satisfies ErrorAnswer;
   }
 }

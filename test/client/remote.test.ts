@@ -1,6 +1,19 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import http from 'node:http';
+import type net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { cacheClient } from '../../client/remote.js';
+import type { ReleaseSummary } from '../../common/cache-api.js';
+import { createServer } from '../../server/http/index.js';
+import { openStore } from '../../storage/index.js';
 import { startFaultUpstream, type FaultUpstream } from '../support/fault-upstream.js';
+import { sha256, unsignedRelease } from '../support/release.js';
+
+const tally = (total: number, present: number) => ({ total, present, missing: total - present });
+const entry: ReleaseSummary = { release: '1.0', product: 'p', serial: 1, digest: 'd'.repeat(64), ready: true, files: tally(1, 1), bytes: tally(5, 5) };
 
 let up: FaultUpstream;
 beforeEach(async () => {
@@ -12,7 +25,7 @@ afterEach(async () => {
 
 describe('cacheClient against a cache that trickles', () => {
   it('the release list trickled a byte at a time is EUPSTREAM "too slow" at the deadline, not never', async () => {
-    up.files.set('/releases', { body: Buffer.from(JSON.stringify([{ release: '1.0', product: 'p', serial: 1, ready: true }])), fault: { kind: 'trickle', at: 2, every: 100 } });
+    up.files.set('/releases', { body: Buffer.from(JSON.stringify([entry])), fault: { kind: 'trickle', at: 2, every: 100 } });
     const cache = cacheClient(up.url, { stallTimeoutMs: 5000, answerTimeoutMs: 700 });
     try {
       const t0 = Date.now();
@@ -34,12 +47,60 @@ describe('cacheClient against a cache that trickles', () => {
   }, 15_000);
 
   it('a prompt answer is read as before', async () => {
-    up.files.set('/releases', { body: Buffer.from(JSON.stringify([{ release: '1.0', product: 'p', serial: 1, ready: true }])) });
+    up.files.set('/releases', { body: Buffer.from(JSON.stringify([entry])) });
     const cache = cacheClient(up.url, { answerTimeoutMs: 700 });
     try {
-      expect(await cache.releases()).toEqual([{ release: '1.0', product: 'p', serial: 1, ready: true }]);
+      expect(await cache.releases()).toEqual([entry]);
     } finally {
       cache.close();
+    }
+  });
+});
+
+describe('cacheClient reads /releases as the server sends it, nothing else', () => {
+  it("the real server's answer round-trips: ready and missing releases, counts and digests", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'airlock-remote-'));
+    const store = await openStore({ cacheDir: join(dir, 'cache'), write: true });
+    const server = http.createServer();
+    try {
+      const body = Buffer.from('hello');
+      const file = { path: 'a.txt', kind: 'file' as const, sha256: sha256(body), size: body.length, urls: ['http://up.example/a.txt'] };
+      const absent = { ...file, path: 'b.txt', sha256: sha256('absent'), size: 6 };
+      await store.ingestStream({ sha256: file.sha256, size: file.size }, Readable.from([body]));
+      const ready = unsignedRelease({ release: '1.0', serial: 3, artifacts: [file] });
+      const partial = unsignedRelease({ release: '1.1', serial: 4, artifacts: [file, absent] });
+      await store.putRelease(ready);
+      await store.putRelease(partial);
+      server.on('request', createServer({ adminToken: null, passthrough: false }, { store }).callback());
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      const cache = cacheClient(`http://127.0.0.1:${(server.address() as net.AddressInfo).port}`);
+      try {
+        const list = await cache.releases();
+        expect(list.sort((a, b) => a.serial - b.serial)).toEqual([
+          { release: '1.0', product: 'stackato', serial: 3, digest: ready.digest, ready: true, files: tally(1, 1), bytes: tally(5, 5) },
+          { release: '1.1', product: 'stackato', serial: 4, digest: partial.digest, ready: false, files: tally(2, 1), bytes: tally(11, 5) },
+        ]);
+      } finally {
+        cache.close();
+      }
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('another shape is EUPSTREAM: a wrapped list, an entry missing a field, a serial that is not a count', async () => {
+    const bodies = [{ releases: [entry] }, [{ ...entry, digest: undefined }], [{ ...entry, serial: '1' }], [{ ...entry, files: { total: 1 } }]];
+    for (const b of bodies) {
+      up.files.set('/releases', { body: Buffer.from(JSON.stringify(b)) });
+      const cache = cacheClient(up.url, { answerTimeoutMs: 700 });
+      try {
+        await expect(cache.releases(), JSON.stringify(b)).rejects.toMatchObject({ code: 'EUPSTREAM' });
+      } finally {
+        cache.close();
+      }
     }
   });
 });

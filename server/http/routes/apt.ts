@@ -6,6 +6,7 @@
  */
 import type { Context } from 'koa';
 import { createHash } from 'node:crypto';
+import { cachePath } from '../../../common/cache-api.js';
 import { AirlockError } from '../../../manifests/errors.js';
 import type { Route } from '../env.js';
 import { decodePath, decodeSegment } from '../path-params.js';
@@ -36,7 +37,7 @@ export const aptRoutes: Route[] = [
       const path = m[2] === '' || m[2] === './' ? '' : decodePath(m[2]!, 'apt path', true);
       if (path === '') {
         ctx.type = 'text/plain; charset=utf-8';
-        ctx.body = `flat apt repository of release ${release}: deb [trusted=yes] ${ctx.origin}/apt/${release} ./\n`;
+        ctx.body = `flat apt repository of release ${release}: deb [trusted=yes] ${ctx.origin}${cachePath.aptRepository(release)} ./\n`;
         return;
       }
       const index = await env.aptIndex(rel);

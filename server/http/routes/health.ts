@@ -1,4 +1,5 @@
 /** `/healthz`, `/metrics`, `/releases`, `/releases/:release/manifest`. */
+import type { HealthAnswer, ReleasesAnswer } from '../../../common/cache-api.js';
 import { AirlockError } from '../../../manifests/errors.js';
 import type { Route } from '../env.js';
 import { decodeSegment } from '../path-params.js';
@@ -12,12 +13,12 @@ export const healthRoutes: Route[] = [
       ctx.set('Cache-Control', 'no-store');
       try {
         const cat = await env.catalog.get();
-        ctx.body = { ok: true, releases: cat.releases.size };
+        ctx.body = { ok: true, releases: cat.releases.size } satisfies HealthAnswer;
       } catch (e) {
         // a health check answers, it does not fail: 503 tells the balancer to look elsewhere
         env.logger.warn({ err: (e as Error).message }, 'health check: store unusable');
         ctx.status = 503;
-        ctx.body = { ok: false, error: (e as Error).message };
+        ctx.body = { ok: false, error: (e as Error).message } satisfies HealthAnswer;
       }
     },
   },
@@ -37,7 +38,7 @@ export const healthRoutes: Route[] = [
     pattern: /^\/releases\/?$/,
     async handle(ctx, env) {
       const cat = await env.catalog.get();
-      const out = [];
+      const out: ReleasesAnswer = [];
       for (const rel of cat.releases.values()) {
         const st = await env.store.status(rel.release);
         out.push({
