@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { acquireWriterLock, readLockInfo, type LockInfo } from '../../storage/lock.js';
+import { acquireWriterLock, isLocked, readLockInfo, type LockInfo } from '../../storage/lock.js';
 import { tmp } from './fixtures.js';
 
 let dir: string;
@@ -25,11 +25,24 @@ describe('writer lock', () => {
     expect(await readLockInfo(dir)).toBeNull();
   });
 
-  it('a waiting writer gets the lock once the holder lets go', async () => {
-    const first = await acquireWriterLock(dir);
+  it('a waiting writer gets the lock once the holder lets go; while it holds it, the next is refused naming it; after release, nobody holds it', async () => {
+    const first = await acquireWriterLock(dir, { command: 'airlock gc' });
+    const t0 = Date.now();
     setTimeout(() => void first.release(), 300);
-    const second = await acquireWriterLock(dir, { waitMs: 3000 });
+    const second = await acquireWriterLock(dir, { waitMs: 3000, command: 'airlock stage r.json' });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
+    expect(await readLockInfo(dir)).toMatchObject({ pid: process.pid, command: 'airlock stage r.json', since: second.info.since });
+    expect(await isLocked(dir)).toBe(true);
+    const err = await acquireWriterLock(dir, { waitMs: 0 }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'ELOCKED', details: { holder: { pid: process.pid, command: 'airlock stage r.json' } } });
+    expect((err as Error).message).toMatch(new RegExp(`^cache ${dir} is locked by pid ${process.pid} on .*\\("airlock stage r\\.json", since `));
     await second.release();
+    expect(await readLockInfo(dir)).toBeNull();
+    expect(await isLocked(dir)).toBe(false);
+    // free at once for the next writer
+    const third = await acquireWriterLock(dir, { waitMs: 0, command: 'airlock verify' });
+    expect((await readLockInfo(dir))?.command).toBe('airlock verify');
+    await third.release();
   });
 
   it('a lock left by a process that died (SIGKILL) is taken over at once', async () => {
@@ -91,12 +104,20 @@ describe('writer lock', () => {
     await l.release();
   });
 
-  it('a stale lock of another host is taken once older than staleMs', async () => {
+  it('a lock of another host is ELOCKED naming that holder while fresh, and taken once older than staleMs', async () => {
     await mkdir(join(dir, 'lock'));
-    const old = new Date(Date.now() - 60_000);
-    await utimes(join(dir, 'lock'), old, old);
-    await writeFile(join(dir, 'lock.info'), JSON.stringify({ pid: 1, hostname: 'elsewhere', command: 'x', since: old.toISOString() }));
-    const l = await acquireWriterLock(dir, { waitMs: 0, staleMs: 5000 });
+    const since = new Date(Date.now() - 60_000);
+    await writeFile(join(dir, 'lock.info'), JSON.stringify({ pid: 1, hostname: 'elsewhere', command: 'airlock import b.tar', since: since.toISOString() }));
+    // refreshed just now (its holder lives on the other host): refused, naming it
+    const err = await acquireWriterLock(dir, { waitMs: 0, staleMs: 5000 }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'ELOCKED', details: { holder: { pid: 1, hostname: 'elsewhere' } } });
+    expect((err as Error).message).toContain(`is locked by pid 1 on elsewhere ("airlock import b.tar", since ${since.toISOString()})`);
+    // not refreshed for longer than staleMs: taken over, and lock.info names the new holder
+    await utimes(join(dir, 'lock'), since, since);
+    const l = await acquireWriterLock(dir, { waitMs: 0, staleMs: 5000, command: 'airlock gc' });
+    expect(await readLockInfo(dir)).toMatchObject({ pid: process.pid, hostname: hostname(), command: 'airlock gc' });
     await l.release();
+    expect(await readLockInfo(dir)).toBeNull();
+    expect(await isLocked(dir)).toBe(false);
   });
 });
