@@ -202,8 +202,10 @@ describe('stage with faults from the upstream', () => {
         ac.abort();
       }
     }, 20);
+    // only the abort may end this run: the stall timeout must outlast the moment of the abort (milliseconds in),
+    // and 5 s does; a longer one proves nothing more and makes a broken abort cost its whole length
     await expect(
-      stageRelease(env.config(), capture().out, { source: file }, { http: { env: {}, stallTimeoutMs: 30_000 }, signal: ac.signal }),
+      stageRelease(env.config(), capture().out, { source: file }, { http: { env: {}, stallTimeoutMs: 5_000 }, signal: ac.signal }),
     ).rejects.toMatchObject({ code: 'EUPSTREAM', details: { interrupted: true } });
     const s = await stageRelease(env.config(), capture().out, { source: file }, deps);
     expect(s.fetched).toBe(1);
