@@ -18,7 +18,7 @@ import { AirlockError } from '../manifests/errors.js';
 import { releaseBlobs } from '../manifests/index.js';
 import type { Store } from './index.js';
 import { partialDir, quarantineDir } from './paths.js';
-import { forgetReleases } from './release-remove.js';
+import { forgetReleases } from './releases/index.js';
 
 export const DEFAULT_PARTIAL_MAX_AGE_MS = 24 * 3600 * 1000;
 

@@ -11,10 +11,14 @@
  *   quarantine/<hex>.<timestamp>   blobs that failed `airlock verify`
  *   index/level/                   level database: releases, artifacts, blobs, serials
  *   index/envelopes/<release>.json each verified envelope, byte for byte (source of truth)
+ *   index/outlines/<release>.txt   what `status` needs of a release (a cache of the envelope)
  *   index/accepted.json            highest accepted serial per product (mirror of level)
  *   lock                           proper-lockfile: one writer process at a time
  *   lock.info                      who holds the lock: pid, host, command, since
  * ```
+ *
+ * `index/` holds the release records that storage/releases/ reads and writes;
+ * its on-disk name stays `index/` so existing caches keep working.
  *
  * Digests and release names are validated here, before they become paths.
  */
@@ -84,7 +88,7 @@ export function envelopePath(root: string, release: string): string {
   return join(root, 'index', 'envelopes', `${release}.json`);
 }
 
-/** What `status` needs of a release, in lines (index/outline.ts); a cache of the envelope. */
+/** What `status` needs of a release, in lines (releases/outline.ts); a cache of the envelope. */
 export function outlinePath(root: string, release: string): string {
   assertReleaseName(release);
   return join(root, 'index', 'outlines', `${release}.txt`);

@@ -7,7 +7,7 @@
 import { releaseBlobs, type ArtifactOutline } from '../manifests/blobs.js';
 import type { BlobBackend, ReleaseStatus } from './types.js';
 
-/** What readiness needs of a release: a stored manifest or its outline (index/outline.ts). */
+/** What readiness needs of a release: a stored manifest or its outline (releases/outline.ts). */
 export interface ReleaseOutline {
   product: string;
   release: string;

@@ -1,9 +1,9 @@
 /**
  * The Store (the contract `server/` and `client/` code against, through
  * storage/index.ts) and openStore, which wires the blob backend, the release
- * index, ingest, status, verify and the writer lock into one. It lives here,
- * not in types.ts, because its ingest options are content/ingest.ts's, and
- * that file imports types.ts.
+ * records (releases/), ingest, status, re-hashing and the writer lock into
+ * one. It lives here, not in types.ts, because its ingest options are
+ * content/ingest.ts's, and that file imports types.ts.
  *
  * A reader store (write: false) takes no lock and never opens the level
  * database, so `serve` and `status` work while `stage` writes from another
@@ -23,16 +23,17 @@ import {
   mergeAccepted,
   readAcceptedFile,
   readEnvelopeFile,
+  readOutline,
   rebuildIndex,
   writeAcceptedFile,
   writeEnvelopeFile,
-} from './index/index.js';
+  writeOutline,
+} from './releases/index.js';
 import { acquireWriterLock, type WriterLock } from './lock.js';
 import { assertReleaseName, envelopesDir, indexDir, partialDir } from './paths.js';
 import { releaseStatus } from './status.js';
-import { readOutline, writeOutline } from './index/outline.js';
 import type { BlobBackend, BlobStat, ByteRange, Fetcher, IngestResult, ReleaseStatus, StoredRelease } from './types.js';
-import { verifyBlobs, type VerifyTarget } from './verify.js';
+import { rehashBlobs, type RehashReport, type RehashTarget } from './rehash.js';
 
 export interface OpenStoreOptions {
   cacheDir: string;
@@ -46,13 +47,6 @@ export interface OpenStoreOptions {
 
 /** Ingest tuning: abort signal, progress, retries with backoff, stall timeout (storage/content/ingest.ts). */
 export type IngestOptions = IngestTuning;
-
-export interface VerifyReport {
-  checked: number;
-  ok: number;
-  corrupt: Array<{ sha256: string; expectedSize: number | null; foundSize: number; foundSha256: string; quarantinedAs: string }>;
-  missing: Array<{ sha256: string; size: number; paths: string[] }>;
-}
 
 export interface Store {
   readonly cacheDir: string;
@@ -85,7 +79,8 @@ export interface Store {
   status(release: string): Promise<ReleaseStatus>;
 
   // ---- maintenance (writers) ----
-  verify(release?: string, opts?: { onProgress?: (done: number, total: number) => void }): Promise<VerifyReport>;
+  /** `airlock verify`: re-hash the blobs (of one release, or all), quarantine the corrupt ones */
+  rehash(release?: string, opts?: { onProgress?: (done: number, total: number) => void }): Promise<RehashReport>;
   rebuildIndex(): Promise<{ releases: number; blobs: number }>;
   close(): Promise<void>;
 }
@@ -212,9 +207,9 @@ export async function openStore(opts: OpenStoreOptions): Promise<Store> {
       return releaseStatus({ ...stored, artifacts: stored.manifest.artifacts }, backend);
     },
 
-    async verify(release?: string, o?: { onProgress?: (done: number, total: number) => void }): Promise<VerifyReport> {
-      const d = writer('verify');
-      const targets = new Map<string, VerifyTarget>();
+    async rehash(release?: string, o?: { onProgress?: (done: number, total: number) => void }): Promise<RehashReport> {
+      const d = writer('rehash');
+      const targets = new Map<string, RehashTarget>();
       const releases = release ? [await mustGetRelease(release)] : await listReleases();
       for (const r of releases) {
         for (const b of releaseBlobs(r.manifest)) {
@@ -228,7 +223,7 @@ export async function openStore(opts: OpenStoreOptions): Promise<Store> {
           if (!targets.has(digest)) targets.set(digest, { sha256: digest, size: null, paths: [] });
         }
       }
-      const report = await verifyBlobs(backend, [...targets.values()], o?.onProgress);
+      const report = await rehashBlobs(backend, [...targets.values()], o?.onProgress);
       for (const c of report.corrupt) await d.deleteBlob(c.sha256);
       return report;
     },

@@ -22,9 +22,9 @@ let lib: string;
 
 beforeAll(async () => {
   outDir = await mkdtemp(join(REPO, 'node_modules', '.airlock-crash-'));
-  // transpile (no type check) storage/ and manifests/ file by file: fast, and independent of
+  // transpile (no type check) storage/, common/ and manifests/ file by file: fast, and independent of
   // the state of other folders being edited meanwhile
-  for (const folder of ['storage', 'manifests']) {
+  for (const folder of ['storage', 'common', 'manifests']) {
     for (const rel of await readdir(join(REPO, folder), { recursive: true })) {
       if (!rel.endsWith('.ts')) continue;
       const source = await readFile(join(REPO, folder, rel), 'utf8');
@@ -77,7 +77,7 @@ describe('crash safety', () => {
     const inFlight = lines.filter((l) => 'start' in l).at(-1)!.sha256 as string;
 
     const store = await openStore({ cacheDir: dir, write: true, lockWaitMs: 5000 }); // lock of the dead child is recovered
-    const report = await store.verify();
+    const report = await store.rehash();
     expect(report.corrupt).toEqual([]);
     expect(report.checked).toBeGreaterThanOrEqual(6);
     const done = lines.filter((l) => 'done' in l).map((l) => l.sha256 as string);
@@ -115,7 +115,7 @@ describe('crash safety', () => {
     const r = await store.ingestFromUrls(ref, ['http://up.example/big'], f);
     expect(r).toMatchObject({ fetched: true, resumedFrom: kept, transferred: size - kept });
     expect(f.calls).toEqual([{ url: 'http://up.example/big', offset: kept, sent: size - kept }]);
-    expect((await store.verify()).corrupt).toEqual([]);
+    expect((await store.rehash()).corrupt).toEqual([]);
     await store.close();
     await rm(dir, { recursive: true, force: true });
   });

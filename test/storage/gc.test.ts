@@ -66,7 +66,7 @@ describe('gc', () => {
     expect(snap.blobs).toEqual(digests(b1, bCfg, bMan, shared));
     expect(snap.corrupt).toEqual([]);
     expect((await store.status('2.0')).ready).toBe(true);
-    const v = await store.verify('2.0');
+    const v = await store.rehash('2.0');
     expect(v.corrupt).toEqual([]);
     expect(v.missing).toEqual([]);
     expect(await store.getRelease('1.0')).toBeNull();

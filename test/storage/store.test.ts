@@ -96,7 +96,7 @@ describe('store', () => {
     const file = blobPath(dir, sha(A));
     await chmod(file, 0o644);
     await writeFile(file, 'tampered');
-    const report = await store.verify('3.6.2');
+    const report = await store.rehash('3.6.2');
     expect(report.checked).toBe(1);
     expect(report.corrupt).toEqual([
       expect.objectContaining({ sha256: sha(A), expectedSize: A.length, foundSize: 8, foundSha256: sha('tampered') }),
@@ -104,7 +104,7 @@ describe('store', () => {
     expect(report.missing).toEqual([{ sha256: sha(B), size: B.length, paths: ['dir/b.txt'] }]);
     expect(await store.stat(sha(A))).toBeNull();
     expect((await readdir(join(dir, 'quarantine')))[0]).toMatch(new RegExp(`^${sha(A)}\\.`));
-    const all = await store.verify();
+    const all = await store.rehash();
     expect(all.corrupt).toEqual([]);
   });
 

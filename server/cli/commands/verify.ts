@@ -33,7 +33,7 @@ export function register(program: Command): void {
             out.note(`index rebuilt: ${r.releases} release(s), ${r.blobs} blob(s)`, { releases: r.releases, blobs: r.blobs });
           }
           let bar: ReturnType<typeof out.progress> | null = null;
-          const report = await store.verify(release, {
+          const report = await store.rehash(release, {
             onProgress: (done, total) => {
               bar ??= out.progress('verify', total);
               bar.update(done);

@@ -7,8 +7,8 @@
  * must not let an older serial back in.
  */
 import { rm } from 'node:fs/promises';
-import { envelopePath } from './paths.js';
-import { removeOutline } from './index/outline.js';
+import { envelopePath } from '../paths.js';
+import { removeOutline } from './outline.js';
 
 export async function forgetReleases(cacheDir: string, releases: string[]): Promise<void> {
   for (const r of releases) {

@@ -8,7 +8,7 @@ import { AirlockError } from '../manifests/errors.js';
 import type { BlobBackend } from './types.js';
 import { mapLimit } from './status.js';
 
-export interface VerifyTarget {
+export interface RehashTarget {
   sha256: string;
   /** expected size when a manifest says it, else null */
   size: number | null;
@@ -16,7 +16,7 @@ export interface VerifyTarget {
   paths: string[];
 }
 
-export interface VerifyOutcome {
+export interface RehashReport {
   checked: number;
   ok: number;
   corrupt: Array<{ sha256: string; expectedSize: number | null; foundSize: number; foundSha256: string; quarantinedAs: string }>;
@@ -28,12 +28,12 @@ type QuarantineBackend = BlobBackend & { quarantine?: (digest: string) => Promis
 /** Hashing is CPU and disk bound: a couple at a time is enough. */
 const CONCURRENCY = 2;
 
-export async function verifyBlobs(
+export async function rehashBlobs(
   backend: QuarantineBackend,
-  targets: VerifyTarget[],
+  targets: RehashTarget[],
   onProgress?: (done: number, total: number) => void,
-): Promise<VerifyOutcome> {
-  const out: VerifyOutcome = { checked: 0, ok: 0, corrupt: [], missing: [] };
+): Promise<RehashReport> {
+  const out: RehashReport = { checked: 0, ok: 0, corrupt: [], missing: [] };
   let done = 0;
   await mapLimit(targets, CONCURRENCY, async (t) => {
     const s = await backend.stat(t.sha256);
