@@ -18,7 +18,7 @@ import { generateKey, type Artifact } from '../../manifests/index.js';
 import { memoryFetcher, type MemoryFault, type MemoryFetcher } from '../../storage/fetch/memory.js';
 import { openStore, type Store } from '../../storage/index.js';
 import { releaseManifest, sha256, signManifest } from '../support/release.js';
-import { quiet } from './install/hostile.js';
+import { failure, quiet } from './install/hostile.js';
 
 const BASE = 'http://cache.invalid:7070';
 const url = (hex: string): string => BASE + cachePath.blob(hex);
@@ -105,7 +105,7 @@ describe('downloadBlobs into staging, from an in-memory cache', () => {
   it('a cache that goes away mid-blob: EUPSTREAM with the partial kept; the next run resumes it (bytesResumed)', async () => {
     const only = share(['router']).filter((b) => b.sha256 === sha256(router));
     serve({ [sha256(router)]: [{ kind: 'reset', after: 100_000 }, ...Array.from({ length: 5 }, (): MemoryFault => ({ kind: 'status', status: 503 }))] });
-    const err = await downloadBlobs(staging, cache, only, { ...opts, parallel: 1, retries: 2 }).catch((e: unknown) => e);
+    const err = await failure(downloadBlobs(staging, cache, only, { ...opts, parallel: 1, retries: 2 }));
     expect(err).toMatchObject({ code: 'EUPSTREAM', details: { paths: ['components/router.tgz'] } });
     expect(await staging.stat(sha256(router))).toBeNull();
 
@@ -120,9 +120,9 @@ describe('downloadBlobs into staging, from an in-memory cache', () => {
     const forged = Buffer.from(common);
     forged[1234] ^= 0xff;
     serve({ [sha256(common)]: [{ kind: 'body', bytes: forged }, { kind: 'body', bytes: forged }, { kind: 'body', bytes: forged }, { kind: 'body', bytes: forged }] });
-    const err = await downloadBlobs(staging, cache, share(['gateway']), opts).catch((e: unknown) => e as Error & { code: string });
+    const err = await failure(downloadBlobs(staging, cache, share(['gateway']), opts));
     expect(err).toMatchObject({ code: 'EINTEGRITY' });
-    expect(err.message).toContain('components/common.tgz');
+    expect((err as Error).message).toContain('components/common.tgz');
     expect(await staging.stat(sha256(common))).toBeNull();
     expect(readdirSync(join(statePaths(stateDir).staging, 'partial')).filter((f) => f.startsWith(sha256(common)))).toEqual([]);
   });
