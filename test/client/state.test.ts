@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { lstatSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { envelopeFile, journalFile, readInstalled, statePaths, writeStateFile, writeInstalled, writtenFile } from '../../client/state.js';
+import { envelopeFile, journalFile, readAccepted, readInstalled, statePaths, writeAccepted, writeStateFile, writeInstalled, writtenFile } from '../../client/state.js';
 import { isAirlockError } from '../../manifests/errors.js';
 import { sandbox } from './install/hostile.js';
 
@@ -72,5 +72,48 @@ describe("release names become state file names by the cache's rule", () => {
   it('accepts what the cache stores', () => {
     expect(envelopeFile(state, '1.0.0+build~rc-1_x')).toBe('/var/lib/airlock-node/envelopes/1.0.0+build~rc-1_x.json');
     expect(journalFile(state, '1.0.0')).toBe('/var/lib/airlock-node/journal/1.0.0.jsonl');
+  });
+});
+
+describe('accepted serials and installed release', () => {
+  it('nothing accepted or installed yet reads as empty', () => {
+    const { state } = stateInRoot();
+    expect(readAccepted(state)).toEqual({});
+    expect(readInstalled(state)).toBeNull();
+  });
+
+  it('writeAccepted keeps one entry per product and never lowers a serial', () => {
+    const { state } = stateInRoot();
+    writeAccepted(state, { product: 'stackato', serial: 5, digest: 'a'.repeat(64) });
+    writeAccepted(state, { product: 'other', serial: 1, digest: 'b'.repeat(64) });
+    writeAccepted(state, { product: 'stackato', serial: 4, digest: 'c'.repeat(64) });
+    expect(readAccepted(state)).toEqual({
+      stackato: { product: 'stackato', serial: 5, digest: 'a'.repeat(64) },
+      other: { product: 'other', serial: 1, digest: 'b'.repeat(64) },
+    });
+    writeAccepted(state, { product: 'stackato', serial: 6, digest: 'd'.repeat(64) });
+    expect(readAccepted(state).stackato).toEqual({ product: 'stackato', serial: 6, digest: 'd'.repeat(64) });
+  });
+
+  it('installed.json round-trips', () => {
+    const { state } = stateInRoot();
+    const r = { product: 'stackato', release: '3.6.2', serial: 17, digest: 'e'.repeat(64), installedAt: '2026-03-01T00:00:00.000Z' };
+    writeInstalled(state, r);
+    expect(readInstalled(state)).toEqual(r);
+  });
+
+  it('a state file that is not JSON is EINTERNAL naming it, never silently empty', () => {
+    const { state } = stateInRoot();
+    writeFileSync(state.accepted, '{"stackato": {"serial": 5');
+    const err = thrown(() => readAccepted(state));
+    expect(isAirlockError(err, 'EINTERNAL'), String(err)).toBe(true);
+    expect((err as Error).message).toContain(state.accepted);
+  });
+
+  it('written/ names a record per install target', () => {
+    const state = statePaths('/var/lib/airlock-node');
+    expect(writtenFile(state, '/opt/a')).toMatch(/^\/var\/lib\/airlock-node\/written\/[0-9a-f]{64}\.json$/);
+    expect(writtenFile(state, '/opt/a')).toBe(writtenFile(state, '/opt/a'));
+    expect(writtenFile(state, '/opt/a')).not.toBe(writtenFile(state, '/opt/b'));
   });
 });
