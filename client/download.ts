@@ -11,10 +11,10 @@
  * (EINTEGRITY for wrong bytes: nothing of that blob is kept; EUPSTREAM when
  * every cache is down: a re-run resumes from the partial files).
  */
-import { AirlockError, toAirlockError } from '../manifests/errors.js';
+import { AirlockError } from '../manifests/errors.js';
 import type { BlobRef } from '../manifests/types.js';
-import type { Fetcher, Store, UrlFailure } from '../storage/index.js';
-import type { Output } from '../storage/support/output.js';
+import { pullBlobs, type Fetcher, type PullReport, type Store, type UrlFailure } from '../storage/index.js';
+import type { Output } from '../common/output.js';
 import type { CacheClient } from './remote.js';
 
 export interface DownloadSummary {
@@ -36,6 +36,8 @@ export interface DownloadOptions {
   /** bytes/s over rateWindowMs below which the next cache is tried (storage's defaults: 1 KiB/s over 60 s) */
   minRate?: number;
   rateWindowMs?: number;
+  /** one blob's bytes held after each write, and its size (the SIGKILL tests stop the run at a known byte) */
+  onBlobBytes?: (bytes: number, size: number) => void;
 }
 
 /** One Fetcher over several caches: each blob URL goes to the cache it names. */
@@ -43,26 +45,6 @@ function cachesFetcher(caches: readonly CacheClient[]): Fetcher {
   return {
     fetch: (url, opts) => (caches.find((c) => url.startsWith(`${c.base}/`)) ?? caches[0]!).fetcher.fetch(url, opts),
   };
-}
-
-/**
- * Test hook: AIRLOCK_NODE_TEST_PAUSE_AT_BYTES=N[:MS]. The first time a blob's
- * partial file holds at least N bytes (and is not yet complete), say so on
- * stderr and block the whole process, forever or for MS ms. Every counted
- * byte is already written (progress fires after the write), so a SIGKILL
- * there, or a cache stopped meanwhile, hits a known point mid-download.
- */
-let paused = false;
-function pauseAtBytes(bytes: number, size: number): void {
-  const spec = process.env.AIRLOCK_NODE_TEST_PAUSE_AT_BYTES;
-  if (paused || !spec || bytes >= size) return;
-  const [at, ms] = spec.split(':').map(Number);
-  if (!(bytes >= at!)) return;
-  paused = true;
-  process.stderr.write(`airlock-node: test pause at ${bytes} bytes\n`);
-  const sab = new Int32Array(new SharedArrayBuffer(4));
-  const until = ms === undefined ? Infinity : Date.now() + ms;
-  while (Date.now() < until) Atomics.wait(sab, 0, 0, Math.min(1000, until - Date.now()));
 }
 
 export async function downloadBlobs(
@@ -73,66 +55,60 @@ export async function downloadBlobs(
 ): Promise<DownloadSummary> {
   const caches: readonly CacheClient[] = Array.isArray(cacheOrCaches) ? cacheOrCaches : [cacheOrCaches as CacheClient];
   if (caches.length === 0) throw new AirlockError('EUSAGE', 'no cache to download from');
-  const fetcher = caches.length === 1 ? caches[0]!.fetcher : cachesFetcher(caches);
   const total = blobs.reduce((n, b) => n + b.size, 0);
   const bar = opts.out.progress('download', total);
-  const done = new Map<string, number>();
   const summary: DownloadSummary = { blobs: blobs.length, fetched: 0, alreadyStaged: 0, bytesTransferred: 0, bytesResumed: 0, fallbacks: [] };
-  const abort = new AbortController();
-  let failure: AirlockError | null = null;
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (!failure && next < blobs.length) {
-      const b = blobs[next++]!;
-      try {
-        const urls = caches.map((c) => c.blobUrl(b.sha256));
-        const r = await store.ingestFromUrls({ sha256: b.sha256, size: b.size }, urls, fetcher, {
-          signal: abort.signal,
-          retries: opts.retries ?? 3,
-          backoffMs: opts.backoffMs,
-          minRate: opts.minRate,
-          rateWindowMs: opts.rateWindowMs,
-          onProgress: (p) => {
-            done.set(p.digest, p.bytes);
-            pauseAtBytes(p.bytes, p.size);
-            bar.update([...done.values()].reduce((x, y) => x + y, 0), { current: b.paths[0] });
-          },
-          onRetry: ({ attempt, error }) => opts.out.warn(`${b.paths[0]}: retry ${attempt} after: ${error.message}`),
-        });
-        done.set(b.sha256, b.size);
-        if (r.fetched) summary.fetched++;
-        else summary.alreadyStaged++;
-        summary.bytesTransferred += r.transferred;
-        summary.bytesResumed += r.resumedFrom;
-        const failed = r.failed ?? [];
-        if (failed.length > 0) {
-          summary.fallbacks.push({ sha256: b.sha256, paths: b.paths, url: r.url ?? null, failed });
-          opts.out.warn(`${b.paths[0]}: from ${r.url} after ${failed.map((f) => `${f.url} failed (${f.code})`).join(', ')}`, { sha256: b.sha256, url: r.url, failed });
-        }
-        opts.out.event('staged', {
-          sha256: b.sha256,
-          size: b.size,
-          paths: b.paths,
-          fetched: r.fetched,
-          transferred: r.transferred,
-          resumedFrom: r.resumedFrom,
-          url: r.url ?? null,
-          failed,
-        });
-      } catch (e) {
-        const err = toAirlockError(e);
-        if (!failure) {
-          failure = new AirlockError(err.code, `${b.paths.join(', ')}: ${err.message}`, { ...err.details, paths: b.paths, sha256: b.sha256 }, { cause: err });
-          abort.abort();
-        }
-      }
-    }
-  };
+  let report: PullReport;
   try {
-    await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.parallel, blobs.length)) }, worker));
+    report = await pullBlobs(
+      store,
+      blobs.map((b) => ({ sha256: b.sha256, size: b.size, paths: b.paths, urls: caches.map((c) => c.blobUrl(b.sha256)) })),
+      {
+        parallel: opts.parallel,
+        fetcher: caches.length === 1 ? caches[0]!.fetcher : cachesFetcher(caches),
+        // one failure ends the run: the node's share is all or nothing, and a re-run resumes from the partial files
+        failFast: true,
+        retries: opts.retries ?? 3,
+        backoffMs: opts.backoffMs,
+        minRate: opts.minRate,
+        rateWindowMs: opts.rateWindowMs,
+        onProgress: (done, current) => bar.update(done, { current }),
+        onBlobBytes: opts.onBlobBytes ? (item, bytes) => opts.onBlobBytes!(bytes, item.size) : undefined,
+        onRetry: (item, { attempt, error }) => opts.out.warn(`${item.paths[0]}: retry ${attempt} after: ${error.message}`),
+        onDone: ({ item, result: r }) => {
+          if (r.fetched) summary.fetched++;
+          else summary.alreadyStaged++;
+          summary.bytesTransferred += r.transferred;
+          summary.bytesResumed += r.resumedFrom;
+          const failed = r.failed ?? [];
+          if (failed.length > 0) {
+            summary.fallbacks.push({ sha256: item.sha256, paths: item.paths, url: r.url ?? null, failed });
+            opts.out.warn(`${item.paths[0]}: from ${r.url} after ${failed.map((f) => `${f.url} failed (${f.code})`).join(', ')}`, {
+              sha256: item.sha256,
+              url: r.url,
+              failed,
+            });
+          }
+          opts.out.event('staged', {
+            sha256: item.sha256,
+            size: item.size,
+            paths: item.paths,
+            fetched: r.fetched,
+            transferred: r.transferred,
+            resumedFrom: r.resumedFrom,
+            url: r.url ?? null,
+            failed,
+          });
+        },
+      },
+    );
   } finally {
     bar.stop();
   }
-  if (failure) throw failure;
+  const first = report.failures[0];
+  if (first) {
+    const { item, error } = first;
+    throw new AirlockError(error.code, `${item.paths.join(', ')}: ${error.message}`, { ...error.details, paths: item.paths, sha256: item.sha256 }, { cause: error });
+  }
   return summary;
 }

@@ -50,6 +50,8 @@ export interface UpgradeResult {
 export interface UpgradeHooks {
   /** called with the count of finished install steps after each one (SIGKILL tests stop the run at a known moment) */
   afterStep?: (finished: number) => void;
+  /** a blob's bytes held after each write, and its size */
+  downloadBytes?: (bytes: number, size: number) => void;
 }
 
 async function fetchVerified(config: NodeConfig, cache: CacheClient, state: StatePaths, release: string | undefined, now: Date, out: Output): Promise<VerifiedRelease> {
@@ -142,7 +144,13 @@ export async function upgrade(config: NodeConfig, opts: UpgradeOptions, out: Out
 
     // 5. download into staging
     out.note(`downloading ${blobs.length} blob(s), ${humanBytes(missing)} not yet staged, from ${cache.base}`);
-    const dl: DownloadSummary = await downloadBlobs(store, cache, blobs, { parallel: config.parallel, out, minRate: config.minRate, rateWindowMs: config.rateWindowMs });
+    const dl: DownloadSummary = await downloadBlobs(store, cache, blobs, {
+      parallel: config.parallel,
+      out,
+      minRate: config.minRate,
+      rateWindowMs: config.rateWindowMs,
+      onBlobBytes: hooks.downloadBytes,
+    });
     if (opts.downloadOnly) {
       return {
         status: 'downloaded',

@@ -5,7 +5,10 @@
  */
 export * from './types.js';
 
-export { openStore, type IngestOptions, type OpenStoreOptions, type Store, type VerifyReport } from './store.js';
+export { openStore, type IngestOptions, type OpenStoreOptions, type Store } from './store.js';
+export type { RehashReport } from './rehash.js';
+/** content/pull.ts: the one pull loop (many blobs, parallel, verified, progress) for stage and the node. */
+export { pullBlobs, type PullItem, type PullOptions, type PullReport, type PullDone, type PullFailure } from './content/pull.js';
 export { memoryFetcher, type MemoryFault, type MemoryFetcher } from './fetch/memory.js';
 export { fsBackend, type FsBlobBackend } from './backend/fs.js';
 export { LAYOUT_VERSION, isDigest, assertDigest, assertReleaseName } from './paths.js';

@@ -66,7 +66,7 @@ export function buildProgram(argv: readonly string[] = process.argv.slice(2), ho
           config,
           { release: flags.release, downloadOnly: Boolean(flags.downloadOnly), force: Boolean(flags.force), updateClient: Boolean(flags.updateClient), argv },
           out,
-          { afterStep: hooks.afterInstallStep },
+          { afterStep: hooks.afterInstallStep, downloadBytes: hooks.downloadBytes },
         );
         if (r.status === 'client-updated') return r.exitCode;
         out.result({ status: r.status, ...r.data }, r.text);

@@ -11,7 +11,6 @@
  * partial files stay, so the same command resumes.
  */
 import { readFile, stat } from 'node:fs/promises';
-import { basename } from 'node:path';
 import { Readable } from 'node:stream';
 import {
   AirlockError,
@@ -22,10 +21,10 @@ import {
   type TrustGate,
   type VerifiedRelease,
 } from '../../manifests/index.js';
-import { openStore, type Fetcher, type IngestResult, type Store, type UrlFailure } from '../../storage/index.js';
+import { openStore, pullBlobs, type Fetcher, type IngestResult, type PullItem, type PullReport, type Store, type UrlFailure } from '../../storage/index.js';
 import { createHttpClient, fetchRange, fetchWhole, type HttpClient, type HttpClientOptions } from '../../storage/index.js';
-import { humanBytes, type Output } from '../../storage/support/output.js';
-import { readTrustFile } from '../../storage/support/trust-file.js';
+import { humanBytes, type Output } from '../../common/output.js';
+import { readTrustFile } from '../../common/trust-file.js';
 import type { AirlockConfig } from '../config.js';
 import { requireTrust } from '../config.js';
 import { planStage, type PlannedBlob, type StagePlan } from './plan.js';
@@ -213,107 +212,74 @@ function dispatchingFetcher(plan: StagePlan, ctx: DownloadContext): Fetcher {
 
 async function download(store: Store, plan: StagePlan, ctx: DownloadContext, result: StageSummary): Promise<void> {
   const { out } = ctx;
-  const fetcher = dispatchingFetcher(plan, ctx);
   // image manifests first: they are tiny and a wrong one should fail before its layers are pulled
   const queue = [...plan.missing.filter((b) => b.image), ...plan.missing.filter((b) => !b.image)];
+  const items: PullItem[] = queue.map((b) => ({
+    sha256: b.sha256,
+    size: b.size,
+    paths: b.paths,
+    urls: b.urls,
+    ...(b.image ? { pullWith: (signal: AbortSignal | undefined) => fetchImageManifest(store, b, { ...ctx, signal }) } : {}),
+  }));
   const bar = out.progress('staging', plan.bytes.missing);
-  const perBlob = new Map<string, number>();
-  const active = new Set<string>();
-  const failures: Array<{ blob: PlannedBlob; error: AirlockError }> = [];
-  const label = (b: PlannedBlob): string => basename(b.paths[0] ?? b.sha256.slice(0, 12));
-  // Progress arrives per socket chunk (tens of thousands per GiB): keep a
-  // running total rather than summing every blob each time, and redraw at
-  // most every 100 ms (a bar cannot show more; in --json there is no bar).
-  let done = 0;
-  let drawn = 0;
-  const setBlobBytes = (sha256: string, bytes: number): void => {
-    done += bytes - (perBlob.get(sha256) ?? 0);
-    perBlob.set(sha256, bytes);
-  };
-  const showProgress = (force = false): void => {
-    const now = Date.now();
-    if (!force && now - drawn < 100) return;
-    drawn = now;
-    const names = [...active].slice(0, 3).join(', ') + (active.size > 3 ? ` +${active.size - 3}` : '');
-    bar.update(done, { current: names });
-  };
-
-  const one = async (b: PlannedBlob): Promise<void> => {
-    const name = label(b);
-    active.add(name);
-    showProgress(true);
-    try {
-      const r = b.image
-        ? await fetchImageManifest(store, b, ctx)
-        : await store.ingestFromUrls({ sha256: b.sha256, size: b.size }, b.urls, fetcher, {
-            signal: ctx.signal,
-            retries: ctx.retries,
-            backoffMs: ctx.backoffMs,
-            minRate: ctx.minRate,
-            rateWindowMs: ctx.rateWindowMs,
-            onProgress: (p) => {
-              setBlobBytes(b.sha256, p.bytes);
-              showProgress();
-            },
-            onRetry: ({ url, attempt, error }) => {
-              result.retries += 1;
-              out.event('retry', { sha256: b.sha256, url, attempt, error: error.message });
-            },
-          });
-      setBlobBytes(b.sha256, b.size);
-      if (r.fetched) {
-        result.fetched += 1;
-        result.bytesFetched += b.size;
-      } else result.alreadyPresent += 1;
-      result.bytesTransferred += r.transferred;
-      result.resumedBytes += r.resumedFrom;
-      const failed = r.failed ?? [];
-      if (r.fetched) result.sources.push({ sha256: b.sha256, paths: b.paths, url: r.url ?? null, failed });
-      out.event('fetched', { sha256: b.sha256, size: b.size, paths: b.paths, transferred: r.transferred, resumedFrom: r.resumedFrom, url: r.url ?? null, failed });
-      if (failed.length > 0 && !out.json) {
-        // the operator should know a listed mirror is failing, even when another one saved the run
-        out.note(`${b.paths.join(', ')}: served by ${r.url}; given up first: ${failed.map((f) => `${f.url} (${f.code}: ${shortReason(f)})`).join(', ')}`);
-      }
-    } catch (e) {
-      const error = toAirlockError(e);
-      if (error.code === 'EINTERNAL' || error.code === 'ENOSPACE') throw error;
-      failures.push({ blob: b, error });
-      if (!ctx.signal?.aborted) {
-        out.warn(`could not stage ${b.paths.join(', ')}: ${error.message}`, { sha256: b.sha256, code: error.code });
-      }
-    } finally {
-      active.delete(name);
-      showProgress(true);
-    }
-  };
-
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < queue.length && !ctx.signal?.aborted) await one(queue[next++]!);
-  };
+  let report: PullReport;
   try {
-    await Promise.all(Array.from({ length: Math.min(ctx.parallel, Math.max(queue.length, 1)) }, worker));
+    report = await pullBlobs(store, items, {
+      parallel: ctx.parallel,
+      fetcher: dispatchingFetcher(plan, ctx),
+      signal: ctx.signal,
+      retries: ctx.retries,
+      backoffMs: ctx.backoffMs,
+      minRate: ctx.minRate,
+      rateWindowMs: ctx.rateWindowMs,
+      // a full disk or a bug ends the run at once; anything else is one file's failure, reported at the end
+      fatalCodes: ['EINTERNAL', 'ENOSPACE'],
+      onProgress: (done, current) => bar.update(done, { current }),
+      onRetry: (item, { url, attempt, error }) => {
+        result.retries += 1;
+        out.event('retry', { sha256: item.sha256, url, attempt, error: error.message });
+      },
+      onDone: ({ item, result: r }) => {
+        if (r.fetched) {
+          result.fetched += 1;
+          result.bytesFetched += item.size;
+        } else result.alreadyPresent += 1;
+        result.bytesTransferred += r.transferred;
+        result.resumedBytes += r.resumedFrom;
+        const failed = r.failed ?? [];
+        if (r.fetched) result.sources.push({ sha256: item.sha256, paths: item.paths, url: r.url ?? null, failed });
+        out.event('fetched', { sha256: item.sha256, size: item.size, paths: item.paths, transferred: r.transferred, resumedFrom: r.resumedFrom, url: r.url ?? null, failed });
+        if (failed.length > 0 && !out.json) {
+          // the operator should know a listed mirror is failing, even when another one saved the run
+          out.note(`${item.paths.join(', ')}: served by ${r.url}; given up first: ${failed.map((f) => `${f.url} (${f.code}: ${shortReason(f)})`).join(', ')}`);
+        }
+      },
+      onFailed: ({ item, error }) => {
+        if (!ctx.signal?.aborted) out.warn(`could not stage ${item.paths.join(', ')}: ${error.message}`, { sha256: item.sha256, code: error.code });
+      },
+    });
   } finally {
     bar.stop();
   }
-  const left = queue.length - result.fetched - (result.alreadyPresent - plan.present);
+  const left = queue.length - report.done.length;
   if (ctx.signal?.aborted) {
     throw new AirlockError('EUPSTREAM', `interrupted: ${left} of ${queue.length} files not staged yet; run the same command again to resume`, {
       interrupted: true,
       missing: left,
     });
   }
+  const failures = report.failures;
   if (failures.length > 0) {
     // wrong bytes from every URL is a verification failure (exit 3); anything else is the network (exit 5)
     const integrity = failures.every((f) => f.error.code === 'EINTEGRITY');
     const first = failures[0]!;
     throw new AirlockError(
       integrity ? 'EINTEGRITY' : 'EUPSTREAM',
-      `${failures.length} of ${queue.length} files could not be staged (first: ${first.blob.paths[0]}: ${first.error.message}); ` +
+      `${failures.length} of ${queue.length} files could not be staged (first: ${first.item.paths[0]}: ${first.error.message}); ` +
         `\`airlock status ${plan.release}\` lists what is missing, a re-run resumes`,
       {
         release: plan.release,
-        failed: failures.map((f) => ({ sha256: f.blob.sha256, paths: f.blob.paths, code: f.error.code, message: f.error.message, urls: f.error.details.urls ?? [] })),
+        failed: failures.map((f) => ({ sha256: f.item.sha256, paths: f.item.paths, code: f.error.code, message: f.error.message, urls: f.error.details.urls ?? [] })),
       },
     );
   }
