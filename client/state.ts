@@ -1,5 +1,5 @@
 /**
- * The node's own state, all under `--state-dir` (DESIGN.md "Node client"):
+ * The node's own state, all under `--state-dir` (docs/operations.md "The node's state dir"):
  *
  * ```
  * STATE/
@@ -183,7 +183,7 @@ export const writeInstalled = (s: StatePaths, r: InstalledRecord): void => write
 
 export const readAccepted = (s: StatePaths): Record<string, AcceptedSerial> => readJson<Record<string, AcceptedSerial>>(s.accepted) ?? {};
 
-/** Persists the new accepted serial before anything of the release is used (DESIGN.md order of checks). */
+/** Persists the new accepted serial before anything of the release is used (docs/manifest.md "Order of checks"). */
 export function writeAccepted(s: StatePaths, accepted: AcceptedSerial): void {
   const all = readAccepted(s);
   const prev = all[accepted.product];

@@ -1,5 +1,5 @@
 /**
- * `airlock-node upgrade`: the steps of DESIGN.md "Node client", in order —
+ * `airlock-node upgrade`: the steps of docs/operations.md "The node", in order —
  * verify the manifest against the node's own trust root, self-update, version
  * check, preflight, download into staging, install with a journal, record.
  */
@@ -72,7 +72,7 @@ async function fetchVerified(config: NodeConfig, cache: CacheClient, state: Stat
     });
   }
   for (const w of verified.warnings) out.warn(w, { release: name });
-  // persist before using anything of it (DESIGN.md order of checks)
+  // persist before using anything of it (docs/manifest.md "Order of checks")
   trust.keep(verified);
   writeAccepted(state, verified.accepted);
   writeStateFile(envelopeFile(state, name), verified.envelope);

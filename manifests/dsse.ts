@@ -1,5 +1,5 @@
 /**
- * DSSE envelopes (DESIGN.md "The signed release manifest"): the signatures
+ * DSSE envelopes (docs/manifest.md "The envelope (DSSE)"): the signatures
  * cover PAE(payloadType, payload bytes), so nothing is parsed before it is
  * verified. This file builds and reads envelopes; deciding whether enough of
  * the right keys signed lives in threshold.ts.

@@ -1,6 +1,6 @@
 /**
  * One error family for all of airlock. Every failure a user can cause or
- * meet is an AirlockError with a code from DESIGN.md and the facts behind it
+ * meet is an AirlockError with a code from docs/cli.md "Error codes" and the facts behind it
  * (expected/found, path, url…). The code decides the process exit status and
  * the HTTP status, each in exactly one place: the two tables below.
  */
@@ -23,7 +23,7 @@ export const ERROR_CODES = [
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
-/** Exit status per code (DESIGN.md: 0 ok, 1 failure, 2 usage, 3 verification, 4 preflight, 5 network). */
+/** Exit status per code (docs/cli.md: 0 ok, 1 failure, 2 usage, 3 verification, 4 preflight, 5 network). */
 export const EXIT_STATUS: Readonly<Record<ErrorCode, number>> = Object.freeze({
   ESIGNATURE: 3,
   EEXPIRED: 3,

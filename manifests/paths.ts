@@ -1,5 +1,5 @@
 /**
- * Artifact paths (DESIGN.md "Paths"): a relative POSIX path with no `..`,
+ * Artifact paths (docs/manifest.md "Release manifest schema"): a relative POSIX path with no `..`,
  * no leading `/`, no empty or `.` segment, no backslash or NUL, unique in
  * the manifest. They become URL paths on the cache and file names on nodes,
  * so anything that could climb out of a folder is refused, not cleaned up.

@@ -1,5 +1,5 @@
 /**
- * The trust root (DESIGN.md "Keys and the trust root, exactly"): root.json is
+ * The trust root (docs/manifest.md "The trust root"): root.json is
  * a DSSE envelope whose payload lists the keys and the `root` and `release`
  * roles, signed by its own root role. Rotation as in TUF: root N+1 must be
  * exactly version N+1 and signed by the root thresholds of both N and N+1.

@@ -287,7 +287,7 @@ function firstPlace(artifacts: Artifact[], sha256: string): string {
   return 'another reference';
 }
 
-/** The release manifest's schema (DESIGN.md, manifests/types.ts). EMANIFEST / EPATH with the place. */
+/** The release manifest's schema (docs/manifest.md, manifests/types.ts). EMANIFEST / EPATH with the place. */
 export function validateReleaseManifest(value: unknown): ReleaseManifest {
   if (!isObject(value)) throw new AirlockError('EMANIFEST', `manifest: expected a JSON object, found ${describe(value)}`);
   const f = new Fields(value, 'manifest');

@@ -1,6 +1,5 @@
 /**
- * The shapes of the signed documents (DESIGN.md "The signed release
- * manifest"). Everything here is data; parsing and checks live beside it.
+ * The shapes of the signed documents (docs/manifest.md). Everything here is data; parsing and checks live beside it.
  */
 
 export const RELEASE_PAYLOAD_TYPE = 'application/vnd.airlock.release.v1+json';

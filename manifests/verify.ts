@@ -1,5 +1,5 @@
 /**
- * Verifies a signed release manifest against a trusted root, in DESIGN.md's
+ * Verifies a signed release manifest against a trusted root, in the order of docs/manifest.md
  * order: size cap → signatures and threshold over the raw bytes → strict
  * parse and schema → product → rollback → expiry. Nothing is parsed before
  * it is verified, and the caller persists `accepted` only after this returns.

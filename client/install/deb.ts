@@ -1,7 +1,7 @@
 /**
  * `deb` artifacts: one dpkg call for all debs of the release, so packages
  * that depend on each other install together. Into `--root` with its own
- * admin dir and log (DESIGN.md: the real system only when the root is `/`).
+ * admin dir and log (the real system only when the root is `/`).
  *
  * `dpkg --root` is not a chroot: it follows links already in the root as the
  * host sees them. So before dpkg runs, its admin dir, its log and every

@@ -1,6 +1,6 @@
 /**
- * Test keys and a trust root, made the way DESIGN.md "Keys and the trust
- * root, exactly" says (ed25519, PKCS#8/SPKI PEM, key id = sha256 of the raw
+ * Test keys and a trust root, made the way docs/manifest.md "The trust
+ * root" says (ed25519, PKCS#8/SPKI PEM, key id = sha256 of the raw
  * 32-byte public key), signed through the manifests facade.
  */
 import { createHash, generateKeyPairSync, type KeyObject } from 'node:crypto';

@@ -18,7 +18,7 @@ export interface ReleaseOptions {
   select?: readonly string[] | ((a: Artifact) => boolean);
 }
 
-/** RFC 3339 UTC without fractions, as DESIGN.md writes dates. */
+/** RFC 3339 UTC without fractions, as the manifest writes dates. */
 export function rfc3339(d: Date): string {
   return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }

@@ -23,7 +23,7 @@ export interface ProgramDeps {
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 
-/** Adds the flags every command accepts (DESIGN.md "Common flags"). */
+/** Adds the flags every command accepts (docs/cli.md "Common flags"). */
 export function withCommon(cmd: Command): Command {
   return cmd
     .option('--config <file>', 'config file (default ./airlock.yml when present)')

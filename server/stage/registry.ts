@@ -284,7 +284,7 @@ export function manifestBlobs(body: Buffer, where: string): BlobRef[] {
   });
 }
 
-/** The linux/amd64 entry of an index (DESIGN.md: an index is resolved when the manifest is built). */
+/** The linux/amd64 entry of an index (an index is resolved when the manifest is built: docs/manifest.md). */
 export function pickPlatform(body: Buffer, where: string, os = 'linux', arch = 'amd64'): { digest: string; size: number } {
   const m = parseManifest(body, where);
   const hit = (m.manifests ?? []).find((e) => e.platform?.os === os && e.platform?.architecture === arch);

@@ -11,7 +11,7 @@ const withArtifact = (i: number, edit: (a: Record<string, unknown>) => void): M 
 };
 
 describe('validateReleaseManifest', () => {
-  it('accepts the DESIGN.md example of every kind', () => {
+  it('accepts an example of every kind (docs/manifest.md)', () => {
     expect(validateReleaseManifest(m()).artifacts).toHaveLength(4);
   });
 

@@ -1,6 +1,6 @@
 /**
- * A small in-process upstream for fault injection (DESIGN.md "Testing with
- * real components": faults come from here, everything else is real).
+ * A small in-process upstream for fault injection (tests use real components;
+ * faults come from here, everything else is real).
  *
  * Files are served at their path with Range support unless their fault says
  * otherwise; a fault applies to the first `times` requests (default 1, or

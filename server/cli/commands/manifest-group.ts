@@ -7,6 +7,6 @@ export function manifestGroup(program: Command): Command {
     program
       .command('manifest')
       .summary('build, sign and verify release manifests (publisher)')
-      .description('Publisher tools for the signed release manifest (a DSSE envelope, see DESIGN.md).')
+      .description('Publisher tools for the signed release manifest (a DSSE envelope; docs/manifest.md has the format).')
   );
 }

@@ -1,7 +1,7 @@
 /**
  * `airlock root init` and `airlock root rotate` (publisher): make the trust
- * root.json and its successors, exactly as DESIGN.md "Keys and the trust
- * root, exactly". Each result is verified the way a node will verify it
+ * root.json and its successors, exactly as docs/manifest.md "The trust
+ * root" says. Each result is verified the way a node will verify it
  * before it is written.
  */
 import type { Command } from 'commander';
