@@ -1,23 +1,25 @@
 /**
  * The cache node's HTTP app, built by a factory so tests can drive
- * `callback()` without a socket. Dispatch is a short table of anchored
- * regexes over the raw (still encoded) path, so every parameter is decoded
- * and checked by path-params.ts and nothing is decoded twice.
+ * `callback()` without a socket. Each module under routes/ registers its
+ * routes on one @koa/router; patterns match the raw (still encoded) path and
+ * handlers decode each capture once through path-params.ts (env.ts `routeTo`).
  *
  * Middleware, outermost first: access log + metrics → error mapping →
- * proxy mode (absolute-form requests never reach the routes) → routes.
- * `callback()` puts the lean blob-by-digest path (fast-blobs.ts) in front.
+ * proxy mode (absolute-form requests never reach the routes) → the router →
+ * 404/405 for what no route took. `callback()` puts the lean blob-by-digest
+ * path (fast-blobs.ts) in front.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import Koa, { type Context } from 'koa';
+import { Router, type RouterContext } from '@koa/router';
+import Koa from 'koa';
 import pino, { type Logger } from 'pino';
 import type { AirlockConfig } from '../config.js';
 import type { Store } from '../../storage/index.js';
 import { aptIndexCache } from './apt-index.js';
 import { catalogSource, type CatalogSource } from './catalog.js';
-import type { Passthrough, Route, ServeEnv, StageStarter } from './env.js';
+import type { Passthrough, ServeEnv, StageStarter } from './env.js';
 import { withFastBlobs } from './fast-blobs.js';
-import { renderError } from './errors.js';
+import { renderError, renderNoRoute } from './errors.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { aptRoutes } from './routes/apt.js';
 import { blobRoutes } from './routes/blobs.js';
@@ -54,8 +56,6 @@ export interface AirlockApp {
   /** the request listener: the lean blob path, then koa */
   callback(): (req: IncomingMessage, res: ServerResponse) => void;
 }
-
-export const ROUTES: readonly Route[] = [...healthRoutes, ...blobRoutes, ...ociRoutes, ...aptRoutes, ...stageRoutes];
 
 export type ServeConfig = Pick<AirlockConfig, 'adminToken' | 'passthrough'>;
 
@@ -104,36 +104,14 @@ export function createServer(config: ServeConfig, deps: ServerDeps): AirlockApp 
     return next();
   });
 
-  app.use(async (ctx: Context) => {
-    const path = ctx.path;
-    let allowed: string[] | null = null;
-    for (const r of ROUTES) {
-      const m = r.pattern.exec(path);
-      if (!m) continue;
-      if (!r.methods.includes(ctx.method)) {
-        allowed = [...(allowed ?? []), ...r.methods];
-        continue;
-      }
-      (ctx.state as { route?: string }).route = r.name;
-      return r.handle(ctx, env, m);
-    }
-    if (allowed) {
-      ctx.status = 405;
-      ctx.set('Allow', [...new Set(allowed)].join(', '));
-      if (path.startsWith('/v2/')) {
-        ctx.set('Docker-Distribution-API-Version', 'registry/2.0');
-        ctx.body = { errors: [{ code: 'UNSUPPORTED', message: 'this registry is read-only', detail: {} }] };
-      } else ctx.body = { error: { code: 'EUSAGE', message: `${ctx.method} is not allowed on ${path}` } };
-      return;
-    }
-    if (path.startsWith('/v2/')) {
-      ctx.set('Docker-Distribution-API-Version', 'registry/2.0');
-      ctx.status = 404;
-      ctx.body = { errors: [{ code: 'NAME_UNKNOWN', message: 'no such registry endpoint', detail: {} }] };
-      return;
-    }
-    ctx.status = 404;
-    ctx.body = { error: { code: 'ENOTFOUND', message: `no such endpoint: ${path.slice(0, 200)}` } };
+  // sensitive and strict: `/HEALTHZ` and `/healthz/` are not `/healthz`
+  const router = new Router({ sensitive: true, strict: true });
+  for (const register of [healthRoutes, blobRoutes, ociRoutes, aptRoutes, stageRoutes]) register(router, env);
+  app.use(router.routes());
+  app.use(async (ctx) => {
+    // the router got here with the routes whose path matched (none of them for this method)
+    const matched = (ctx as RouterContext).matched ?? [];
+    renderNoRoute(ctx, [...new Set(matched.flatMap((layer) => layer.methods))].sort());
   });
 
   return { app, env, metrics, catalog, callback: () => withFastBlobs(env, app.callback()) };

@@ -1,4 +1,8 @@
-/** What every route handler gets: the store, the catalog, metrics, config and the clock. */
+/**
+ * What every route module gets: the router to register on and the serving
+ * environment (store, catalog, metrics, config, clock).
+ */
+import type { Router, RouterMiddleware } from '@koa/router';
 import type { Context } from 'koa';
 import type { Logger } from 'pino';
 import type { Store, StoredRelease } from '../../storage/index.js';
@@ -7,6 +11,7 @@ import type { AptIndex } from './apt-index.js';
 import type { CatalogSource } from './catalog.js';
 import type { Metrics } from './metrics.js';
 import type { SmallBlobCache } from './small-blobs.js';
+import type { TrackState } from './track.js';
 
 /** Starts staging a release in-process; resolves when staging has been accepted (not finished). */
 export type StageStarter = ((envelope: { url?: string; inline?: Buffer }) => Promise<Record<string, unknown>>) & {
@@ -32,9 +37,20 @@ export interface ServeEnv {
   mediaTypes: Map<string, string>;
 }
 
-export interface Route {
-  name: string;
-  methods: readonly string[];
-  pattern: RegExp;
-  handle(ctx: Context, env: ServeEnv, m: RegExpExecArray): Promise<void>;
+/** Patterns come from common/cache-api.ts (CACHE_ROUTES) and match the raw, still encoded path. */
+export type ServeRouter = Router;
+
+/**
+ * A route's work, given its pattern's captures still percent-encoded: each
+ * is decoded once, by path-params.ts. Not `ctx.params`: the router decodes
+ * those itself and lets malformed encoding through as it came.
+ */
+export type RouteHandler = (ctx: Context, raw: readonly string[]) => Promise<void>;
+
+/** Router middleware running `handle` under the route's registered name (metrics, access log). */
+export function routeTo(handle: RouteHandler): RouterMiddleware {
+  return (ctx) => {
+    (ctx.state as TrackState).route = ctx.routerName ?? 'other';
+    return handle(ctx, ctx.captures ?? []);
+  };
 }

@@ -46,3 +46,24 @@ export function renderError(ctx: Context, e: unknown, logger: Logger): void {
     ctx.body = { error: { code: internal ? 'EINTERNAL' : err.code, message } } satisfies ErrorAnswer;
   }
 }
+
+/**
+ * No route took the request: 405 with `Allow` when its path is known under
+ * other methods, 404 otherwise; OCI's shape under /v2/.
+ */
+export function renderNoRoute(ctx: Context, allowed: readonly string[]): void {
+  const oci = ctx.path.startsWith('/v2/');
+  if (oci) ctx.set('Docker-Distribution-API-Version', 'registry/2.0');
+  if (allowed.length > 0) {
+    ctx.status = 405;
+    ctx.set('Allow', allowed.join(', '));
+    ctx.body = oci
+      ? ({ errors: [{ code: 'UNSUPPORTED', message: 'this registry is read-only', detail: {} }] } satisfies OciErrorAnswer)
+      : ({ error: { code: 'EUSAGE', message: `${ctx.method} is not allowed on ${ctx.path}` } } satisfies ErrorAnswer);
+    return;
+  }
+  ctx.status = 404;
+  ctx.body = oci
+    ? ({ errors: [{ code: 'NAME_UNKNOWN', message: 'no such registry endpoint', detail: {} }] } satisfies OciErrorAnswer)
+    : ({ error: { code: 'ENOTFOUND', message: `no such endpoint: ${ctx.path.slice(0, 200)}` } } satisfies ErrorAnswer);
+}

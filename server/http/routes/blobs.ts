@@ -1,27 +1,26 @@
 /** `/blobs/sha256/:hex` (any verified blob) and `/files/:release/*path` (an artifact by manifest path). */
+import { CACHE_ROUTES } from '../../../common/cache-api.js';
 import { AirlockError } from '../../../manifests/errors.js';
 import { contentTypeOf } from '../content-type.js';
-import type { Route } from '../env.js';
+import { routeTo, type ServeEnv, type ServeRouter } from '../env.js';
 import { checkHex, decodePath, decodeSegment } from '../path-params.js';
 import { sendBlob } from '../send-blob.js';
 
-export const blobRoutes: Route[] = [
-  {
-    name: 'blobs',
-    methods: ['GET', 'HEAD'],
-    pattern: /^\/blobs\/sha256\/([^/]*)$/,
-    async handle(ctx, env, m) {
-      const hex = checkHex(decodeSegment(m[1]!, 'blob digest'), 'blob digest');
-      await sendBlob(ctx, env, { sha256: hex });
-    },
-  },
-  {
-    name: 'files',
-    methods: ['GET', 'HEAD'],
-    pattern: /^\/files\/([^/]+)\/(.+)$/,
-    async handle(ctx, env, m) {
-      const release = decodeSegment(m[1]!, 'release');
-      const path = decodePath(m[2]!, 'file path');
+export function blobRoutes(router: ServeRouter, env: ServeEnv): void {
+  router.get(
+    'blobs',
+    CACHE_ROUTES.blob,
+    routeTo(async (ctx, [hex]) => {
+      await sendBlob(ctx, env, { sha256: checkHex(decodeSegment(hex!, 'blob digest'), 'blob digest') });
+    }),
+  );
+
+  router.get(
+    'files',
+    CACHE_ROUTES.file,
+    routeTo(async (ctx, [rawRelease, rawPath]) => {
+      const release = decodeSegment(rawRelease!, 'release');
+      const path = decodePath(rawPath!, 'file path');
       const files = (await env.catalog.get()).files.get(release);
       if (!files) throw new AirlockError('ENOTFOUND', `release ${release} is not staged on this cache`, { release });
       const a = files.get(path);
@@ -35,6 +34,6 @@ export const blobRoutes: Route[] = [
         contentType: contentTypeOf(a.kind === 'oci-image' ? { ...a, mediaType: env.mediaTypes.get(a.sha256) ?? a.mediaType } : a),
         what: `${path} of release ${release}`,
       });
-    },
-  },
-];
+    }),
+  );
+}

@@ -1,15 +1,14 @@
 /** `/healthz`, `/metrics`, `/releases`, `/releases/:release/manifest`. */
-import type { HealthAnswer, ReleasesAnswer } from '../../../common/cache-api.js';
+import { CACHE_ROUTES, type HealthAnswer, type ReleasesAnswer } from '../../../common/cache-api.js';
 import { AirlockError } from '../../../manifests/errors.js';
-import type { Route } from '../env.js';
+import { routeTo, type ServeEnv, type ServeRouter } from '../env.js';
 import { decodeSegment } from '../path-params.js';
 
-export const healthRoutes: Route[] = [
-  {
-    name: 'healthz',
-    methods: ['GET', 'HEAD'],
-    pattern: /^\/healthz$/,
-    async handle(ctx, env) {
+export function healthRoutes(router: ServeRouter, env: ServeEnv): void {
+  router.get(
+    'healthz',
+    CACHE_ROUTES.healthz,
+    routeTo(async (ctx) => {
       ctx.set('Cache-Control', 'no-store');
       try {
         const cat = await env.catalog.get();
@@ -20,23 +19,23 @@ export const healthRoutes: Route[] = [
         ctx.status = 503;
         ctx.body = { ok: false, error: (e as Error).message } satisfies HealthAnswer;
       }
-    },
-  },
-  {
-    name: 'metrics',
-    methods: ['GET'],
-    pattern: /^\/metrics$/,
-    async handle(ctx, env) {
+    }),
+  );
+
+  router.get(
+    'metrics',
+    CACHE_ROUTES.metrics,
+    routeTo(async (ctx) => {
       ctx.set('Cache-Control', 'no-store');
       ctx.type = env.metrics.registry.contentType;
       ctx.body = await env.metrics.registry.metrics();
-    },
-  },
-  {
-    name: 'releases',
-    methods: ['GET', 'HEAD'],
-    pattern: /^\/releases\/?$/,
-    async handle(ctx, env) {
+    }),
+  );
+
+  router.get(
+    'releases',
+    CACHE_ROUTES.releases,
+    routeTo(async (ctx) => {
       const cat = await env.catalog.get();
       const out: ReleasesAnswer = [];
       for (const rel of cat.releases.values()) {
@@ -53,19 +52,19 @@ export const healthRoutes: Route[] = [
       }
       ctx.set('Cache-Control', 'no-cache');
       ctx.body = out;
-    },
-  },
-  {
-    name: 'manifest',
-    methods: ['GET', 'HEAD'],
-    pattern: /^\/releases\/([^/]+)\/manifest$/,
-    async handle(ctx, env, m) {
-      const release = decodeSegment(m[1]!, 'release');
+    }),
+  );
+
+  router.get(
+    'manifest',
+    CACHE_ROUTES.manifest,
+    routeTo(async (ctx, [raw]) => {
+      const release = decodeSegment(raw!, 'release');
       const rel = (await env.catalog.get()).releases.get(release);
       if (!rel) throw new AirlockError('ENOTFOUND', `release ${release} is not staged on this cache`, { release });
       ctx.set('Cache-Control', 'no-cache');
       ctx.type = 'application/json';
       ctx.body = rel.envelope;
-    },
-  },
-];
+    }),
+  );
+}

@@ -6,10 +6,11 @@
  * gave them; no format conversion.
  */
 import type { Context } from 'koa';
+import { CACHE_ROUTES } from '../../../common/cache-api.js';
 import { AirlockError } from '../../../manifests/errors.js';
 import type { OciImageArtifact } from '../../../manifests/types.js';
 import type { Repository } from '../catalog.js';
-import type { Route, ServeEnv } from '../env.js';
+import { routeTo, type ServeEnv, type ServeRouter } from '../env.js';
 import { REPOSITORY_NAME, TAG_NAME } from '../../../manifests/image-ref.js';
 import { sendBlob } from '../send-blob.js';
 
@@ -75,35 +76,34 @@ function apiHeader(ctx: Context): void {
   ctx.set('Docker-Distribution-API-Version', 'registry/2.0');
 }
 
-export const ociRoutes: Route[] = [
-  {
-    name: 'v2',
-    methods: ['GET', 'HEAD'],
-    pattern: /^\/v2\/?$/,
-    async handle(ctx) {
+export function ociRoutes(router: ServeRouter, env: ServeEnv): void {
+  router.get(
+    'v2',
+    CACHE_ROUTES.v2,
+    routeTo(async (ctx) => {
       apiHeader(ctx);
       ctx.body = {};
-    },
-  },
-  {
-    name: 'v2-tags',
-    methods: ['GET', 'HEAD'],
-    pattern: /^\/v2\/(.+)\/tags\/list$/,
-    async handle(ctx, env, m) {
+    }),
+  );
+
+  router.get(
+    'v2-tags',
+    CACHE_ROUTES.v2Tags,
+    routeTo(async (ctx, [name]) => {
       apiHeader(ctx);
-      const repo = await repository(env, m[1]!);
+      const repo = await repository(env, name!);
       ctx.set('Cache-Control', 'no-cache');
       ctx.body = { name: repo.name, tags: [...repo.tags.keys()].sort() };
-    },
-  },
-  {
-    name: 'v2-manifests',
-    methods: ['GET', 'HEAD'],
-    pattern: /^\/v2\/(.+)\/manifests\/([^/]+)$/,
-    async handle(ctx, env, m) {
+    }),
+  );
+
+  router.get(
+    'v2-manifests',
+    CACHE_ROUTES.v2Manifest,
+    routeTo(async (ctx, [name, reference]) => {
       apiHeader(ctx);
-      const repo = await repository(env, m[1]!);
-      const ref = decodeURIComponent(m[2]!);
+      const repo = await repository(env, name!);
+      const ref = decodeURIComponent(reference!);
       const hex = digestRef(ref);
       if (hex === null && !TAG_NAME.test(ref)) {
         throw new AirlockError('EPATH', `tag "${ref.slice(0, 100)}" is invalid`, { oci: 'TAG_INVALID' });
@@ -122,16 +122,16 @@ export const ociRoutes: Route[] = [
         cacheControl: hex ? undefined : 'no-cache',
         what: `manifest of ${repo.name}:${ref}`,
       });
-    },
-  },
-  {
-    name: 'v2-blobs',
-    methods: ['GET', 'HEAD'],
-    pattern: /^\/v2\/(.+)\/blobs\/([^/]+)$/,
-    async handle(ctx, env, m) {
+    }),
+  );
+
+  router.get(
+    'v2-blobs',
+    CACHE_ROUTES.v2Blob,
+    routeTo(async (ctx, [name, digest]) => {
       apiHeader(ctx);
-      const repo = await repository(env, m[1]!);
-      const ref = decodeURIComponent(m[2]!);
+      const repo = await repository(env, name!);
+      const ref = decodeURIComponent(digest!);
       const hex = digestRef(ref);
       if (!hex) throw new AirlockError('EPATH', `blob reference "${ref.slice(0, 100)}" is not a digest`, { oci: 'DIGEST_INVALID' });
       const size = repo.blobs.get(hex);
@@ -142,6 +142,6 @@ export const ociRoutes: Route[] = [
         });
       }
       await sendBlob(ctx, env, { sha256: hex, size, what: `blob ${ref} of ${repo.name}` });
-    },
-  },
-];
+    }),
+  );
+}

@@ -6,16 +6,17 @@
 import type { Context } from 'koa';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
+import { CACHE_ROUTES, type ErrorAnswer } from '../../../common/cache-api.js';
 import { AirlockError } from '../../../manifests/errors.js';
 import { LIMITS } from '../../../manifests/types.js';
-import type { Route, ServeEnv } from '../env.js';
+import { routeTo, type ServeEnv, type ServeRouter } from '../env.js';
 
 /** 401/403 are answered here directly: they are HTTP's own vocabulary, not an airlock failure. */
 export function authorized(ctx: Context, env: ServeEnv): boolean {
   const token = env.config.adminToken;
   if (!token) {
     ctx.status = 403;
-    ctx.body = { error: { code: 'EUSAGE', message: 'writes are disabled on this cache node: no admin_token in its config' } };
+    ctx.body = { error: { code: 'EUSAGE', message: 'writes are disabled on this cache node: no admin_token in its config' } } satisfies ErrorAnswer;
     return false;
   }
   const m = /^Bearer\s+(.+)$/i.exec(ctx.get('Authorization'));
@@ -23,7 +24,9 @@ export function authorized(ctx: Context, env: ServeEnv): boolean {
   if (!m || !timingSafeEqual(h(m[1]!.trim()), h(token))) {
     ctx.status = 401;
     ctx.set('WWW-Authenticate', 'Bearer realm="airlock"');
-    ctx.body = { error: { code: 'EUSAGE', message: 'this request changes the cache: send Authorization: Bearer <admin_token>' } };
+    ctx.body = {
+      error: { code: 'EUSAGE', message: 'this request changes the cache: send Authorization: Bearer <admin_token>' },
+    } satisfies ErrorAnswer;
     return false;
   }
   return true;
@@ -60,25 +63,26 @@ export function envelopeBytes(raw: Buffer, parsed: { envelope?: unknown }): Buff
   throw new AirlockError('EUSAGE', 'POST /stage: send {"envelope": <the envelope JSON>} with no other field, or the envelope URL');
 }
 
-export const stageRoutes: Route[] = [
-  {
-    name: 'stage-status',
-    methods: ['GET', 'HEAD'],
-    pattern: /^\/stage$/,
-    async handle(ctx, env) {
+export function stageRoutes(router: ServeRouter, env: ServeEnv): void {
+  router.get(
+    'stage-status',
+    CACHE_ROUTES.stage,
+    routeTo(async (ctx) => {
       ctx.set('Cache-Control', 'no-store');
       ctx.body = env.stage?.status?.() ?? { running: null, last: null };
-    },
-  },
-  {
-    name: 'stage',
-    methods: ['POST'],
-    pattern: /^\/stage$/,
-    async handle(ctx, env) {
+    }),
+  );
+
+  router.post(
+    'stage',
+    CACHE_ROUTES.stage,
+    routeTo(async (ctx) => {
       if (!authorized(ctx, env)) return;
       if (!env.stage) {
         ctx.status = 501;
-        ctx.body = { error: { code: 'EINTERNAL', message: 'staging from the server is not available in this build; run airlock stage' } };
+        ctx.body = {
+          error: { code: 'EINTERNAL', message: 'staging from the server is not available in this build; run airlock stage' },
+        } satisfies ErrorAnswer;
         return;
       }
       const raw = await readBody(ctx, LIMITS.envelopeBytes + 1024);
@@ -98,6 +102,6 @@ export const stageRoutes: Route[] = [
       env.catalog.invalidate();
       ctx.status = 202;
       ctx.body = { ok: true, ...result };
-    },
-  },
-];
+    }),
+  );
+}
