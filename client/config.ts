@@ -18,8 +18,8 @@ export interface InstallerCommands {
 
 export interface NodeConfig {
   configFile: string | null;
-  /** base URL of the cache node, e.g. http://cache:7070 */
-  cache: string | null;
+  /** base URLs of the cache nodes, e.g. http://cache:7070, in the order they are tried (empty: none given) */
+  caches: readonly string[];
   stateDir: string;
   /** install root: `/` is the real system */
   root: string;
@@ -94,15 +94,21 @@ export function loadNodeConfig(flags: NodeFlags, cwd: string = process.cwd(), fa
     rate_window?: number;
     installers?: Partial<Record<keyof InstallerCommands, string>>;
   };
-  const cache = flags.cache ?? v.cache ?? null;
-  if (cache !== null && !/^https?:\/\/[^\s/]+/.test(cache)) {
-    throw new AirlockError('EUSAGE', `cache must be an http(s) URL such as http://cache:7070, got "${cache}"`, { key: 'cache' });
+  // one cache, or several separated by commas: tried in order, each resuming what the one before left
+  const caches = (flags.cache ?? v.cache ?? '')
+    .split(',')
+    .map((c) => c.trim())
+    .filter((c) => c !== '');
+  for (const c of caches) {
+    if (!/^https?:\/\/[^\s/]+/.test(c)) {
+      throw new AirlockError('EUSAGE', `cache must be an http(s) URL such as http://cache:7070 (several: separated by commas), got "${c}"`, { key: 'cache' });
+    }
   }
   const expiredText = flags.acceptExpiredUntil ?? v.accept_expired_until;
   const roles = flags.role && flags.role.length > 0 ? flags.role : (v.roles ?? []);
   return Object.freeze({
     configFile: file.path,
-    cache: cache?.replace(/\/+$/, '') ?? null,
+    caches: Object.freeze(caches.map((c) => c.replace(/\/+$/, ''))),
     stateDir: flags.stateDir ? localPath(cwd, flags.stateDir, '--state-dir') : resolve(cwd, v.state_dir ?? DEFAULT_STATE_DIR),
     root: flags.root ? localPath(cwd, flags.root, '--root') : resolve(cwd, v.root ?? '/'),
     roles: Object.freeze([...roles]),

@@ -14,7 +14,8 @@ import { runStep, type InstallContext } from './install/index.js';
 import { appendJournal, finishedSteps, stepKey } from './journal.js';
 import { installSteps, neededBlobs, selectArtifacts } from './plan.js';
 import { preflight } from './preflight.js';
-import { cacheClient, newestReady, type CacheClient } from './remote.js';
+import { cachePool, type CachePool } from './caches.js';
+import { newestReady } from './remote.js';
 import { findClientUpdate, installClient, reexec } from './selfupdate.js';
 import {
   envelopeFile,
@@ -54,10 +55,12 @@ export interface UpgradeHooks {
   downloadBytes?: (bytes: number, size: number) => void;
 }
 
-async function fetchVerified(config: NodeConfig, cache: CacheClient, state: StatePaths, release: string | undefined, now: Date, out: Output): Promise<VerifiedRelease> {
+async function fetchVerified(config: NodeConfig, caches: CachePool, state: StatePaths, release: string | undefined, now: Date, out: Output): Promise<VerifiedRelease> {
   const trust = nodeTrust(config.trust, state, out);
-  const name = release ?? newestReady(await cache.releases(), cache.base, readInstalled(state)?.product ?? null);
-  const envelope = await cache.manifest(name);
+  const name =
+    release ??
+    (await caches.ask('the release list', async (c) => newestReady(await c.releases(), c.base, readInstalled(state)?.product ?? null))).value;
+  const { cache, value: envelope } = await caches.ask(`the manifest of ${name}`, (c) => c.manifest(name));
   const verified = passTrustGate({
     envelope,
     localRoot: trust.localRoot,
@@ -81,7 +84,7 @@ async function fetchVerified(config: NodeConfig, cache: CacheClient, state: Stat
 }
 
 export async function upgrade(config: NodeConfig, opts: UpgradeOptions, out: Output, hooks: UpgradeHooks = {}): Promise<UpgradeResult> {
-  if (!config.cache) throw new AirlockError('EUSAGE', 'no cache: pass --cache URL (e.g. http://cache:7070) or set "cache" in the config');
+  if (config.caches.length === 0) throw new AirlockError('EUSAGE', 'no cache: pass --cache URL (e.g. http://cache:7070) or set "cache" in the config');
   const now = new Date();
   const state = statePaths(config.stateDir);
   // One upgrade per state dir: a second one is refused at once, naming the holder; a lock left by a
@@ -89,11 +92,11 @@ export async function upgrade(config: NodeConfig, opts: UpgradeOptions, out: Out
   // is never taken over for a busy moment.
   const lock = await acquireWriterLock(state.dir, { waitMs: 0, staleMs: 60_000, what: 'state dir', command: ['airlock-node', ...opts.argv].join(' ') });
   const unlock = (): Promise<void> => lock.release();
-  const cache = cacheClient(config.cache);
+  const caches = cachePool(config.caches, out);
   let store: Store | null = null;
   try {
     // 1. manifest, verified against the node's own trust root
-    const verified = await fetchVerified(config, cache, state, opts.release, now, out);
+    const verified = await fetchVerified(config, caches, state, opts.release, now, out);
     const m = verified.manifest;
     const base = { release: m.release, serial: m.serial, product: m.product, digest: verified.digest };
     out.note(`release ${m.release} (serial ${m.serial}) verified: ${verified.signers.length} signature(s)`);
@@ -103,7 +106,7 @@ export async function upgrade(config: NodeConfig, opts: UpgradeOptions, out: Out
     const update = findClientUpdate(m);
     if (update) {
       if (opts.updateClient && !process.env.AIRLOCK_NODE_REEXEC) {
-        await downloadBlobs(store, cache, [{ sha256: update.artifact.sha256, size: update.artifact.size, paths: [update.artifact.path] }], {
+        await downloadBlobs(store, caches.clients, [{ sha256: update.artifact.sha256, size: update.artifact.size, paths: [update.artifact.path] }], {
           parallel: 1,
           out,
           minRate: config.minRate,
@@ -113,7 +116,7 @@ export async function upgrade(config: NodeConfig, opts: UpgradeOptions, out: Out
         await store.close();
         store = null;
         await unlock();
-        cache.close();
+        caches.close();
         const code = reexec(main, opts.argv);
         return { status: 'client-updated', ...base, exitCode: code, data: { ...base, clientVersion: update.version }, text: '' };
       }
@@ -143,8 +146,8 @@ export async function upgrade(config: NodeConfig, opts: UpgradeOptions, out: Out
     out.event('preflight', { ...report });
 
     // 5. download into staging
-    out.note(`downloading ${blobs.length} blob(s), ${humanBytes(missing)} not yet staged, from ${cache.base}`);
-    const dl: DownloadSummary = await downloadBlobs(store, cache, blobs, {
+    out.note(`downloading ${blobs.length} blob(s), ${humanBytes(missing)} not yet staged, from ${caches.names}`);
+    const dl: DownloadSummary = await downloadBlobs(store, caches.clients, blobs, {
       parallel: config.parallel,
       out,
       minRate: config.minRate,
@@ -204,7 +207,7 @@ export async function upgrade(config: NodeConfig, opts: UpgradeOptions, out: Out
     return { status: 'installed', ...base, data: { ...base, steps: steps.length, ran, skipped, backups, download: dl }, text };
   } finally {
     if (store) await store.close();
-    cache.close();
+    caches.close();
     await unlock().catch(() => {});
   }
 }

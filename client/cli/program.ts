@@ -46,7 +46,7 @@ export function buildProgram(argv: readonly string[] = process.argv.slice(2), ho
         'artifacts into staging (resumable, verified), then install them in manifest order with a\n' +
         'journal so that a re-run resumes after the last finished step; finally record the release.',
     )
-    .option('--cache <url>', 'the cache node, e.g. http://cache:7070 (or "cache" in the config)')
+    .option('--cache <url,...>', 'the cache node, e.g. http://cache:7070; several separated by commas are tried in order, a download resuming on the next (or "cache" in the config)')
     .option('--release <name>', 'release to install (default: the newest ready release on the cache)')
     .option('--download-only', 'stage the artifacts, install nothing')
     .option('--force', 'run even when this node already runs that release')
