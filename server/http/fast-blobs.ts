@@ -9,7 +9,7 @@
  * decision as koa's blob route (send-blob.ts) and the same metrics and access
  * log (track.ts); anything else — another path, a query string, a blob not
  * in the store, an error — falls through to koa untouched, which answers it
- * with the full route table and error mapping.
+ * with the router and its error mapping.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ServeEnv } from './env.js';
