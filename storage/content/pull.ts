@@ -10,9 +10,14 @@
  * in (an image manifest read whole through the registry) brings `pullWith`.
  */
 import { AirlockError, toAirlockError } from '../../manifests/errors.js';
-import type { Store } from '../store.js';
+import type { BlobRef } from '../../manifests/types.js';
 import type { Fetcher, IngestResult } from '../types.js';
 import type { IngestTuning } from './ingest.js';
+
+/** What the loop needs of a store (a Store is one): the content floor does not look up at the store that uses it. */
+export interface IngestTarget {
+  ingestFromUrls(expected: BlobRef, urls: string[], fetcher: Fetcher, opts?: IngestTuning): Promise<IngestResult>;
+}
 
 export interface PullItem {
   sha256: string;
@@ -61,7 +66,7 @@ export interface PullReport {
 
 const REDRAW_MS = 100;
 
-export async function pullBlobs(store: Store, items: readonly PullItem[], opts: PullOptions): Promise<PullReport> {
+export async function pullBlobs(store: IngestTarget, items: readonly PullItem[], opts: PullOptions): Promise<PullReport> {
   const report: PullReport = { done: [], failures: [], notStarted: 0 };
   // our own controller: failFast aborts the blobs in flight without touching the caller's signal
   const stop = new AbortController();
