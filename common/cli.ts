@@ -41,8 +41,14 @@ export async function runProgram(program: Command, argv: string[] = process.argv
       throw e;
     });
   }
-  program.exitOverride();
-  program.configureOutput({ writeErr: () => {} });
+  // every command of the tree, not only the root: commander copies these settings into a
+  // subcommand when it is made, so one set on the root afterwards never reaches `airlock stage`
+  const quiet = (cmd: Command): void => {
+    cmd.exitOverride();
+    cmd.configureOutput({ writeErr: () => {} });
+    for (const sub of cmd.commands) quiet(sub);
+  };
+  quiet(program);
   try {
     await program.parseAsync(argv);
   } catch (e) {
@@ -51,7 +57,7 @@ export async function runProgram(program: Command, argv: string[] = process.argv
       process.exitCode = 0;
       return;
     }
-    const err = usageError(e.message);
+    const err = usageError(e.message.split('\n')[0]!);
     createOutput(argv.includes('--json')).failure(err);
     process.exitCode = err.exitStatus;
   }
