@@ -16,6 +16,7 @@ declare -A PKG_CMD=(
   [nginx]=nginx [ruby]=gem [apt-utils]=apt-ftparchive [dpkg-dev]=dpkg-scanpackages
   [curl]=curl [iproute2]=ip [wrk]=wrk [tinyproxy]=tinyproxy [apt-cacher-ng]=apt-cacher-ng
   [gnupg]=gpg [xz-utils]=xz [tar]=tar [gzip]=gzip
+  [docker.io]=dockerd [containerd]=ctr
 )
 
 installed() { [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true)" = installed ]; }

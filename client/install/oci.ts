@@ -2,11 +2,14 @@
  * `oci-image` artifacts: `docker load` where a Docker engine answers
  * (`docker info` succeeds); otherwise an OCI image layout under the root,
  * `ROOT/var/lib/airlock/images/<registry>/<repo>`, that `skopeo inspect
- * oci:DIR:TAG` and container runtimes read. Always by digest: the signed
+ * oci:DIR:TAG` and container runtimes read; or the config's `oci-image`
+ * command (e.g. `ctr images import {archive}` for containerd). Always by digest: the signed
  * manifest pins the image manifest and every blob; the tag is only a name.
  */
 import { createHash } from 'node:crypto';
-import { lstat, readFile, rename, rm } from 'node:fs/promises';
+import { lstat, readdir, readFile, rename, rm } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { join } from 'node:path';
 import { pack } from 'tar-stream';
 import { AirlockError } from '../../manifests/errors.js';
@@ -115,21 +118,40 @@ export async function writeLayout(ctx: InstallContext, a: OciImageArtifact, dir:
   return { tag, digest: `sha256:${a.sha256}` };
 }
 
+/**
+ * The `oci-image` override: `{layout}`, `{archive}`, `{image}` and `{digest}`
+ * in its words are replaced (`{archive}`: the layout as one tar file, e.g. for
+ * `ctr images import`); a command with none of them gets `LAYOUT_DIR IMAGE`
+ * appended, as before.
+ */
+export function imageCommand(template: readonly string[], v: { layout: string; archive: string; image: string; digest: string }): { argv: string[]; archive: boolean } {
+  const known = /\{(layout|archive|image|digest)\}/g;
+  if (!template.some((w) => /\{(layout|archive|image|digest)\}/.test(w))) return { argv: [...template, v.layout, v.image], archive: false };
+  const argv = template.map((w) => w.replace(known, (_, k: keyof typeof v) => v[k]));
+  return { argv, archive: template.some((w) => w.includes('{archive}')) };
+}
+
 export async function installImage(ctx: InstallContext, a: OciImageArtifact, dockerAnswers: () => Promise<boolean>): Promise<StepOutcome> {
-  if (ctx.commands['oci-image'] || (await dockerAnswers())) {
+  const override = ctx.commands['oci-image'];
+  if (override || (await dockerAnswers())) {
     // a throwaway layout in the work dir, tarred into `docker load` (or given to the override)
     const dir = join(ctx.state.work, `oci-${a.sha256.slice(0, 16)}`);
+    const archive = `${dir}.tar`;
     await rm(dir, { recursive: true, force: true });
+    await rm(archive, { force: true });
     try {
       await writeLayout(ctx, a, dir, await Fence.of(await workDir(ctx.state)));
-      if (ctx.commands['oci-image']) {
-        await runCommand([...ctx.commands['oci-image'], dir, a.image], { where: a.path });
-        return { note: `image ${a.image} installed by ${ctx.commands['oci-image'][0]}` };
+      if (override) {
+        const cmd = imageCommand(override, { layout: dir, archive, image: a.image, digest: `sha256:${a.sha256}` });
+        if (cmd.archive) await pipeline(await imageArchive(dir, a), await createNew(archive, 0o600).then((fh) => fh.createWriteStream()));
+        await runCommand(cmd.argv, { where: a.path });
+        return { note: `image ${a.image} installed by ${override[0]}` };
       }
-      await runCommand(['docker', 'load'], { where: a.path, input: tarFolder(dir) });
+      await runCommand(['docker', 'load'], { where: a.path, input: await imageArchive(dir, a) });
       return { note: `image ${a.image} loaded into Docker` };
     } finally {
       await rm(dir, { recursive: true, force: true });
+      await rm(archive, { force: true });
     }
   }
   const dir = layoutDir(ctx.root, a.image, a.path);
@@ -137,20 +159,45 @@ export async function installImage(ctx: InstallContext, a: OciImageArtifact, doc
   return { note: `image ${a.image} written as OCI layout ${dir}:${tag}` };
 }
 
-/** An OCI layout folder as a tar stream (oci-archive) for `docker load`. */
-function tarFolder(dir: string): NodeJS.ReadableStream & import('node:stream').Readable {
+/**
+ * The `manifest.json` of a `docker save` archive for the layout's image:
+ * Docker engines before 25 load only that format, later ones and containerd
+ * read the OCI layout beside it (what `docker save` itself writes since 25).
+ */
+async function dockerArchiveManifest(dir: string, a: OciImageArtifact): Promise<Buffer> {
+  let m: { config?: { digest?: unknown }; layers?: Array<{ digest?: unknown }> };
+  try {
+    m = JSON.parse(await readFile(join(dir, 'blobs', 'sha256', a.sha256), 'utf8')) as typeof m;
+  } catch {
+    throw new AirlockError('EINTEGRITY', `${a.path}: the image manifest is not JSON`, { path: a.path });
+  }
+  const blob = (d: unknown): string => {
+    if (typeof d !== 'string' || !/^sha256:[0-9a-f]{64}$/.test(d)) {
+      throw new AirlockError('EINTEGRITY', `${a.path}: the image manifest names a blob "${String(d)}" that is not a sha256 digest`, { path: a.path });
+    }
+    return `blobs/sha256/${d.slice(7)}`;
+  };
+  const { repo, tag } = splitImageRef(a.image);
+  return Buffer.from(
+    JSON.stringify([{ Config: blob(m.config?.digest), RepoTags: [`${repo}:${tag}`], Layers: (m.layers ?? []).map((l) => blob(l.digest)) }]),
+  );
+}
+
+/** The layout folder as one tar stream: an OCI archive that is also a `docker save` archive. */
+async function imageArchive(dir: string, a: OciImageArtifact): Promise<Readable> {
+  const manifestJson = await dockerArchiveManifest(dir, a);
   const p = pack();
   const add = async (): Promise<void> => {
-    const { readdir } = await import('node:fs/promises');
     const files = ['oci-layout', 'index.json', ...(await readdir(join(dir, 'blobs', 'sha256'))).map((f) => `blobs/sha256/${f}`)];
     for (const f of files) {
       const body = await readFile(join(dir, f));
       await new Promise<void>((res, rej) => p.entry({ name: f, mode: 0o644 }, body, (e) => (e ? rej(e) : res())));
     }
+    await new Promise<void>((res, rej) => p.entry({ name: 'manifest.json', mode: 0o644 }, manifestJson, (e) => (e ? rej(e) : res())));
     p.finalize();
   };
   add().catch((e: Error) => p.destroy(e));
-  return p as unknown as NodeJS.ReadableStream & import('node:stream').Readable;
+  return p as unknown as Readable;
 }
 
 let dockerCache: Promise<boolean> | null = null;
