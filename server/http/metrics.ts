@@ -18,13 +18,47 @@ export interface Metrics {
   refused(): void;
   /** a connection the server cut on its own: a timeout or a request it could not parse */
   cut(reason: CutReason): void;
+  /** the store's size, free disk and ready releases, read at scrape time (store-figures.ts caches them) */
+  watchStore(read: () => Promise<StoreFigures>): void;
+  /** the in-process staging counters (stage-job.ts), read at scrape time */
+  watchStaging(read: () => StagingCounts | undefined): void;
 }
+
+export interface StoreFigures {
+  /** bytes and number of the verified blobs in the store */
+  bytes: number;
+  blobs: number;
+  /** free bytes on cache_dir's filesystem; null when it could not be measured */
+  diskFree: number | null;
+  /** every stored release: are all its blobs present? */
+  releases: ReadonlyArray<{ release: string; ready: boolean }>;
+}
+
+/** What POST /stage runs have done since the server started. */
+export interface StagingCounts {
+  /** bytes that crossed the wire into the store */
+  bytes: number;
+  /** files fetched and verified */
+  files: number;
+  /** failed runs by error code */
+  failures: Readonly<Record<string, number>>;
+}
+
+/**
+ * prom-client's process and Node.js metrics, minus `nodejs_active_{handles,requests,resources}_total`:
+ * gauges whose `_total` suffix promises a counter (`promtool check metrics` refuses them). The same
+ * figures stay available as `sum(nodejs_active_handles)` etc.
+ */
+const NOT_COUNTERS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
 
 export type CutReason = 'request_timeout' | 'bad_request' | 'idle';
 
 export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics {
   const registry = new Registry();
-  if (opts.defaultMetrics) collectDefaultMetrics({ register: registry });
+  if (opts.defaultMetrics) {
+    collectDefaultMetrics({ register: registry });
+    for (const name of NOT_COUNTERS) registry.removeSingleMetric(name);
+  }
   const requests = new Counter({
     name: 'airlock_http_requests_total',
     help: 'HTTP requests answered, by route, method and status',
@@ -97,8 +131,92 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics 
     labelNames: ['reason'] as const,
     registers: [registry],
   });
+  let storeFigures: () => Promise<StoreFigures | null> = () => Promise.resolve(null);
+  new Gauge({
+    name: 'airlock_store_bytes',
+    help: 'Bytes of the verified blobs in the store (measured at most every 30 s)',
+    registers: [registry],
+    async collect() {
+      const f = await storeFigures();
+      if (f) this.set(f.bytes);
+    },
+  });
+  new Gauge({
+    name: 'airlock_store_blobs',
+    help: 'Verified blobs in the store (measured at most every 30 s)',
+    registers: [registry],
+    async collect() {
+      const f = await storeFigures();
+      if (f) this.set(f.blobs);
+    },
+  });
+  new Gauge({
+    name: 'airlock_disk_free_bytes',
+    help: "Free bytes on cache_dir's filesystem for an unprivileged writer (measured at most every 30 s)",
+    registers: [registry],
+    async collect() {
+      const f = await storeFigures();
+      if (f?.diskFree !== null && f?.diskFree !== undefined) this.set(f.diskFree);
+    },
+  });
+  new Gauge({
+    name: 'airlock_release_ready',
+    help: 'A stored release: 1 when every blob it needs is in the store, else 0',
+    labelNames: ['release'] as const,
+    registers: [registry],
+    async collect() {
+      const f = await storeFigures();
+      this.reset();
+      for (const r of f?.releases ?? []) this.set({ release: r.release }, r.ready ? 1 : 0);
+    },
+  });
+
+  let staging: () => StagingCounts | undefined = () => undefined;
+  // counters that follow the stager's own tallies: each scrape adds what happened since the last one
+  const seen = { bytes: 0, files: 0, failures: new Map<string, number>() };
+  const catchUp = (): StagingCounts | undefined => staging();
+  new Counter({
+    name: 'airlock_stage_bytes_total',
+    help: 'Bytes downloaded into the store by POST /stage runs',
+    registers: [registry],
+    collect() {
+      const c = catchUp();
+      if (c && c.bytes > seen.bytes) this.inc(c.bytes - seen.bytes);
+      if (c) seen.bytes = Math.max(seen.bytes, c.bytes);
+    },
+  });
+  new Counter({
+    name: 'airlock_stage_files_total',
+    help: 'Files fetched and verified by POST /stage runs',
+    registers: [registry],
+    collect() {
+      const c = catchUp();
+      if (c && c.files > seen.files) this.inc(c.files - seen.files);
+      if (c) seen.files = Math.max(seen.files, c.files);
+    },
+  });
+  new Counter({
+    name: 'airlock_stage_failures_total',
+    help: 'POST /stage runs that failed, by error code (EUPSTREAM, ESIGNATURE, ENOSPACE…)',
+    labelNames: ['code'] as const,
+    registers: [registry],
+    collect() {
+      for (const [code, n] of Object.entries(catchUp()?.failures ?? {})) {
+        const before = seen.failures.get(code) ?? 0;
+        if (n > before) this.inc({ code }, n - before);
+        seen.failures.set(code, Math.max(before, n));
+      }
+    },
+  });
+
   return {
     registry,
+    watchStore(read) {
+      storeFigures = () => read().catch(() => null);
+    },
+    watchStaging(read) {
+      staging = read;
+    },
     watchConnections(open, max) {
       openConnections = open;
       maxConnections.set(max);

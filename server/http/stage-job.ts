@@ -21,10 +21,24 @@ export interface StageJobs {
   abort(): void;
 }
 
-function logSink(logger: Logger): Writable {
+/** The run's JSON lines go to the server log; each `fetched` event also counts into `counts`. */
+function logSink(logger: Logger, counts: { bytes: number; files: number }): Writable {
   return new Writable({
     write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) logger.info({ stage: line }, 'stage');
+      for (const line of chunk.toString('utf8').split('\n')) {
+        if (!line.trim()) continue;
+        logger.info({ stage: line }, 'stage');
+        if (!line.includes('"fetched"')) continue;
+        try {
+          const e = JSON.parse(line) as { event?: string; transferred?: unknown; size?: unknown };
+          if (e.event !== 'fetched') continue;
+          counts.files++;
+          const n = typeof e.transferred === 'number' ? e.transferred : typeof e.size === 'number' ? e.size : 0;
+          counts.bytes += n;
+        } catch {
+          // not an event line: logged above, not counted
+        }
+      }
       done();
     },
   });
@@ -33,6 +47,7 @@ function logSink(logger: Logger): Writable {
 export function inProcessStager(config: AirlockConfig, logger: Logger): StageJobs {
   let running: { source: string; since: string; abort: AbortController } | null = null;
   let last: Record<string, unknown> | null = null;
+  const counts = { bytes: 0, files: 0, failures: {} as Record<string, number> };
   const starter: StageStarter = Object.assign(
     async ({ url, inline }: { url?: string; inline?: Buffer }) => {
       // a trust root that is missing, unreadable or a URL is the caller's answer now, not a failed run later
@@ -50,7 +65,7 @@ export function inProcessStager(config: AirlockConfig, logger: Logger): StageJob
       const abort = new AbortController();
       const job = { source: url ?? 'inline envelope', since: new Date().toISOString(), abort };
       running = job;
-      const sink = logSink(logger);
+      const sink = logSink(logger, counts);
       const out = createOutput(true, { stdout: sink, stderr: sink });
       // loaded on first use: the stage code and its got-based fetcher are most of the CLI's weight, and a serving node rarely stages
       void import('../stage/stage.js')
@@ -62,6 +77,7 @@ export function inProcessStager(config: AirlockConfig, logger: Logger): StageJob
         .catch((e: unknown) => {
           const err = toAirlockError(e);
           last = { ok: false, source: job.source, error: { code: err.code, message: err.message } };
+          counts.failures[err.code] = (counts.failures[err.code] ?? 0) + 1;
           logger.warn(last, 'staging failed');
         })
         .finally(async () => {
@@ -70,7 +86,10 @@ export function inProcessStager(config: AirlockConfig, logger: Logger): StageJob
         });
       return { started: true, source: job.source };
     },
-    { status: () => ({ running: running ? { source: running.source, since: running.since } : null, last }) },
+    {
+      status: () => ({ running: running ? { source: running.source, since: running.since } : null, last }),
+      counts: () => ({ bytes: counts.bytes, files: counts.files, failures: { ...counts.failures } }),
+    },
   );
   return { starter, abort: () => running?.abort.abort() };
 }
