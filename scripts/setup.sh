@@ -17,6 +17,7 @@ declare -A PKG_CMD=(
   [curl]=curl [iproute2]=ip [wrk]=wrk [tinyproxy]=tinyproxy [apt-cacher-ng]=apt-cacher-ng
   [gnupg]=gpg [xz-utils]=xz [tar]=tar [gzip]=gzip [prometheus]=promtool
   [docker.io]=dockerd [containerd]=ctr
+  [ruby-bundler]=bundle
 )
 
 installed() { [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true)" = installed ]; }
