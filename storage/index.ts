@@ -11,7 +11,7 @@ export type { RehashReport } from './rehash.js';
 export { pullBlobs, type PullItem, type PullOptions, type PullReport, type PullDone, type PullFailure } from './content/pull.js';
 export { memoryFetcher, type MemoryFault, type MemoryFetcher } from './fetch/memory.js';
 export { fsBackend, type FsBlobBackend } from './backend/fs.js';
-export { LAYOUT_VERSION, isDigest, assertDigest, assertReleaseName } from './paths.js';
+export { LAYOUT_VERSION, isDigest, assertDigest, assertReleaseName, aptSigningKeyPath } from './paths.js';
 export { acquireWriterLock, readLockInfo, isLocked, type LockInfo, type WriterLock } from './lock.js';
 /** fetch/http.ts: the real got-based Fetcher and http client (proxy from --proxy or the environment, CONNECT, --ca-file); fetch/proxy.ts: proxy choice. */
 export { httpFetcher, createHttpClient, fetchRange, fetchResult, statusError, type HttpClient, type HttpClientOptions, type HttpResponse } from './fetch/http.js';

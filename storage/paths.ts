@@ -96,3 +96,6 @@ export function outlinePath(root: string, release: string): string {
 
 export const lockPath = (root: string): string => join(root, 'lock');
 export const lockInfoPath = (root: string): string => join(root, 'lock.info');
+
+/** The cache node's own OpenPGP key for signing its apt indexes (server/http/apt-signer.ts), made on first use, 0600. */
+export const aptSigningKeyPath = (root: string): string => join(root, 'apt-signing-key.asc');

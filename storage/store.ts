@@ -35,6 +35,9 @@ import { releaseStatus } from './status.js';
 import type { BlobBackend, BlobStat, ByteRange, Fetcher, IngestResult, ReleaseStatus, StoredRelease } from './types.js';
 import { rehashBlobs, type RehashReport, type RehashTarget } from './rehash.js';
 
+/** Where the cache node keeps its own apt signing key (server/http/apt-signer.ts); here so that serving need not load the facade. */
+export { aptSigningKeyPath } from './paths.js';
+
 export interface OpenStoreOptions {
   cacheDir: string;
   /** take the writer lock (proper-lockfile on cache_dir); readers need none */
