@@ -1,14 +1,23 @@
 #!/usr/bin/env node
-// Serving throughput of `airlock serve` against nginx (sendfile on) and
+// Serving throughput and CPU of `airlock serve` against nginx (sendfile on) and
 // Debian's docker-registry, on loopback, and airlock's peak RSS.
 //
-//   npm run build && node scripts/bench/serve.mjs [SIZE_MIB=1024] [SECONDS=10]
+//   npm run build && flock /tmp/airlock-bench.lock node scripts/bench/serve.mjs [SIZE_MIB=1024] [SECONDS=10]
+//   SERVERS=airlock,nginx (default: every one below) ROUNDS=2 CURL_TIMES=n
 //
-// 1. the same SIZE_MIB random blob from all three, 16 concurrent clients
-//    (wrk -t2 -c16 -dSECONDS): aggregate bytes/s → ratios to nginx and registry
-//    (targets ≥ 0.85× nginx, ≥ 1.0× registry);
-// 2. an 8 KiB blob with wrk -c64: req/s ratio to nginx (target ≥ 0.5×);
-// 3. airlock's peak RSS over the whole run (VmHWM; target ≤ 150 MiB).
+// 1. the same SIZE_MIB random blob from each, 16 concurrent clients
+//    (wrk -t2 -c16 -dSECONDS): aggregate bytes/s and the server's CPU per GiB
+//    served → ratios to nginx (targets ≥ 0.85× nginx's throughput, ≥ 1.0× registry's,
+//    CPU per GiB ≤ 1.5× nginx's);
+// 2. the same blob to 16 curl processes, each fetching it CURL_TIMES times (about
+//    2 GiB each; clients that read at their own pace, as nodes do): throughput, CPU per GiB;
+// 3. an 8 KiB blob with wrk -c64: req/s and CPU per request, ratio to nginx (target ≥ 0.5×);
+// 4. airlock's peak RSS over the whole run (VmHWM; target ≤ 150 MiB).
+// A server's CPU is user + sys of its process and every descendant (nginx's
+// workers, cluster workers; both nginx and airlock for the offload setup) from
+// /proc/PID/stat, before and after each run. On loopback the kernel's receive
+// work is charged partly to the sender, so CPU per GiB is noisy on a shared box:
+// each figure is printed with the load average when it was taken.
 // A bare node server piping the same files is measured too: the platform's ceiling.
 // Best of ROUNDS (default 2) interleaved rounds, since loopback boxes are often shared.
 // Each server logs its requests to a file, as in production. Ports are free
@@ -22,7 +31,7 @@
 // MiB at 317 MiB/s).
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, openSync, mkdirSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
+import { createReadStream, createWriteStream, openSync, mkdirSync, readdirSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
@@ -61,13 +70,80 @@ function hwm(pid) {
   const s = readFileSync(`/proc/${pid}/status`, 'utf8');
   return Number(/VmHWM:\s+(\d+)/.exec(s)[1]) * 1024;
 }
-function wrk(url, conns, threads = 2) {
+// CPU of a server = user + sys of its process and every live descendant (nginx's workers,
+// cluster workers), plus what its reaped children used (cutime + cstime), from /proc/PID/stat.
+const TICK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+function statOf(pid) {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' '); // f[0] is field 3 (state)
+    return { ppid: Number(f[1]), self: Number(f[11]) + Number(f[12]), children: Number(f[13]) + Number(f[14]) };
+  } catch {
+    return null;
+  }
+}
+function treeCpuSeconds(roots) {
+  const all = readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number);
+  const kids = new Map();
+  for (const pid of all) {
+    const st = statOf(pid);
+    if (st) kids.set(st.ppid, [...(kids.get(st.ppid) ?? []), pid]);
+  }
+  let ticks = 0;
+  const seen = new Set();
+  const walk = (pid, isRoot) => {
+    if (seen.has(pid)) return;
+    seen.add(pid);
+    const st = statOf(pid);
+    if (!st) return;
+    ticks += st.self + (isRoot ? st.children : 0);
+    for (const k of kids.get(pid) ?? []) walk(k, false);
+  };
+  for (const r of roots) walk(r, true);
+  return ticks / TICK;
+}
+/** 16 curl processes (nodes fetch one blob each, reading at their own pace), each fetching `url` `times` times */
+async function curls(url, pids, clients, times) {
+  const cpu0 = treeCpuSeconds(pids);
+  const t0 = performance.now();
+  const args = ['-sf', '--max-time', '600'];
+  for (let i = 0; i < times; i++) args.push('-o', '/dev/null', url);
+  const sizes = await Promise.all(
+    Array.from({ length: clients }, () =>
+      new Promise((res, rej) => {
+        const c = spawn('curl', [...args, '-w', '%{size_download}\n'], { stdio: ['ignore', 'pipe', 'inherit'] });
+        let out = '';
+        c.stdout.on('data', (d) => (out += d));
+        c.on('exit', (code) => (code === 0 ? res(out.trim().split('\n').reduce((a, n) => a + Number(n), 0)) : rej(new Error(`curl exit ${code}`))));
+      }),
+    ),
+  );
+  const secs = (performance.now() - t0) / 1000;
+  const cpu = treeCpuSeconds(pids) - cpu0;
+  const bytes = sizes.reduce((a, n) => a + n, 0);
+  return { bytesPerSec: bytes / secs, cpuSeconds: cpu, cpuPerGiB: cpu / (bytes / 2 ** 30), load: loadavg() };
+}
+const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+function wrk(url, conns, pids, threads = 2) {
+  const cpu0 = treeCpuSeconds(pids);
   const out = execFileSync('wrk', [`-t${threads}`, `-c${conns}`, `-d${seconds}s`, '--timeout', '60s', url], { encoding: 'utf8' });
+  const cpu = treeCpuSeconds(pids) - cpu0;
   const unit = { B: 1, KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3 };
   const t = /Transfer\/sec:\s+([\d.]+)(B|KB|MB|GB)/.exec(out);
+  const total = /(\d+) requests in ([\d.]+)(m?s), ([\d.]+)(B|KB|MB|GB) read/.exec(out);
+  const bytes = Number(total[4]) * unit[total[5]];
+  const requests = Number(total[1]);
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)[1]);
   const errs = /Socket errors: (.*)|Non-2xx or 3xx responses: (\d+)/.exec(out);
-  return { bytesPerSec: Number(t[1]) * unit[t[2]], rps, errors: errs ? errs[0] : null };
+  return {
+    bytesPerSec: Number(t[1]) * unit[t[2]],
+    rps,
+    errors: errs ? errs[0] : null,
+    cpuSeconds: cpu,
+    cpuPerGiB: cpu / (bytes / 2 ** 30),
+    cpuUsPerRequest: (cpu * 1e6) / requests,
+    load: loadavg(),
+  };
 }
 
 async function writeRandom(file, size) {
@@ -119,84 +195,143 @@ try {
   await store.ingestStream({ sha256: big, size: mib * 1024 * 1024 }, createReadStream(bigFile, { highWaterMark: 1 << 20 }));
   await store.ingestStream({ sha256: small, size: 8192 }, createReadStream(smallFile));
   await store.close();
-  const [pa, pn, pr, pb] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const [pa, pn, pr, pb, pw, pf, pfa] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
+  const want = new Set((process.env.SERVERS ?? 'airlock,nginx,registry,bare-node').split(','));
   // the platform's own ceiling: a bare node http server piping the same files (no routing, no logging)
   writeFileSync(join(B, 'bare.mjs'), `import http from 'node:http'; import fs from 'node:fs';
 const files = { '/big.bin': ${JSON.stringify(bigFile)}, '/small.bin': ${JSON.stringify(smallFile)} };
 http.createServer((req, res) => { const f = files[req.url]; if (!f) { res.statusCode = 404; return res.end(); }
   res.setHeader('content-length', fs.statSync(f).size); fs.createReadStream(f, { highWaterMark: 256 * 1024 }).pipe(res);
 }).listen(${pb}, '127.0.0.1');`);
-  start(process.execPath, [join(B, 'bare.mjs')], 'ignore');
-  const airlock = start(process.execPath, [join(root, 'dist/server/cli/main.js'), 'serve', '--cache-dir', join(B, 'cache'), '--listen', `127.0.0.1:${pa}`], openSync(join(B, 'airlock.log'), 'w'));
-
-  // nginx, sendfile on, one worker (airlock is one process too)
-  mkdirSync(join(B, 'nginx/tmp'), { recursive: true });
-  writeFileSync(join(B, 'nginx/nginx.conf'), `daemon off; worker_processes 1; pid ${B}/nginx/nginx.pid; error_log ${B}/nginx/error.log;
+  const servers = {}; // name → { pids: [...], big, small, ready }
+  const cli = join(root, 'dist/server/cli/main.js');
+  const serveArgs = (port, extra = []) => [cli, 'serve', '--cache-dir', join(B, 'cache'), '--listen', `127.0.0.1:${port}`, ...extra];
+  const tmpPaths = (d) => `client_body_temp_path ${d}/tmp/body; proxy_temp_path ${d}/tmp/proxy; fastcgi_temp_path ${d}/tmp/fcgi;
+  uwsgi_temp_path ${d}/tmp/uwsgi; scgi_temp_path ${d}/tmp/scgi;`;
+  if (want.has('airlock')) {
+    const p = start(process.execPath, serveArgs(pa), openSync(join(B, 'airlock.log'), 'w'));
+    servers.airlock = { pids: [p.pid], rss: p.pid, big: `http://127.0.0.1:${pa}/blobs/sha256/${big}`, small: `http://127.0.0.1:${pa}/blobs/sha256/${small}` };
+  }
+  if (want.has('airlock-w2')) {
+    const p = start(process.execPath, serveArgs(pw, ['--workers', '2']), openSync(join(B, 'airlock-w2.log'), 'w'));
+    servers['airlock-w2'] = { pids: [p.pid], big: `http://127.0.0.1:${pw}/blobs/sha256/${big}`, small: `http://127.0.0.1:${pw}/blobs/sha256/${small}` };
+  }
+  if (want.has('airlock-accel')) {
+    // nginx in front of airlock serve, bodies offloaded with X-Accel-Redirect (docs/examples/nginx-airlock.conf)
+    writeFileSync(join(B, 'accel.yml'), 'accel_redirect: /_airlock_blobs/\n');
+    const p = start(process.execPath, [...serveArgs(pfa), '--config', join(B, 'accel.yml')], openSync(join(B, 'airlock-accel.log'), 'w'));
+    const d = join(B, 'nginx-front');
+    mkdirSync(join(d, 'tmp'), { recursive: true });
+    const snippet = readFileSync(join(root, 'docs/examples/nginx-airlock.conf'), 'utf8')
+      .replaceAll('127.0.0.1:7070', `127.0.0.1:${pfa}`)
+      .replaceAll('/srv/airlock/cache/blobs/', `${join(B, 'cache')}/blobs/`)
+      .replace(/listen 80;/, `listen 127.0.0.1:${pf};`)
+      .replace(/access_log [^;]*;/, `access_log ${d}/access.log;`);
+    writeFileSync(join(d, 'nginx.conf'), `daemon off; worker_processes 1; pid ${d}/nginx.pid; error_log ${d}/error.log;
+events { worker_connections 1024; }
+http { default_type application/octet-stream; ${tmpPaths(d)}
+${snippet}
+}
+`);
+    const n = start('nginx', ['-c', join(d, 'nginx.conf'), '-p', `${d}/`, '-e', join(d, 'error.log')], 'ignore');
+    servers['airlock-accel'] = { pids: [n.pid, p.pid], big: `http://127.0.0.1:${pf}/blobs/sha256/${big}`, small: `http://127.0.0.1:${pf}/blobs/sha256/${small}` };
+  }
+  if (want.has('nginx')) {
+    // nginx, sendfile on, one worker (airlock is one process too)
+    mkdirSync(join(B, 'nginx/tmp'), { recursive: true });
+    writeFileSync(join(B, 'nginx/nginx.conf'), `daemon off; worker_processes 1; pid ${B}/nginx/nginx.pid; error_log ${B}/nginx/error.log;
 events { worker_connections 1024; }
 http { sendfile on; tcp_nopush on; access_log ${B}/nginx/access.log; default_type application/octet-stream;
-  client_body_temp_path ${B}/nginx/tmp/body; proxy_temp_path ${B}/nginx/tmp/proxy; fastcgi_temp_path ${B}/nginx/tmp/fcgi;
-  uwsgi_temp_path ${B}/nginx/tmp/uwsgi; scgi_temp_path ${B}/nginx/tmp/scgi;
+  ${tmpPaths(join(B, 'nginx'))}
   server { listen 127.0.0.1:${pn}; root ${B}/www; } }
 `);
-  start('nginx', ['-c', join(B, 'nginx/nginx.conf'), '-p', join(B, 'nginx/'), '-e', join(B, 'nginx/error.log')], 'ignore');
-
-  // docker-registry
-  mkdirSync(join(B, 'registry/data'), { recursive: true });
-  writeFileSync(join(B, 'registry/config.yml'), `version: 0.1
+    const n = start('nginx', ['-c', join(B, 'nginx/nginx.conf'), '-p', join(B, 'nginx/'), '-e', join(B, 'nginx/error.log')], 'ignore');
+    servers.nginx = { pids: [n.pid], big: `http://127.0.0.1:${pn}/big.bin`, small: `http://127.0.0.1:${pn}/small.bin` };
+  }
+  if (want.has('registry')) {
+    mkdirSync(join(B, 'registry/data'), { recursive: true });
+    writeFileSync(join(B, 'registry/config.yml'), `version: 0.1
 log: {level: warn, accesslog: {disabled: false}}
 storage: {filesystem: {rootdirectory: ${B}/registry/data}}
 http: {addr: "127.0.0.1:${pr}", secret: bench}
 `);
-  start('docker-registry', ['serve', join(B, 'registry/config.yml')], openSync(join(B, 'registry.log'), 'w'));
+    const r = start('docker-registry', ['serve', join(B, 'registry/config.yml')], openSync(join(B, 'registry.log'), 'w'));
+    await waitHttp(`http://127.0.0.1:${pr}/v2/`);
+    await pushBlob(pr, 'bench/blob', bigFile, big, mib * 1024 * 1024);
+    await pushBlob(pr, 'bench/blob', smallFile, small, 8192);
+    servers.registry = { pids: [r.pid], big: `http://127.0.0.1:${pr}/v2/bench/blob/blobs/sha256:${big}`, small: `http://127.0.0.1:${pr}/v2/bench/blob/blobs/sha256:${small}` };
+  }
+  if (want.has('bare-node')) {
+    const p = start(process.execPath, [join(B, 'bare.mjs')], 'ignore');
+    servers['bare-node'] = { pids: [p.pid], big: `http://127.0.0.1:${pb}/big.bin`, small: `http://127.0.0.1:${pb}/small.bin` };
+  }
+  for (const s of Object.values(servers)) await waitHttp(s.small);
 
-  await waitHttp(`http://127.0.0.1:${pa}/healthz`);
-  await waitHttp(`http://127.0.0.1:${pn}/small.bin`);
-  await waitHttp(`http://127.0.0.1:${pr}/v2/`);
-  await waitHttp(`http://127.0.0.1:${pb}/small.bin`);
-  await pushBlob(pr, 'bench/blob', bigFile, big, mib * 1024 * 1024);
-  await pushBlob(pr, 'bench/blob', smallFile, small, 8192);
-
-  const urls = {
-    airlock: { big: `http://127.0.0.1:${pa}/blobs/sha256/${big}`, small: `http://127.0.0.1:${pa}/blobs/sha256/${small}` },
-    nginx: { big: `http://127.0.0.1:${pn}/big.bin`, small: `http://127.0.0.1:${pn}/small.bin` },
-    registry: { big: `http://127.0.0.1:${pr}/v2/bench/blob/blobs/sha256:${big}`, small: `http://127.0.0.1:${pr}/v2/bench/blob/blobs/sha256:${small}` },
-    'bare-node': { big: `http://127.0.0.1:${pb}/big.bin`, small: `http://127.0.0.1:${pb}/small.bin` },
-  };
   const res = {};
+  // each curl fetches the blob this many times: about 2 GiB per client
+  const curlTimes = Number(process.env.CURL_TIMES ?? Math.max(1, Math.round(2048 / mib)));
   const rounds = Number(process.env.ROUNDS ?? 2);
+  const mibs = (b) => (b / 2 ** 20).toFixed(0);
   for (let round = 1; round <= rounds; round++) {
-    for (const [name, u] of Object.entries(urls)) {
-      const b = wrk(u.big, 16);
-      if (name === 'airlock') console.log(`airlock peak RSS after the big-blob run: ${(hwm(airlock.pid) / 2 ** 20).toFixed(0)} MiB`);
+    for (const [name, u] of Object.entries(servers)) {
+      const b = wrk(u.big, 16, u.pids);
       await sleep(500);
-      const s = wrk(u.small, 64);
+      const c = await curls(u.big, u.pids, 16, curlTimes);
       await sleep(500);
-      console.log(`round ${round} ${name.padEnd(9)} ${mib} MiB blob, 16 clients: ${(b.bytesPerSec / 2 ** 20).toFixed(0)} MiB/s${b.errors ? ` (${b.errors})` : ''}; 8 KiB, 64 conns: ${s.rps.toFixed(0)} req/s${s.errors ? ` (${s.errors})` : ''}`);
+      const s = wrk(u.small, 64, u.pids);
+      await sleep(500);
+      console.log(
+        `round ${round} ${name.padEnd(13)} ${mib} MiB blob, wrk 16 conns: ${mibs(b.bytesPerSec)} MiB/s, ${b.cpuPerGiB.toFixed(3)} s CPU/GiB (load ${b.load})${b.errors ? ` (${b.errors})` : ''}; ` +
+          `16 curls: ${mibs(c.bytesPerSec)} MiB/s, ${c.cpuPerGiB.toFixed(3)} s CPU/GiB (load ${c.load}); ` +
+          `8 KiB, 64 conns: ${s.rps.toFixed(0)} req/s, ${s.cpuUsPerRequest.toFixed(0)} µs CPU/req (load ${s.load})${s.errors ? ` (${s.errors})` : ''}`,
+      );
       const prev = res[name];
+      // best of the rounds, each figure on its own: highest throughput, least CPU per GiB / per request
       res[name] = {
         big: !prev || b.bytesPerSec > prev.big.bytesPerSec ? b : prev.big,
         small: !prev || s.rps > prev.small.rps ? s : prev.small,
+        bigCpu: !prev || b.cpuPerGiB < prev.bigCpu.cpuPerGiB ? b : prev.bigCpu,
+        smallCpu: !prev || s.cpuUsPerRequest < prev.smallCpu.cpuUsPerRequest ? s : prev.smallCpu,
+        curl: !prev || c.bytesPerSec > prev.curl.bytesPerSec ? c : prev.curl,
+        curlCpu: !prev || c.cpuPerGiB < prev.curlCpu.cpuPerGiB ? c : prev.curlCpu,
       };
     }
   }
-  const peak = hwm(airlock.pid);
-  const fmt = (x) => `${x.toFixed(2)}×`;
-  const summary = {
-    bigVsNginx: res.airlock.big.bytesPerSec / res.nginx.big.bytesPerSec,
-    bigVsRegistry: res.airlock.big.bytesPerSec / res.registry.big.bytesPerSec,
-    smallVsNginx: res.airlock.small.rps / res.nginx.small.rps,
-    smallVsRegistry: res.airlock.small.rps / res.registry.small.rps,
-    bigVsBareNode: res.airlock.big.bytesPerSec / res['bare-node'].big.bytesPerSec,
-    smallVsBareNode: res.airlock.small.rps / res['bare-node'].small.rps,
-    airlockPeakRssMiB: peak / 2 ** 20,
-  };
+  const fmt = (x) => (Number.isFinite(x) ? `${x.toFixed(2)}×` : 'n/a');
+  const ratio = (a, b, f) => (res[a] && res[b] ? f(res[a]) / f(res[b]) : NaN);
+  console.log('best of the rounds (throughput; CPU per GiB, each with the load average when it was measured):');
+  for (const [name, r] of Object.entries(res)) {
+    console.log(
+      `  ${name.padEnd(13)} big ${mibs(r.big.bytesPerSec)} MiB/s (load ${r.big.load}), ${r.bigCpu.cpuPerGiB.toFixed(3)} s CPU/GiB (load ${r.bigCpu.load}); ` +
+        `16 curls ${mibs(r.curl.bytesPerSec)} MiB/s (load ${r.curl.load}), ${r.curlCpu.cpuPerGiB.toFixed(3)} s CPU/GiB (load ${r.curlCpu.load}); ` +
+        `8 KiB ${r.small.rps.toFixed(0)} req/s (load ${r.small.load}), ${r.smallCpu.cpuUsPerRequest.toFixed(0)} µs CPU/req`,
+    );
+  }
+  const peak = servers.airlock ? hwm(servers.airlock.pids[0]) : NaN;
+  const summary = {};
+  for (const name of Object.keys(res)) {
+    if (name === 'nginx') continue;
+    summary[name] = {
+      bigVsNginx: ratio(name, 'nginx', (r) => r.big.bytesPerSec),
+      cpuPerGiBVsNginx: ratio(name, 'nginx', (r) => r.bigCpu.cpuPerGiB),
+      smallVsNginx: ratio(name, 'nginx', (r) => r.small.rps),
+      cpuPerRequestVsNginx: ratio(name, 'nginx', (r) => r.smallCpu.cpuUsPerRequest),
+      bigVsRegistry: ratio(name, 'registry', (r) => r.big.bytesPerSec),
+      curlVsNginx: ratio(name, 'nginx', (r) => r.curl.bytesPerSec),
+      curlCpuPerGiBVsNginx: ratio(name, 'nginx', (r) => r.curlCpu.cpuPerGiB),
+    };
+    const x = summary[name];
+    console.log(
+      `ratios ${name.padEnd(13)} to nginx: big ${fmt(x.bigVsNginx)} throughput, ${fmt(x.cpuPerGiBVsNginx)} CPU/GiB; 8 KiB ${fmt(x.smallVsNginx)} req/s, ` +
+        `${fmt(x.cpuPerRequestVsNginx)} CPU/req; big ${fmt(x.bigVsRegistry)} registry's throughput; ` +
+        `16 curls ${fmt(x.curlVsNginx)} throughput, ${fmt(x.curlCpuPerGiBVsNginx)} CPU/GiB`,
+    );
+  }
   console.log(
-    `ratios: big ${fmt(summary.bigVsNginx)} nginx (target ≥ 0.85), ${fmt(summary.bigVsRegistry)} registry (target ≥ 1.0); ` +
-      `8 KiB ${fmt(summary.smallVsNginx)} nginx (target ≥ 0.5), ${fmt(summary.smallVsRegistry)} registry; ` +
-      `airlock peak RSS ${summary.airlockPeakRssMiB.toFixed(0)} MiB (target ≤ 150); vs bare node: big ${fmt(summary.bigVsBareNode)}, 8 KiB ${fmt(summary.smallVsBareNode)}; ` +
-      `load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')} (best of ${rounds} interleaved rounds)`,
+    `targets: airlock big ≥ 0.85× nginx, ≥ 1.0× registry, CPU/GiB ≤ 1.5× nginx; airlock-accel ≥ 0.95× nginx; 8 KiB ≥ 0.5× nginx; ` +
+      `airlock peak RSS ${Number.isFinite(peak) ? (peak / 2 ** 20).toFixed(0) : 'n/a'} MiB (target ≤ 150); load average ${loadavg()} (best of ${rounds} interleaved rounds)`,
   );
-  console.log(JSON.stringify({ sizeMiB: mib, seconds, results: res, summary }));
+  console.log(JSON.stringify({ sizeMiB: mib, seconds, results: res, summary, airlockPeakRssMiB: peak / 2 ** 20 }));
 } finally {
   for (const p of procs) p.kill('SIGTERM');
   await sleep(1000);
