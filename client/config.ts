@@ -26,6 +26,8 @@ export interface NodeConfig {
   roles: readonly string[];
   /** trust root given by the operator; a copy is kept under stateDir */
   trust: string | null;
+  /** extra CA certificates (PEM) for a cache served over TLS (its own CA, or a self-signed certificate) */
+  caFile: string | null;
   memoryFloorCore: number;
   memoryFloorOther: number;
   diskMargin: number;
@@ -44,6 +46,7 @@ export const NODE_CONFIG_SCHEMA: Schema = {
   root: { type: 'path' },
   roles: { type: 'string[]' },
   trust: { type: 'path' },
+  ca_file: { type: 'path' },
   memory_floor_core: { type: 'size' },
   memory_floor_other: { type: 'size' },
   disk_margin: { type: 'size' },
@@ -64,6 +67,7 @@ export interface NodeFlags {
   root?: string;
   role?: string[];
   trust?: string;
+  caFile?: string;
   acceptExpiredUntil?: string;
   json?: boolean;
 }
@@ -85,6 +89,7 @@ export function loadNodeConfig(flags: NodeFlags, cwd: string = process.cwd(), fa
     root?: string;
     roles?: string[];
     trust?: string;
+    ca_file?: string;
     memory_floor_core?: number;
     memory_floor_other?: number;
     disk_margin?: number;
@@ -113,6 +118,7 @@ export function loadNodeConfig(flags: NodeFlags, cwd: string = process.cwd(), fa
     root: flags.root ? localPath(cwd, flags.root, '--root') : resolve(cwd, v.root ?? '/'),
     roles: Object.freeze([...roles]),
     trust: flags.trust ? localPath(cwd, flags.trust, '--trust') : (v.trust ?? null),
+    caFile: flags.caFile ? localPath(cwd, flags.caFile, '--ca-file') : (v.ca_file ?? null),
     memoryFloorCore: v.memory_floor_core ?? 2 ** 30,
     memoryFloorOther: v.memory_floor_other ?? 512 * 2 ** 20,
     diskMargin: v.disk_margin ?? 256 * 2 ** 20,

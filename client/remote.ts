@@ -18,11 +18,21 @@ export interface CacheClient {
   close(): void;
 }
 
-export function cacheClient(base: string, opts: { stallTimeoutMs?: number; answerTimeoutMs?: number } = {}): CacheClient {
+export function cacheClient(
+  base: string,
+  opts: { stallTimeoutMs?: number; answerTimeoutMs?: number; /** extra CA certificates (PEM) for a cache served over TLS */ caFile?: string | null } = {},
+): CacheClient {
   // the release list and an envelope: small, on the LAN; two minutes is generous
   const answerMs = opts.answerTimeoutMs ?? 120_000;
   // env {} : no site proxy between a node and its cache on the LAN
-  const http = createHttpClient({ env: {}, proxy: null, stallTimeoutMs: opts.stallTimeoutMs ?? 30_000, connectTimeoutMs: 10_000 });
+  const http = createHttpClient({
+    env: {},
+    proxy: null,
+    caFile: opts.caFile ?? null,
+    peer: 'cache',
+    stallTimeoutMs: opts.stallTimeoutMs ?? 30_000,
+    connectTimeoutMs: 10_000,
+  });
   return {
     base,
     async releases() {

@@ -15,7 +15,7 @@ import { appendJournal, finishedSteps, stepKey } from './journal.js';
 import { installSteps, neededBlobs, selectArtifacts } from './plan.js';
 import { preflight } from './preflight.js';
 import { cachePool, type CachePool } from './caches.js';
-import { newestReady } from './remote.js';
+import { cacheClient, newestReady } from './remote.js';
 import { findClientUpdate, installClient, reexec } from './selfupdate.js';
 import {
   envelopeFile,
@@ -92,7 +92,7 @@ export async function upgrade(config: NodeConfig, opts: UpgradeOptions, out: Out
   // is never taken over for a busy moment.
   const lock = await acquireWriterLock(state.dir, { waitMs: 0, staleMs: 60_000, what: 'state dir', command: ['airlock-node', ...opts.argv].join(' ') });
   const unlock = (): Promise<void> => lock.release();
-  const caches = cachePool(config.caches, out);
+  const caches = cachePool(config.caches, out, (base) => cacheClient(base, { caFile: config.caFile }));
   let store: Store | null = null;
   try {
     // 1. manifest, verified against the node's own trust root

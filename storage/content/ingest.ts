@@ -81,6 +81,8 @@ type Verdict = 'retry' | 'next-url' | 'fatal';
 export function classify(e: unknown): Verdict {
   if (isAirlockError(e)) {
     if (e.code === 'EINTEGRITY' || e.code === 'ENOTFOUND') return 'next-url';
+    // a certificate that does not verify here (EUSAGE): another mirror may still serve the bytes
+    if (e.details.cause === 'tls') return 'next-url';
     if (e.code !== 'EUPSTREAM') return 'fatal';
     if (e.details.retryable === false) return 'next-url';
     if (e.details.retryable === true) return 'retry';

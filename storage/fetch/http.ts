@@ -48,6 +48,71 @@ export interface HttpClientOptions extends ProxySettings {
   userAgent?: string;
   /** replaces DNS for direct connections (tests use it to prove nothing is resolved locally) */
   dnsLookup?: LookupFunction;
+  /** whom this client talks to, for the advice in its errors: an upstream (default; a proxy may be set) or the node's cache (always direct) */
+  peer?: 'upstream' | 'cache';
+}
+
+/** How a request went out, for naming the cause of a failure. */
+export interface Route {
+  proxy: URL | null;
+  peer?: 'upstream' | 'cache';
+}
+
+/** TLS verification failures: the chain is not trusted here. */
+const UNTRUSTED_CERT = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_UNTRUSTED',
+  'CERT_SIGNATURE_FAILURE',
+]);
+
+/**
+ * A TLS certificate that does not verify: not a network failure that a
+ * re-run cures, but something to change (EUSAGE, exit 2): the CA to trust
+ * (`--ca-file`), the name to use, or the certificate itself. Ingest moves
+ * on to the next URL on it (details.cause 'tls').
+ */
+function tlsError(code: string, err: NodeJS.ErrnoException, url: string): AirlockError | null {
+  let host = url;
+  try {
+    host = new URL(url).host;
+  } catch {
+    // keep the URL
+  }
+  const cert = ((err as { cert?: { subjectaltname?: string; valid_to?: string } }).cert ??
+    (err.cause as { cert?: { subjectaltname?: string; valid_to?: string } } | undefined)?.cert);
+  const details = { url, cause: 'tls', error: code, retryable: false };
+  if (UNTRUSTED_CERT.has(code)) {
+    return new AirlockError(
+      'EUSAGE',
+      `${url}: TLS: the certificate of ${host} is not signed by a CA this machine trusts (${code}); give its CA with --ca-file PEM (ca_file in the config)`,
+      details,
+      { cause: err },
+    );
+  }
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
+    const names = cert?.subjectaltname?.replace(/(DNS|IP Address):/g, '').split(/,\s*/).filter(Boolean) ?? [];
+    const which = names.length > 0 ? `it is for ${names.join(', ')}` : 'it names another host';
+    return new AirlockError(
+      'EUSAGE',
+      `${url}: TLS: the certificate of ${host} does not match that name: ${which}; use a name the certificate holds in the URL, or have it reissued for ${host}`,
+      { ...details, names },
+      { cause: err },
+    );
+  }
+  if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID') {
+    const when = cert?.valid_to ? ` (valid to ${cert.valid_to})` : '';
+    return new AirlockError(
+      'EUSAGE',
+      `${url}: TLS: the certificate of ${host} ${code === 'CERT_HAS_EXPIRED' ? 'has expired' : 'is not valid yet'}${when}; renew it on that server, or check this machine's clock`,
+      details,
+      { cause: err },
+    );
+  }
+  return null;
 }
 
 export interface HttpRequestOptions {
@@ -84,8 +149,13 @@ export interface HttpClient {
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
-/** Maps whatever the socket layer threw into EUPSTREAM (retryable unless aborted or not HTTP at all). */
-export function upstreamError(e: unknown, url: string, signal?: AbortSignal): AirlockError {
+/**
+ * Maps whatever the socket layer threw into EUPSTREAM (retryable unless
+ * aborted or not HTTP at all), naming its cause when it is one the operator
+ * must act on: a name that does not resolve with no proxy set, a proxy that
+ * refuses, a certificate that does not verify (EUSAGE, see tlsError).
+ */
+export function upstreamError(e: unknown, url: string, signal?: AbortSignal, route?: Route): AirlockError {
   if (isAirlockError(e)) return e;
   const err = e as NodeJS.ErrnoException & { name?: string };
   if (signal?.aborted || err?.name === 'AbortError') {
@@ -96,8 +166,27 @@ export function upstreamError(e: unknown, url: string, signal?: AbortSignal): Ai
   if (code.startsWith('HPE_') || code === 'ERR_UNSUPPORTED_PROTOCOL') {
     return new AirlockError('EUPSTREAM', `${url}: protocol error: ${String(err?.message ?? e)}`, { url, cause: 'protocol error', error: code, retryable: false }, { cause: e });
   }
-  const why = code === 'ETIMEDOUT' ? 'timed out' : String(err?.message ?? e);
-  return new AirlockError('EUPSTREAM', `${url}: ${why}`, { url, cause: code, retryable: true }, { cause: e });
+  const tls = tlsError(code, err, url);
+  if (tls) return tls;
+  let why = code === 'ETIMEDOUT' ? 'timed out' : String(err?.message ?? e);
+  let host = '';
+  try {
+    host = new URL(url).hostname;
+  } catch {
+    // why stays as it is
+  }
+  const proxy = route?.proxy ?? null;
+  if (proxy && code === 'ECONNREFUSED') {
+    why = `proxy ${proxy.host} refused the connection; check --proxy or http_proxy/https_proxy, and that the proxy is running`;
+  } else if (proxy && (code === 'ENOTFOUND' || code === 'EAI_AGAIN')) {
+    why = `proxy host ${proxy.hostname} does not resolve; check --proxy or http_proxy/https_proxy`;
+  } else if (!proxy && route && (code === 'ENOTFOUND' || code === 'EAI_AGAIN') && host) {
+    why =
+      route.peer === 'cache'
+        ? `cache host ${host} does not resolve; check --cache (or cache in the config) and this node's DNS`
+        : `${host} does not resolve, and no proxy is set for it; set --proxy or http_proxy/https_proxy (or proxy in the config)`;
+  }
+  return new AirlockError('EUPSTREAM', `${url}: ${why}`, { url, cause: code, retryable: true, ...(proxy ? { proxy: proxy.host } : {}) }, { cause: e });
 }
 
 /** Loopback, link-local (cloud metadata lives there) and unspecified addresses, by name or literal. */
@@ -226,7 +315,7 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
       signal: opts.signal,
     });
     return new Promise((resolve, reject) => {
-      stream.once('error', (e) => reject(upstreamError(e, url.href, opts.signal)));
+      stream.once('error', (e) => reject(upstreamError(e, url.href, opts.signal, { proxy, peer: options.peer })));
       stream.once('response', (res: http.IncomingMessage) => {
         stream.removeAllListeners('error');
         resolve(Object.assign(res, { body: stream as unknown as Readable }));

@@ -104,3 +104,41 @@ describe('cacheClient reads /releases as the server sends it, nothing else', () 
     }
   });
 });
+
+describe('a cache served over TLS', () => {
+  it('cacheClient trusts --ca-file / ca_file; without it the failure says to pass --ca-file (EUSAGE, not a network error)', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const { readFileSync, writeFileSync } = await import('node:fs');
+    const https = await import('node:https');
+    const { loadNodeConfig } = await import('../../client/config.js');
+    const dir = await mkdtemp(join(tmpdir(), 'airlock-cache-tls-'));
+    execFileSync('openssl', [
+      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+      '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
+      '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'ca.pem'),
+    ], { stdio: 'ignore' });
+    const server = https.createServer({ key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'ca.pem')) }, (_req, res) => {
+      res.setHeader('Content-Type', 'application/json');
+      res.end(JSON.stringify([entry]));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const base = `https://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+    try {
+      const bare = cacheClient(base, { answerTimeoutMs: 5000 });
+      await expect(bare.releases()).rejects.toMatchObject({ code: 'EUSAGE', message: expect.stringContaining('give its CA with --ca-file PEM') });
+      bare.close();
+      // the node config's ca_file (relative to the config file) reaches the cache client
+      writeFileSync(join(dir, 'node.yml'), `cache: ${base}\nca_file: ca.pem\n`);
+      const config = loadNodeConfig({ config: join(dir, 'node.yml') }, dir, null);
+      expect(config.caFile).toBe(join(dir, 'ca.pem'));
+      expect(loadNodeConfig({ caFile: 'other.pem' }, dir, null).caFile).toBe(join(dir, 'other.pem'));
+      const trusted = cacheClient(config.caches[0]!, { answerTimeoutMs: 5000, caFile: config.caFile });
+      expect(await trusted.releases()).toEqual([entry]);
+      trusted.close();
+    } finally {
+      server.closeAllConnections();
+      server.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

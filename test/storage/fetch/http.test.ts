@@ -334,10 +334,107 @@ describe('httpFetcher through a proxy', () => {
     try {
       const url = `https://secure.upstream.test:${port}/x`;
       const noCa = httpFetcher({ env: { https_proxy: proxy.url } });
-      await expect(noCa.fetch(url, { offset: 0, maxLength: 100 })).rejects.toMatchObject({ code: 'EUPSTREAM' });
+      // not a network failure a re-run cures: what to do instead
+      await expect(noCa.fetch(url, { offset: 0, maxLength: 100 })).rejects.toMatchObject({
+        code: 'EUSAGE',
+        message: expect.stringContaining('give its CA with --ca-file PEM'),
+      });
       const r = await httpFetcher({ env: { https_proxy: proxy.url }, caFile: join(dir, 'cert.pem') }).fetch(url, { offset: 0, maxLength: 100 });
       expect((await drain(r.stream)).toString()).toBe('secret-ok');
       expect(proxy.log).toContain(`CONNECT secure.upstream.test:${port}`);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+  });
+});
+
+describe('failures name their cause', () => {
+  const certFor = (dir: string, name: string, san: string): { key: Buffer; cert: Buffer; file: string } => {
+    execFileSync('openssl', [
+      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+      '-subj', `/CN=${name}`, '-addext', `subjectAltName=${san}`,
+      '-keyout', join(dir, `${name}.key`), '-out', join(dir, `${name}.pem`),
+    ], { stdio: 'ignore' });
+    return { key: readFileSync(join(dir, `${name}.key`)), cert: readFileSync(join(dir, `${name}.pem`)), file: join(dir, `${name}.pem`) };
+  };
+  const failure = async (p: Promise<unknown>): Promise<{ code: string; message: string; details: Record<string, unknown> }> => {
+    try {
+      await p;
+    } catch (e) {
+      if (isAirlockError(e)) return e;
+      throw e;
+    }
+    throw new Error('expected a failure');
+  };
+
+  it('a name that does not resolve while no proxy is set says so, and how to set one', async () => {
+    const client = createHttpClient({ env: {}, proxy: null });
+    try {
+      const err = await failure(client.request('http://no-such-host.invalid/a.tgz'));
+      expect(err.code).toBe('EUPSTREAM');
+      expect(err.message).toBe(
+        'http://no-such-host.invalid/a.tgz: no-such-host.invalid does not resolve, and no proxy is set for it; set --proxy or http_proxy/https_proxy (or proxy in the config)',
+      );
+      // the node's cache client never uses a proxy: it is told to check --cache instead
+      const cache = createHttpClient({ env: {}, proxy: null, peer: 'cache' });
+      const e2 = await failure(cache.request('http://no-such-cache.invalid:7070/releases'));
+      expect(e2.message).toMatch(/cache host no-such-cache\.invalid does not resolve; check --cache/);
+      cache.close();
+    } finally {
+      client.close();
+    }
+  });
+
+  it('a proxy that refuses the connection is named as the cause', async () => {
+    const closed = await new Promise<number>((r) => {
+      const s = https.createServer().listen(0, '127.0.0.1', () => {
+        const port = (s.address() as AddressInfo).port;
+        s.close(() => r(port));
+      });
+    });
+    for (const url of ['http://files.upstream.test/a.tgz', 'https://files.upstream.test/a.tgz']) {
+      const client = createHttpClient({ proxy: `http://127.0.0.1:${closed}` });
+      try {
+        const err = await failure(client.request(url));
+        expect(err.code).toBe('EUPSTREAM');
+        expect(err.message).toBe(`${url}: proxy 127.0.0.1:${closed} refused the connection; check --proxy or http_proxy/https_proxy, and that the proxy is running`);
+      } finally {
+        client.close();
+      }
+    }
+  });
+
+  it('TLS: an untrusted certificate asks for --ca-file, a wrong name names the certificate\'s names; neither is EUPSTREAM', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'airlock-tls-cause-'));
+    const onlyName = certFor(dir, 'cache.site.test', 'DNS:cache.site.test');
+    const server = https.createServer({ key: onlyName.key, cert: onlyName.cert }, (_req, res) => res.end('ok'));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    const url = `https://127.0.0.1:${port}/releases`;
+    try {
+      const untrusted = createHttpClient({ env: {}, proxy: null });
+      const e1 = await failure(untrusted.request(url));
+      untrusted.close();
+      expect(e1.code).toBe('EUSAGE');
+      expect(e1.message).toMatch(/TLS: the certificate of 127\.0\.0\.1:\d+ is not signed by a CA this machine trusts \(DEPTH_ZERO_SELF_SIGNED_CERT\); give its CA with --ca-file PEM \(ca_file in the config\)$/);
+      expect(e1.details).toMatchObject({ cause: 'tls', retryable: false });
+
+      const trusted = createHttpClient({ env: {}, proxy: null, caFile: onlyName.file });
+      const e2 = await failure(trusted.request(url));
+      trusted.close();
+      expect(e2.code).toBe('EUSAGE');
+      expect(e2.message).toMatch(/TLS: the certificate of 127\.0\.0\.1:\d+ does not match that name: it is for cache\.site\.test; use a name the certificate holds/);
+
+      // the right name with the right CA: it answers (dnsLookup stands in for the site's DNS)
+      const lookup = ((_h: string, o: unknown, cb: (e: null, a: unknown, f?: number) => void) => {
+        if (typeof o === 'object' && o && (o as { all?: boolean }).all) cb(null, [{ address: '127.0.0.1', family: 4 }]);
+        else cb(null, '127.0.0.1', 4);
+      }) as unknown as LookupFunction;
+      const right = createHttpClient({ env: {}, proxy: null, caFile: onlyName.file, dnsLookup: lookup });
+      const ok = await right.request(`https://cache.site.test:${port}/releases`);
+      expect((await drain(ok.body)).toString()).toBe('ok');
+      right.close();
     } finally {
       server.closeAllConnections();
       server.close();
