@@ -16,7 +16,7 @@ declare -A PKG_CMD=(
   [nginx]=nginx [ruby]=gem [apt-utils]=apt-ftparchive [dpkg-dev]=dpkg-scanpackages
   [curl]=curl [iproute2]=ip [wrk]=wrk [tinyproxy]=tinyproxy [apt-cacher-ng]=apt-cacher-ng
   [gnupg]=gpg [xz-utils]=xz [tar]=tar [gzip]=gzip [prometheus]=promtool
-  [docker.io]=dockerd [containerd]=ctr
+  [docker.io]=dockerd [containerd]=ctr [systemd]=systemd-analyze
   [ruby-bundler]=bundle
 )
 
