@@ -19,8 +19,11 @@
  * finishes removing OLD.
  *
  * `airlock serve` only reads, and readers take no lock, so it keeps
- * answering from OLD during the copy; after the switch it must be restarted
- * (the command says so) before OLD is removed under it.
+ * answering from OLD during the copy. After the switch, every server
+ * registered in OLD (storage/serving.ts) gets SIGHUP and moves to NEW; OLD is
+ * removed only once none serves from it any more (a server that does not move
+ * keeps OLD and its journal in place: run the command again once it is
+ * restarted).
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
@@ -34,8 +37,9 @@ import { writeFileAtomic } from '../common/atomic.js';
 import { setConfigKey } from '../common/config-write.js';
 import { offThreadHash } from './support/hash-off-thread.js';
 import { freeDiskBytes } from './support/probe.js';
+import { handOverServers, RELOCATE_JOURNAL, servingDir, type HandOverResult } from './serving.js';
 
-export const JOURNAL_NAME = 'relocate.json';
+export const JOURNAL_NAME = RELOCATE_JOURNAL;
 export const journalPath = (cacheDir: string): string => join(cacheDir, JOURNAL_NAME);
 
 export type RelocatePhase = 'copying' | 'verified' | 'switched';
@@ -68,6 +72,8 @@ export interface RelocateOptions {
   configFile: string;
   keepOld?: boolean;
   lockWaitMs?: number;
+  /** how long running servers get to move to NEW before OLD is removed (default 15 s) */
+  handOverWaitMs?: number;
   onProgress?: (p: { phase: 'copy' | 'verify'; bytes: number; total: number; current: string }) => void;
   onNote?: (message: string) => void;
   hooks?: RelocateHooks;
@@ -84,6 +90,8 @@ export interface RelocateResult {
   copied: { files: number; bytes: number };
   blobsVerified: number;
   oldRemoved: boolean;
+  /** running `airlock serve` processes of OLD: moved to NEW, or still on OLD (which is then kept) */
+  servers: HandOverResult;
 }
 
 /** Files that belong to one running process or to the move itself, never copied. */
@@ -92,6 +100,8 @@ const skipName = (cacheDir: string, abs: string): boolean =>
   abs.startsWith(lockPath(cacheDir) + sep) ||
   abs === lockInfoPath(cacheDir) ||
   abs === journalPath(cacheDir) ||
+  abs === servingDir(cacheDir) ||
+  abs.startsWith(servingDir(cacheDir) + sep) ||
   abs.endsWith('.relocating');
 
 interface Item {
@@ -168,7 +178,13 @@ export async function relocate(opts: RelocateOptions): Promise<RelocateResult> {
     copied: { files: 0, bytes: 0 },
     blobsVerified: 0,
     oldRemoved: false,
+    servers: { moved: [], stuck: [] },
   };
+  const stuckNote = (old: string): void =>
+    note(
+      `airlock serve (pid ${result.servers.stuck.join(', ')}) still serves from ${old}, so it is kept: ` +
+        `restart it (or send it SIGHUP), then run "airlock relocate ${to}" again to remove it`,
+    );
 
   // ---- after the switch: the config already says NEW_DIR ----
   if (from === to) {
@@ -178,6 +194,14 @@ export async function relocate(opts: RelocateOptions): Promise<RelocateResult> {
       return result;
     }
     result.from = j.from;
+    if (existsSync(j.from)) {
+      result.servers = await handOverServers(j.from, { waitMs: opts.handOverWaitMs });
+      if (result.servers.stuck.length > 0) {
+        stuckNote(j.from);
+        result.outcome = 'finished';
+        return result;
+      }
+    }
     if (!j.keepOld && existsSync(j.from)) {
       note(`finishing an earlier relocation: removing the old copy at ${j.from}`);
       await removeOld(j.from, pausePoint);
@@ -353,6 +377,12 @@ export async function relocate(opts: RelocateOptions): Promise<RelocateResult> {
   }
 
   result.outcome = 'relocated';
+  // running servers move to NEW before anything of OLD goes
+  result.servers = await handOverServers(from, { waitMs: opts.handOverWaitMs });
+  if (result.servers.stuck.length > 0) {
+    stuckNote(from);
+    return result; // both journals stay: the next run finishes
+  }
   if (!keepOld) {
     await removeOld(from, pausePoint);
     result.oldRemoved = true;
