@@ -111,6 +111,7 @@ Maintainer: airlock maintainers <airlock@localhost>
 Installed-Size: $SIZE
 Section: admin
 Priority: optional
+Depends: adduser
 Recommends: nodejs (>= 20)
 Suggests: docker.io | containerd, dpkg, ruby
 Description: content-addressed artifact cache and mirror for in-place cluster upgrades

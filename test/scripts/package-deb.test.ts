@@ -37,12 +37,12 @@ describe.skipIf(missing.length > 0)('the Debian package', () => {
   }, 200_000);
   afterAll(() => rm(dir, { recursive: true, force: true }));
 
-  it('is named and described for dpkg: airlock, Recommends nodejs (>= 20) and no hard Depends, the config a conffile', async () => {
+  it('is named and described for dpkg: airlock, Recommends nodejs (>= 20), Depends only on adduser, the config a conffile', async () => {
     expect(deb).toMatch(/airlock_\d+\.\d+\.\d+_[a-z0-9]+\.deb$/);
     const info = await run('dpkg-deb', ['-f', deb]);
     expect(info.stdout).toMatch(/^Package: airlock$/m);
     expect(info.stdout).toMatch(/^Recommends: nodejs \(>= 20\)$/m);
-    expect(info.stdout).not.toMatch(/^(Pre-)?Depends:/m);
+    expect(info.stdout).toMatch(/^Depends: adduser$/m);
     expect((await run('dpkg-deb', ['--ctrl-tarfile', deb])).code).toBe(0);
     const conffiles = await run('sh', ['-c', `dpkg-deb --info '${deb}' conffiles`]);
     expect(conffiles.stdout.trim()).toBe('/etc/airlock/airlock.yml');
