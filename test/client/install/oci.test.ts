@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { installFile } from '../../../client/install/file.js';
-import { installImage, layoutDir } from '../../../client/install/oci.js';
+import { imageCommand, installImage, layoutDir } from '../../../client/install/oci.js';
 import { isAirlockError } from '../../../manifests/errors.js';
 import type { FileArtifact, OciImageArtifact } from '../../../manifests/types.js';
 import { context, failure, makeTar, sandbox } from './hostile.js';
@@ -88,5 +88,19 @@ describe('installImage (OCI layout under the root)', () => {
       expect(readdirSync(join(dir, 'blobs', 'sha256')).length).toBeGreaterThanOrEqual(3);
     }
     expect(outside()).toEqual([]);
+  });
+});
+
+describe('imageCommand (the installers.oci-image override)', () => {
+  const v = { layout: '/w/oci-1', archive: '/w/oci-1.tar', image: 'reg:5000/a/b:1.0', digest: 'sha256:abc' };
+  it('without placeholders, appends LAYOUT_DIR IMAGE as before', () => {
+    expect(imageCommand(['site-load', '--quiet'], v)).toEqual({ argv: ['site-load', '--quiet', '/w/oci-1', 'reg:5000/a/b:1.0'], archive: false });
+  });
+  it('replaces {archive} {layout} {image} {digest} inside words, appends nothing, and asks for the archive only when named', () => {
+    expect(imageCommand(['ctr', 'images', 'import', '--index-name={image}', '{archive}'], v)).toEqual({
+      argv: ['ctr', 'images', 'import', '--index-name=reg:5000/a/b:1.0', '/w/oci-1.tar'],
+      archive: true,
+    });
+    expect(imageCommand(['check', '{layout}', '{digest}', '{other}'], v)).toEqual({ argv: ['check', '/w/oci-1', 'sha256:abc', '{other}'], archive: false });
   });
 });
