@@ -23,7 +23,13 @@ export const CACHE_ROUTES = {
   file: '/files/:release/*path',
   aptRoot: '/apt/:release/',
   apt: '/apt/:release/*path',
+  gemsRoot: '/gems/:release/',
+  gems: '/gems/:release/*path',
+  /** the cache's apt signing key, binary (for `signed-by=`) and armored; `/apt/:name/*path` never takes these */
+  aptKey: '/apt/airlock.gpg',
+  aptKeyArmored: '/apt/airlock.asc',
   v2: '/v2{/}',
+  v2Catalog: '/v2/_catalog',
   v2Tags: '/v2/*name/tags/list',
   v2Manifest: '/v2/*name/manifests/:reference',
   v2Blob: '/v2/*name/blobs/:digest',
@@ -40,8 +46,14 @@ export const cachePath = {
   manifest: (release: string): string => `/releases/${segment(release)}/manifest`,
   blob: (sha256: string): string => `/blobs/sha256/${sha256}`,
   file: (release: string, path: string): string => `/files/${segment(release)}/${segments(path)}`,
-  /** a release's flat apt repository, as a sources.list line names it: `deb [trusted=yes] <base><this> ./` */
+  /** a release's flat apt repository, as a sources.list line names it: `deb [signed-by=…] <base><this> ./` */
   aptRepository: (release: string): string => `/apt/${segment(release)}`,
+  /** a release's RubyGems source, as `gem install --source <base><this>` and a Gemfile's `source` name it */
+  gemSource: (release: string): string => `/gems/${segment(release)}/`,
+  /** a product's signed apt repository: `deb [signed-by=…] <base><this> SUITE main` */
+  aptProduct: (product: string): string => `/apt/${segment(product)}`,
+  /** the cache's apt signing key: binary (a keyring file for `signed-by=`), or ASCII armored */
+  aptKey: (armored = false): string => (armored ? '/apt/airlock.asc' : '/apt/airlock.gpg'),
 };
 
 /** A count of a release's files or bytes, as `/releases` reports it. */

@@ -29,6 +29,8 @@ export interface AirlockConfig {
   /** bytes/s a download must keep up over `rateWindowMs`, or the next URL is tried (0: no check) */
   minRate: number;
   rateWindowMs: number;
+  /** `airlock serve`: the OpenPGP secret key signing the apt indexes; null → the cache's own, made on first use */
+  aptSigningKey: string | null;
 }
 
 export const CONFIG_SCHEMA: Schema = {
@@ -46,6 +48,7 @@ export const CONFIG_SCHEMA: Schema = {
   min_rate: { type: 'size' },
   rate_window: { type: 'int', min: 1, max: 3600 },
   max_connections: { type: 'int', min: 1, max: 1_000_000 },
+  apt_signing_key: { type: 'path' },
 };
 
 /** The flags every `airlock` command accepts (commander's camelCase names). */
@@ -70,8 +73,8 @@ export const DEFAULT_CONFIG_FILE = 'airlock.yml';
 export const DEFAULT_CACHE_DIR = 'airlock-cache';
 export const DEFAULT_LISTEN = '0.0.0.0:7070';
 
-export function loadConfig(flags: CommonFlags, cwd: string = process.cwd()): AirlockConfig {
-  const file = loadConfigFile(flags.config, resolve(cwd, DEFAULT_CONFIG_FILE), CONFIG_SCHEMA);
+export function loadConfig(flags: CommonFlags, cwd: string = process.cwd(), opts: { file?: boolean } = {}): AirlockConfig {
+  const file = opts.file === false ? { path: null, values: {} } : loadConfigFile(flags.config, resolve(cwd, DEFAULT_CONFIG_FILE), CONFIG_SCHEMA);
   const v = file.values as {
     cache_dir?: string;
     trust?: string;
@@ -87,6 +90,7 @@ export function loadConfig(flags: CommonFlags, cwd: string = process.cwd()): Air
     min_rate?: number;
     rate_window?: number;
     max_connections?: number;
+    apt_signing_key?: string;
   };
   let parallel = v.parallel ?? 8;
   if (flags.parallel !== undefined) {
@@ -122,6 +126,7 @@ export function loadConfig(flags: CommonFlags, cwd: string = process.cwd()): Air
     passthrough: v.passthrough ?? false,
     ...downloadRate(flags, v.min_rate, v.rate_window),
     maxConnections: v.max_connections,
+    aptSigningKey: v.apt_signing_key ?? null,
     json: flags.json ?? false,
   });
 }

@@ -15,7 +15,10 @@ import Koa from 'koa';
 import pino, { type Logger } from 'pino';
 import type { AirlockConfig } from '../config.js';
 import type { Store } from '../../storage/index.js';
-import { aptIndexCache } from './apt-index.js';
+// from its own module, as serve.ts takes openStore: the facade would load the got-based fetcher
+import { aptSigningKeyPath } from '../../storage/store.js';
+import { aptRepos } from './apt-index.js';
+import { aptSignerSource } from './apt-signer.js';
 import { catalogSource, type CatalogSource } from './catalog.js';
 import type { Passthrough, ServeEnv, StageStarter } from './env.js';
 import { withFastBlobs } from './fast-blobs.js';
@@ -23,11 +26,13 @@ import { renderError, renderNoRoute } from './errors.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { aptRoutes } from './routes/apt.js';
 import { blobRoutes } from './routes/blobs.js';
+import { gemRoutes } from './routes/gems.js';
 import { healthRoutes } from './routes/health.js';
 import { ociRoutes } from './routes/oci.js';
 import { gotPassthrough, isAbsoluteForm, proxyRequest } from './routes/proxy.js';
 import { stageRoutes } from './routes/stage.js';
 import { SmallBlobCache } from './small-blobs.js';
+import { storeFigures } from './store-figures.js';
 import { track, type TrackState } from './track.js';
 
 export interface ServerDeps {
@@ -44,6 +49,8 @@ export interface ServerDeps {
   catalogTtlMs?: number;
   /** memory for blobs ≤ 64 KiB served often (default 32 MiB; 0 turns it off) */
   smallBlobCacheBytes?: number;
+  /** how old the store's figures in /metrics may get before a scrape refreshes them (default 30 s) */
+  storeFiguresMaxAgeMs?: number;
   /** process-level metrics (CPU, RSS, GC) in /metrics; off for tests */
   defaultMetrics?: boolean;
 }
@@ -57,13 +64,15 @@ export interface AirlockApp {
   callback(): (req: IncomingMessage, res: ServerResponse) => void;
 }
 
-export type ServeConfig = Pick<AirlockConfig, 'adminToken' | 'passthrough'>;
+export type ServeConfig = Pick<AirlockConfig, 'adminToken' | 'passthrough'> & Partial<Pick<AirlockConfig, 'aptSigningKey'>>;
 
 export function createServer(config: ServeConfig, deps: ServerDeps): AirlockApp {
   const logger = deps.logger ?? pino({ level: 'silent' });
   const clock = deps.clock ?? (() => new Date());
   const metrics = createMetrics({ defaultMetrics: deps.defaultMetrics });
   const catalog = catalogSource(deps.store, deps.catalogTtlMs ?? 2000);
+  metrics.watchStore(storeFigures(deps.store, catalog, { maxAgeMs: deps.storeFiguresMaxAgeMs }));
+  metrics.watchStaging(() => deps.stage?.counts?.());
   const env: ServeEnv = {
     config,
     store: deps.store,
@@ -71,7 +80,8 @@ export function createServer(config: ServeConfig, deps: ServerDeps): AirlockApp 
     metrics,
     logger,
     clock,
-    aptIndex: aptIndexCache(deps.store, clock),
+    // apt_signing_key, or the cache's own key made on first use
+    apt: aptRepos(deps.store, aptSignerSource(config.aptSigningKey ?? aptSigningKeyPath(deps.store.cacheDir), !config.aptSigningKey)),
     stage: deps.stage ?? null,
     passthrough: config.passthrough ? (deps.passthrough ?? gotPassthrough()) : null,
     mediaTypes: new Map(),
@@ -100,13 +110,13 @@ export function createServer(config: ServeConfig, deps: ServerDeps): AirlockApp 
   });
 
   app.use(async (ctx, next) => {
-    if (isAbsoluteForm(ctx.req.url ?? '')) return proxyRequest(ctx, env);
+    if (isAbsoluteForm(ctx.req.url ?? '')) return proxyRequest(ctx, env, next);
     return next();
   });
 
   // sensitive and strict: `/HEALTHZ` and `/healthz/` are not `/healthz`
   const router = new Router({ sensitive: true, strict: true });
-  for (const register of [healthRoutes, blobRoutes, ociRoutes, aptRoutes, stageRoutes]) register(router, env);
+  for (const register of [healthRoutes, blobRoutes, ociRoutes, aptRoutes, gemRoutes, stageRoutes]) register(router, env);
   app.use(router.routes());
   app.use(async (ctx) => {
     // the router got here with the routes whose path matched (none of them for this method)

@@ -5,11 +5,11 @@
 import type { Router, RouterMiddleware } from '@koa/router';
 import type { Context } from 'koa';
 import type { Logger } from 'pino';
-import type { Store, StoredRelease } from '../../storage/index.js';
+import type { Store } from '../../storage/index.js';
 import type { AirlockConfig } from '../config.js';
-import type { AptIndex } from './apt-index.js';
+import type { AptRepos } from './apt-index.js';
 import type { CatalogSource } from './catalog.js';
-import type { Metrics } from './metrics.js';
+import type { Metrics, StagingCounts } from './metrics.js';
 import type { SmallBlobCache } from './small-blobs.js';
 import type { TrackState } from './track.js';
 
@@ -17,6 +17,8 @@ import type { TrackState } from './track.js';
 export type StageStarter = ((envelope: { url?: string; inline?: Buffer }) => Promise<Record<string, unknown>>) & {
   /** what GET /stage answers: the run in progress and the last outcome */
   status?: () => Record<string, unknown>;
+  /** what the runs have done since the server started (the airlock_stage_* counters) */
+  counts?: () => StagingCounts;
 };
 
 /** Forwards an absolute-form proxy request upstream (pass-through mode). */
@@ -29,7 +31,8 @@ export interface ServeEnv {
   metrics: Metrics;
   logger: Logger;
   clock: () => Date;
-  aptIndex: (rel: StoredRelease) => Promise<AptIndex>;
+  /** the signed apt indexes (apt-index.ts), built on first use */
+  apt: AptRepos;
   stage: StageStarter | null;
   passthrough: Passthrough | null;
   smallBlobs: SmallBlobCache;

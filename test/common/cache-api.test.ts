@@ -20,6 +20,12 @@ describe('cache paths and route patterns', () => {
     const [r, path] = captures(CACHE_ROUTES.file, cachePath.file('1.0', 'debs/a b%c#d?.deb'))!;
     expect([decodeSegment(r!, 'release'), decodePath(path!, 'path')]).toEqual(['1.0', 'debs/a b%c#d?.deb']);
     expect(captures(CACHE_ROUTES.aptRoot, `${cachePath.aptRepository('1.0')}/`)).toEqual(['1.0']);
+    expect(captures(CACHE_ROUTES.apt, `${cachePath.aptProduct('stack ato')}/dists/current/InRelease`)).toEqual(['stack%20ato', 'dists/current/InRelease']);
+    expect(captures(CACHE_ROUTES.aptKey, cachePath.aptKey())).toEqual([]);
+    expect(captures(CACHE_ROUTES.aptKeyArmored, cachePath.aptKey(true))).toEqual([]);
+    // the key paths are one segment: no release route takes them
+    expect(captures(CACHE_ROUTES.apt, cachePath.aptKey())).toBeNull();
+    expect(captures(CACHE_ROUTES.aptRoot, cachePath.aptKey())).toBeNull();
   });
 
   it('a release name with a slash stays one segment (encoded), which the server then refuses', () => {

@@ -189,7 +189,7 @@ describe('OCI distribution API', () => {
 });
 
 describe('flat apt repository', () => {
-  it('Packages from the debs themselves, Packages.gz and Release with sizes and hashes', async () => {
+  it('Packages from the debs themselves, Packages.gz, Release with sizes and hashes, signed as InRelease and Release.gpg', async () => {
     const pk = await raw(port, '/apt/3.6.2/./Packages');
     expect(pk.status).toBe(200);
     const text = pk.body.toString();
@@ -202,7 +202,10 @@ describe('flat apt repository', () => {
     const rel = (await raw(port, '/apt/3.6.2/./Release')).body.toString();
     expect(rel).toContain(` ${sha(pk.body)} ${String(pk.body.length).padStart(8)} Packages\n`);
     expect(rel).toContain(` ${sha(gz.body)} ${String(gz.body.length).padStart(8)} Packages.gz\n`);
-    expect((await raw(port, '/apt/3.6.2/./InRelease')).status).toBe(404);
+    const inRelease = (await raw(port, '/apt/3.6.2/./InRelease')).body.toString();
+    expect(inRelease).toMatch(/^-----BEGIN PGP SIGNED MESSAGE-----\n/);
+    expect(inRelease).toContain(rel);
+    expect((await raw(port, '/apt/3.6.2/./Release.gpg')).body.toString()).toMatch(/^-----BEGIN PGP SIGNATURE-----/);
     expect((await raw(port, '/apt/3.6.2/./Packages.xz')).status).toBe(404);
     const deb = await raw(port, `/apt/3.6.2/./${hello.path}`);
     expect(sha(deb.body)).toBe(hello.sha256);
