@@ -1,11 +1,12 @@
 /**
- * The `airlock-node` command tree: `upgrade` and `status`. Same frame as
+ * The `airlock-node` command tree: `upgrade`, `status` and `apt-source`. Same frame as
  * the cache node's CLI: config parsed once, `runAction` maps errors to exit
  * codes and one-line messages.
  */
 import { Command, Option } from 'commander';
 import { runAction } from '../../common/cli.js';
 import type { CliTestHooks } from '../../common/test-hooks.js';
+import { writeAptSource } from '../apt-source.js';
 import { loadNodeConfig, type NodeFlags } from '../config.js';
 import { nodeStatus } from '../status.js';
 import { upgrade } from '../upgrade.js';
@@ -16,6 +17,16 @@ const EXIT_HELP =
   '\nExit status: 0 ok (or already at that release), 1 failure, 2 usage, 3 verification failed\n' +
   '(signature, expiry, rollback, integrity, unsafe path), 4 preflight failed (disk, memory),\n' +
   '5 network: the cache could not be reached; re-run to resume where it stopped.';
+
+interface AptSourceFlags {
+  cache?: string;
+  product: string;
+  suite: string;
+  root: string;
+  fingerprint?: string;
+  format: string;
+  json?: boolean;
+}
 
 interface UpgradeFlags extends NodeFlags {
   release?: string;
@@ -53,6 +64,7 @@ export function buildProgram(argv: readonly string[] = process.argv.slice(2), ho
     .option('--root <dir>', 'install root (default /, the real system)')
     .addOption(new Option('--role <role>', "this node's role (repeatable); artifacts for other roles are skipped").argParser(collect))
     .option('--trust <root.json>', 'trusted root got out of band; kept under the state dir on first use')
+    .option('--ca-file <pem>', 'extra CA certificates for a cache served over https (or ca_file in the config)')
     .option('--accept-expired-until <date>', 'accept an expired manifest until this date (logged; skips no other check)')
     .option('--state-dir <dir>', 'node state: trust copy, serials, staging, journal (default /var/lib/airlock-node)')
     .option('--update-client', 'when the release carries a newer airlock-node, install it first and re-run with it')
@@ -85,6 +97,40 @@ export function buildProgram(argv: readonly string[] = process.argv.slice(2), ho
         const config = loadNodeConfig(flags);
         const { data, text } = await nodeStatus(config.stateDir);
         out.result({ ...data }, text);
+      });
+    });
+  program
+    .command('apt-source')
+    .description(
+      "Point this node's apt at a product's signed repository on the cache: write\n" +
+        'ROOT/etc/apt/keyrings/airlock.gpg (the cache\'s key, fetched from it) and\n' +
+        'ROOT/etc/apt/sources.list.d/airlock.list (or airlock.sources). The key comes from the\n' +
+        'cache: pin it with --fingerprint (shown by `airlock serve`\'s /apt/RELEASE/ page).',
+    )
+    .requiredOption('--cache <url>', 'the cache node, e.g. http://cache:7070')
+    .requiredOption('--product <name>', 'the product whose repository to use')
+    .option('--suite <name>', 'a release name, or current: the newest ready release', 'current')
+    .option('--root <dir>', 'install root (default /, the real system)', '/')
+    .option('--fingerprint <fpr>', "the key's expected fingerprint (40 hex); a mismatch writes nothing")
+    .addOption(new Option('--format <format>', 'list: one-line .list file; deb822: .sources file').choices(['list', 'deb822']).default('list'))
+    .option('--json', 'machine-readable output')
+    .addHelpText('after', EXIT_HELP)
+    .action(async (flags: AptSourceFlags) => {
+      await runAction(Boolean(flags.json), async (out) => {
+        const r = await writeAptSource({
+          cache: flags.cache!,
+          product: flags.product,
+          suite: flags.suite,
+          root: flags.root,
+          fingerprint: flags.fingerprint ?? null,
+          format: flags.format === 'deb822' ? 'deb822' : 'list',
+        });
+        if (!r.pinned) {
+          out.warn(`the key came from the cache unchecked: compare its fingerprint ${r.fingerprint} with the cache node's, or pass --fingerprint`, {
+            fingerprint: r.fingerprint,
+          });
+        }
+        out.result({ ...r }, `wrote ${r.keyring} (key ${r.fingerprint}${r.pinned ? ', as pinned' : ''}) and ${r.source}:\n${r.entry.trimEnd()}`);
       });
     });
   return program;
