@@ -1,0 +1,143 @@
+/**
+ * The store `airlock serve` answers from, able to move: on `reload()`
+ * (SIGHUP, `systemctl reload`, or `airlock relocate`'s hand-over, which sends
+ * SIGHUP) it re-reads the config; when cache_dir changed there, or the
+ * current folder's relocate journal says the cache moved, it opens the new
+ * folder read-only and every request from then on is answered from it.
+ * Downloads in flight keep the descriptors they opened: an unlinked file
+ * stays readable until it is closed, so they finish with the right bytes.
+ *
+ * It registers in the folder it serves (storage/serving.ts), so that relocate
+ * knows whom to hand over and waits for it before removing the old copy.
+ */
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { Logger } from 'pino';
+import { openStore, type Store } from '../../storage/store.js';
+import { registerServer, relocatedTo } from '../../storage/serving.js';
+
+export interface FollowingStore {
+  /** stands for the current store: hand it to createServer */
+  readonly store: Store;
+  cacheDir(): string;
+  /** re-reads the config (and the relocate journal); resolves to the folder served from now on */
+  reload(reason: string): Promise<string>;
+  close(): Promise<void>;
+}
+
+export interface FollowOptions {
+  cacheDir: string;
+  /** cache_dir as the config says now (throws on a broken config: the current folder is kept) */
+  configuredCacheDir: () => string;
+  logger: Logger;
+  /** after each switch (e.g. drop the release catalog) */
+  onSwitch?: (from: string, to: string) => void;
+  /** how long the old store stays open for requests that already hold it (default 60 s) */
+  closeOldAfterMs?: number;
+  /** reload on this signal (default SIGHUP; null: only by calling reload) */
+  signal?: NodeJS.Signals | null;
+}
+
+/**
+ * Registers in `cacheDir`; a folder this process cannot write (a read-only
+ * mount, a unit's ReadWritePaths= that does not name it) is served all the
+ * same, with a warning: relocate will not know to hand it over.
+ */
+async function register(cacheDir: string, logger: Logger): Promise<{ release(): Promise<void> }> {
+  try {
+    return await registerServer(cacheDir);
+  } catch (e) {
+    logger.warn(
+      { cacheDir, err: (e as Error).message },
+      'cannot register in cache_dir/serving/: serving all the same, but "airlock relocate" will not hand this server over (restart it after one)',
+    );
+    return { release: async () => {} };
+  }
+}
+
+export async function followingStore(opts: FollowOptions): Promise<FollowingStore> {
+  let current = await openStore({ cacheDir: opts.cacheDir, write: false });
+  // the handler first: once registered, relocate may signal at any time, and SIGHUP's default is to end the process
+  const signal = opts.signal === undefined ? 'SIGHUP' : opts.signal;
+  let following: FollowingStore | null = null;
+  let early = false; // a signal before we are ready: handled once we are
+  const onSignal = (): void => {
+    if (following) void following.reload(signal ?? 'reload').catch(() => {});
+    else early = true;
+  };
+  if (signal) process.on(signal, onSignal);
+  let registration = await register(current.cacheDir, opts.logger);
+  // a change of cache_dir in the config is followed; the same value (e.g. --cache-dir on the command line) is not gone back to
+  let configured = resolve(opts.cacheDir);
+  let chain: Promise<unknown> = Promise.resolve();
+  const timers = new Set<NodeJS.Timeout>();
+
+  const store = new Proxy({} as Store, {
+    get(_target, key) {
+      const value = (current as unknown as Record<string | symbol, unknown>)[key];
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(current) : value;
+    },
+  });
+
+  const switchTo = async (to: string, reason: string): Promise<void> => {
+    const from = current.cacheDir;
+    const next = await openStore({ cacheDir: to, write: false });
+    const old = current;
+    current = next;
+    const oldRegistration = registration;
+    registration = await register(next.cacheDir, opts.logger);
+    await oldRegistration.release().catch(() => {});
+    opts.onSwitch?.(from, next.cacheDir);
+    opts.logger.info({ from, to: next.cacheDir, reason }, 'cache_dir moved: serving from the new folder');
+    const t = setTimeout(() => {
+      timers.delete(t);
+      void old.close().catch(() => {});
+    }, opts.closeOldAfterMs ?? 60_000);
+    t.unref();
+    timers.add(t);
+  };
+
+  const reload = async (reason: string): Promise<string> => {
+    let fromConfig: string | null = null;
+    try {
+      fromConfig = resolve(opts.configuredCacheDir());
+    } catch (e) {
+      opts.logger.warn({ reason, err: (e as Error).message }, 'reload: the config cannot be read; still serving from the same folder');
+    }
+    const changed = fromConfig !== null && fromConfig !== configured ? fromConfig : null;
+    const target = resolve(changed ?? (await relocatedTo(current.cacheDir)) ?? current.cacheDir);
+    if (target === current.cacheDir) {
+      if (changed) configured = changed;
+      opts.logger.info({ reason, cacheDir: current.cacheDir }, 'reload: cache_dir unchanged');
+      return current.cacheDir;
+    }
+    if (!existsSync(target)) {
+      // not taken as seen: the next reload tries it again (a disk mounted late)
+      opts.logger.warn({ reason, cacheDir: target }, 'reload: the new cache_dir does not exist; still serving from the old one');
+      return current.cacheDir;
+    }
+    await switchTo(target, reason);
+    if (changed) configured = changed;
+    return current.cacheDir;
+  };
+
+  following = {
+    store,
+    cacheDir: () => current.cacheDir,
+    // one reload at a time, in order; a failed one leaves the current folder in place
+    reload: (reason) => {
+      const run = chain.then(() => reload(reason));
+      chain = run.catch((e: Error) => opts.logger.error({ reason, err: e.message }, 'reload failed; still serving from the same folder'));
+      return run;
+    },
+    async close() {
+      if (signal) process.off(signal, onSignal);
+      await chain;
+      for (const t of timers) clearTimeout(t);
+      await registration.release().catch(() => {});
+      await current.close();
+    },
+  };
+  if (early) onSignal();
+  return following;
+}
