@@ -20,6 +20,8 @@ describe('cache paths and route patterns', () => {
     const [r, path] = captures(CACHE_ROUTES.file, cachePath.file('1.0', 'debs/a b%c#d?.deb'))!;
     expect([decodeSegment(r!, 'release'), decodePath(path!, 'path')]).toEqual(['1.0', 'debs/a b%c#d?.deb']);
     expect(captures(CACHE_ROUTES.aptRoot, `${cachePath.aptRepository('1.0')}/`)).toEqual(['1.0']);
+    expect(captures(CACHE_ROUTES.gemsRoot, cachePath.gemSource('1.0+b 1'))).toEqual(['1.0%2Bb%201']);
+    expect(captures(CACHE_ROUTES.gems, `${cachePath.gemSource('1.0')}info/rack`)).toEqual(['1.0', 'info/rack']);
     expect(captures(CACHE_ROUTES.apt, `${cachePath.aptProduct('stack ato')}/dists/current/InRelease`)).toEqual(['stack%20ato', 'dists/current/InRelease']);
     expect(captures(CACHE_ROUTES.aptKey, cachePath.aptKey())).toEqual([]);
     expect(captures(CACHE_ROUTES.aptKeyArmored, cachePath.aptKey(true))).toEqual([]);
