@@ -23,17 +23,35 @@ export interface ProgramDeps {
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 
-/** Adds the flags every command accepts (docs/cli.md "Common flags"). */
-export function withCommon(cmd: Command): Command {
-  return cmd
-    .option('--config <file>', 'config file (default ./airlock.yml when present)')
-    .option('--cache-dir <dir>', 'cache directory (default ./airlock-cache or cache_dir in the config)')
-    .option('--trust <root.json>', 'trusted root (got out of band, never from the cache)')
-    .option('--proxy <url>', 'upstream proxy (default: http_proxy/https_proxy/no_proxy from the environment)')
-    .option('--ca-file <pem>', 'extra CA certificates for upstream TLS')
-    .addOption(new Option('--insecure-registry <host[:port]>', 'speak plain http to this registry (repeatable)').argParser(collect))
-    .option('--accept-expired-until <date>', 'accept a manifest that expired, until this date (logged; skips no other check)')
-    .option('--json', 'machine-readable output: one JSON object per line');
+/** A shared flag a command may take; each command lists only those it reads. */
+export type CommonFlag = 'config' | 'cache-dir' | 'trust' | 'proxy' | 'ca-file' | 'insecure-registry' | 'accept-expired-until';
+
+/** The flags that reach an upstream: stage, manifest build, serve (POST /stage). */
+export const UPSTREAM_FLAGS: readonly CommonFlag[] = ['proxy', 'ca-file', 'insecure-registry'];
+
+const COMMON_OPTIONS: Record<CommonFlag, () => Option> = {
+  config: () => new Option('--config <file>', 'config file (default ./airlock.yml when present)'),
+  'cache-dir': () => new Option('--cache-dir <dir>', 'cache directory (default ./airlock-cache or cache_dir in the config)'),
+  trust: () => new Option('--trust <root.json>', 'trusted root (got out of band, never from the cache)'),
+  proxy: () => new Option('--proxy <url>', 'upstream proxy (default: http_proxy/https_proxy/no_proxy from the environment)'),
+  'ca-file': () => new Option('--ca-file <pem>', 'extra CA certificates for upstream TLS'),
+  'insecure-registry': () =>
+    new Option('--insecure-registry <host[:port]>', 'speak plain http to this registry (repeatable)').argParser(collect),
+  'accept-expired-until': () =>
+    new Option('--accept-expired-until <date>', 'accept a manifest that expired, until this date (logged; skips no other check)'),
+};
+
+/**
+ * Adds the shared flags this command reads (docs/cli.md "Common flags"), in
+ * one order, and `--json`, which every command takes. `--config` comes with
+ * any of them; a command given none (`[]`) reads no config file. Without
+ * `uses`, every shared flag.
+ */
+export function withCommon(cmd: Command, uses?: readonly CommonFlag[]): Command {
+  const order = Object.keys(COMMON_OPTIONS) as CommonFlag[];
+  const wanted = new Set<CommonFlag>(uses === undefined ? order : uses.length > 0 ? ['config', ...uses] : []);
+  for (const name of order) if (wanted.has(name)) cmd.addOption(COMMON_OPTIONS[name]());
+  return cmd.option('--json', 'machine-readable output: one JSON object per line');
 }
 
 /**
@@ -48,7 +66,9 @@ export function action<A extends unknown[], O extends CommonFlags>(
     const opts = cmd.opts<O>();
     const args = raw.slice(0, raw.length - 2) as A;
     await runAction(Boolean(opts.json), async (out) => {
-      const config = loadConfig(opts);
+      // a command without --config (keygen, root, manifest sign) reads no config file
+      const readsConfig = cmd.options.some((o) => o.long === '--config');
+      const config = loadConfig(opts, process.cwd(), { file: readsConfig });
       return fn({ config, out }, opts, ...args);
     });
   };

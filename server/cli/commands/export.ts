@@ -30,6 +30,7 @@ export function register(program: Command): void {
       .requiredOption('--out <file.tar>', 'where to write the bundle (a FILE.tar.sha256 checksum is written beside it)')
       .option('--split <size>', 'cut into volumes of at most SIZE (e.g. 4G) named FILE.tar.000, .001…, each with its .sha256')
       .option('--root <root.json>', 'a newer root of the chain to carry as well (repeatable; --trust is always carried)', collect),
+    ['cache-dir', 'trust'],
   )
     .addHelpText(
       'after',

@@ -25,6 +25,7 @@ export function register(program: Command): void {
       .option('--keep <release...>', 'releases to keep (default: every stored release)')
       .option('--dry-run', 'only say what would be deleted and how much it would free')
       .option('--partial-older-than <duration>', 'delete partial downloads untouched for this long (e.g. 30m, 24h, 7d)', '24h'),
+    ['cache-dir'],
   )
     .addHelpText('after', '\nExit status: 0 done, 1 failure, unknown --keep release or cache locked, 2 usage.')
     .action(

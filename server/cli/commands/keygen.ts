@@ -44,6 +44,7 @@ export function register(program: Command): void {
       )
       .requiredOption('--out <name>', 'path prefix of the key files (writes NAME.key and NAME.pub)')
       .addHelpText('after', '\nExit status: 0 ok, 2 usage (e.g. NAME.key already exists).'),
+    [],
   ).action(
     action<[], KeygenFlags>(async ({ out }, opts) => {
       if (!opts.out) throw new AirlockError('EUSAGE', '--out NAME is required');

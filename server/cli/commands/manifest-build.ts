@@ -9,7 +9,7 @@ import { AirlockError } from '../../../manifests/errors.js';
 import { humanBytes } from '../../../common/output.js';
 import { buildPayload, readSources } from '../../stage/build.js';
 import { upstreamClients } from '../../stage/stage.js';
-import { action, withCommon } from '../frame.js';
+import { action, withCommon, UPSTREAM_FLAGS } from '../frame.js';
 import { manifestGroup } from './manifest-group.js';
 import { writeOutputFile } from './publisher-files.js';
 
@@ -41,6 +41,7 @@ export function register(program: Command): void {
           '  images: [ {image: host[:port]/repo:tag, path?, roles?} or a reference ]\n' +
           '\nExit status: 0 written, 2 usage (bad SOURCES.yml), 3 bad manifest or digest mismatch, 5 upstream unreachable.',
       ),
+    UPSTREAM_FLAGS,
   ).action(
     action<[string], BuildFlags>(async ({ config, out }, opts, sourcesPath) => {
       if (!opts.out) throw new AirlockError('EUSAGE', 'give --out PAYLOAD.json');

@@ -84,6 +84,7 @@ export function register(program: Command): void {
       .requiredOption('--key <file...>', 'private key file(s) of the release role')
       .requiredOption('--out <envelope.json>', 'where to write the signed envelope (atomically)')
       .addHelpText('after', '\nExit status: 0 ok, 1 failure, 2 usage, 3 the manifest is malformed (EMANIFEST, EPATH).'),
+    [],
   ).action(
     action<[string], SignFlags>(async ({ out }, opts, payloadPath) => {
       const r = await manifestSign(payloadPath, opts.key ?? [], opts.out ?? '');
@@ -107,6 +108,7 @@ export function register(program: Command): void {
       )
       .argument('<envelope.json>', 'the signed manifest envelope')
       .addHelpText('after', '\nExit status: 0 verified, 2 usage (e.g. no --trust), 3 verification failed (the error code says which check).'),
+    ['trust', 'accept-expired-until'],
   ).action(
     action<[string], CommonFlags>(async ({ config, out }, _opts, envelopePath) => {
       const now = new Date();

@@ -154,6 +154,7 @@ export function register(program: Command): void {
         .command('init')
         .description('Make root.json version 1, signed by the root keys (--root-key, private key files).'),
     ),
+    [],
   ).action(
     action<[], RootFlags>(async ({ out }, opts) => {
       const spec = specOf(opts);
@@ -172,6 +173,7 @@ export function register(program: Command): void {
         .requiredOption('--from <root.json>', 'the current root')
         .requiredOption('--sign-key <file...>', 'private key file(s) of the current root role (enough for its threshold)'),
     ),
+    [],
   ).action(
     action<[], RootFlags>(async ({ out }, opts) => {
       const spec = { ...specOf(opts), from: opts.from ?? '', signKeys: opts.signKey ?? [] };

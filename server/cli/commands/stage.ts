@@ -1,6 +1,6 @@
 /** `airlock stage ENVELOPE [--plan] [--skip-preflight] [--parallel N]` */
 import { Command, Option } from 'commander';
-import { withCommon, action } from '../frame.js';
+import { withCommon, UPSTREAM_FLAGS, action } from '../frame.js';
 import type { CommonFlags } from '../../config.js';
 import { parseSize } from '../../../common/config.js';
 import { humanBytes } from '../../../common/output.js';
@@ -73,7 +73,7 @@ export function register(program: Command): void {
         'firewall, and changes nothing.',
     )
     .argument('<envelope>', 'signed release manifest (DSSE envelope): file path or URL');
-  withCommon(cmd)
+  withCommon(cmd, ['cache-dir', 'trust', ...UPSTREAM_FLAGS, 'accept-expired-until'])
     .option('--plan', 'print what would be fetched, bytes, space needed and upstream hosts; change nothing')
     .option('--skip-preflight', 'do not refuse on low disk space or memory')
     .option('--parallel <n>', 'downloads at a time (default 8, or parallel in the config)')

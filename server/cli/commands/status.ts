@@ -31,6 +31,7 @@ export function register(program: Command): void {
           'Without: one line per stored release. Reads only; works while `airlock stage` runs.\n' +
           'Needs no trust root (the cache only holds manifests that were verified when staged).',
       ),
+    ['cache-dir'],
   )
     .addHelpText('after', '\nExit status: 0 ready (every release, without RELEASE), 1 not ready or no such release, 2 usage.')
     .action(

@@ -22,6 +22,7 @@ export function register(program: Command): void {
           'Takes the writer lock. Needs no trust root.',
       )
       .option('--rebuild-index', 'rebuild the index (index/level) from blobs/ and index/envelopes/ first'),
+    ['cache-dir'],
   )
     .addHelpText('after', '\nExit status: 0 all blobs intact, 1 failure (e.g. cache locked), 2 usage, 3 corrupt blobs found.')
     .action(
