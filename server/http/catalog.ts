@@ -19,6 +19,8 @@ export interface ImageEntry {
 
 export interface Repository {
   name: string;
+  /** the registry the images came from, normalized (registryOf) */
+  registry: string;
   /** tag → image; across releases the highest serial wins */
   tags: Map<string, ImageEntry>;
   /** manifest digest (hex) → image */
@@ -34,7 +36,43 @@ export interface Catalog {
   files: Map<string, Map<string, Artifact>>;
   /** normalized artifact URL → artifact (first release that lists it) */
   urls: Map<string, Artifact>;
-  repositories: Map<string, Repository>;
+  /**
+   * repository path → registry → repository. A path is served per registry:
+   * `docker.io/library/app` and `quay.io/library/app` never share tags or
+   * blobs (routes/oci.ts picks one with `?ns=HOST`, see findRepository).
+   */
+  repositories: Map<string, Map<string, Repository>>;
+}
+
+/** Docker Hub, which a reference without a host means; what containerd sends as `ns` for it. */
+export const DEFAULT_REGISTRY = 'docker.io';
+
+/** One spelling per registry: no host and Docker Hub's aliases are `docker.io`; host names are case-insensitive. */
+export function registryOf(host: string | null): string {
+  const h = (host ?? DEFAULT_REGISTRY).toLowerCase();
+  return h === 'index.docker.io' || h === 'registry-1.docker.io' ? DEFAULT_REGISTRY : h;
+}
+
+/**
+ * The repository a request names: with `ns` (containerd's mirror parameter,
+ * the upstream registry host), the one from that registry; without it, the
+ * only registry that has the path, or else the default registry's. Null
+ * when there is none; `choices` lists the registries that do hold the path.
+ */
+export function findRepository(cat: Catalog, name: string, ns: string | null): { repo: Repository | null; choices: string[] } {
+  const byRegistry = cat.repositories.get(name);
+  const choices = byRegistry ? [...byRegistry.keys()].sort() : [];
+  if (!byRegistry) return { repo: null, choices };
+  if (ns !== null) return { repo: byRegistry.get(registryOf(ns)) ?? null, choices };
+  if (byRegistry.size === 1) return { repo: [...byRegistry.values()][0]!, choices };
+  return { repo: byRegistry.get(DEFAULT_REGISTRY) ?? null, choices };
+}
+
+/** Repository paths in byte order, those of one registry when `ns` is given (`/v2/_catalog`). */
+export function repositoryNames(cat: Catalog, ns: string | null): string[] {
+  const names: string[] = [];
+  for (const [name, byRegistry] of cat.repositories) if (ns === null || byRegistry.has(registryOf(ns))) names.push(name);
+  return names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
 /** One spelling per URL, so `http://h:80/a` and `http://h/a` meet. */
@@ -72,10 +110,16 @@ export function buildCatalog(releases: StoredRelease[], now = Date.now()): Catal
 
 function addImage(cat: Catalog, rel: StoredRelease, a: OciImageArtifact): void {
   const ref = parseImageRef(a.image, 'EMANIFEST');
-  let repo = cat.repositories.get(ref.path);
+  const registry = registryOf(ref.host);
+  let byRegistry = cat.repositories.get(ref.path);
+  if (!byRegistry) {
+    byRegistry = new Map();
+    cat.repositories.set(ref.path, byRegistry);
+  }
+  let repo = byRegistry.get(registry);
   if (!repo) {
-    repo = { name: ref.path, tags: new Map(), manifests: new Map(), blobs: new Map() };
-    cat.repositories.set(ref.path, repo);
+    repo = { name: ref.path, registry, tags: new Map(), manifests: new Map(), blobs: new Map() };
+    byRegistry.set(registry, repo);
   }
   const entry: ImageEntry = { release: rel.release, serial: rel.serial, artifact: a };
   if (ref.tag) repo.tags.set(ref.tag, entry);

@@ -51,14 +51,19 @@ export function renderError(ctx: Context, e: unknown, logger: Logger): void {
  * No route took the request: 405 with `Allow` when its path is known under
  * other methods, 404 otherwise; OCI's shape under /v2/.
  */
+const WRITES = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
 export function renderNoRoute(ctx: Context, allowed: readonly string[]): void {
   const oci = ctx.path.startsWith('/v2/');
   if (oci) ctx.set('Docker-Distribution-API-Version', 'registry/2.0');
+  // a push (POST …/blobs/uploads/, PUT …/manifests/…, DELETE …) is told the registry is read-only, not that the name is unknown
+  if (oci && WRITES.has(ctx.method) && allowed.length === 0) allowed = ['GET', 'HEAD'];
   if (allowed.length > 0) {
     ctx.status = 405;
     ctx.set('Allow', allowed.join(', '));
+    const message = `read-only: ${ctx.method} is not supported; this registry serves the images of staged releases only (stage a release to add one)`;
     ctx.body = oci
-      ? ({ errors: [{ code: 'UNSUPPORTED', message: 'this registry is read-only', detail: {} }] } satisfies OciErrorAnswer)
+      ? ({ errors: [{ code: 'UNSUPPORTED', message, detail: { method: ctx.method } }] } satisfies OciErrorAnswer)
       : ({ error: { code: 'EUSAGE', message: `${ctx.method} is not allowed on ${ctx.path}` } } satisfies ErrorAnswer);
     return;
   }

@@ -9,7 +9,7 @@ import type { Context } from 'koa';
 import { CACHE_ROUTES } from '../../../common/cache-api.js';
 import { AirlockError } from '../../../manifests/errors.js';
 import type { OciImageArtifact } from '../../../manifests/types.js';
-import type { Repository } from '../catalog.js';
+import { findRepository, repositoryNames, type Repository } from '../catalog.js';
 import { routeTo, type ServeEnv, type ServeRouter } from '../env.js';
 import { REPOSITORY_NAME, TAG_NAME } from '../../../manifests/image-ref.js';
 import { sendBlob } from '../send-blob.js';
@@ -20,7 +20,18 @@ const MAX_MANIFEST = 4 * 1024 * 1024;
 const unknown = (oci: string, message: string, detail: Record<string, unknown>): AirlockError =>
   new AirlockError('ENOTFOUND', message, { ...detail, oci });
 
-async function repository(env: ServeEnv, raw: string): Promise<Repository> {
+/** containerd's mirror parameter: the upstream registry host the client means (`?ns=quay.io`), or null. */
+function namespaceOf(ctx: Context): string | null {
+  const ns = ctx.query.ns;
+  const v = Array.isArray(ns) ? ns[0] : ns;
+  if (v === undefined || v === '') return null;
+  if (!/^[A-Za-z0-9.-]+(:\d{1,5})?$/.test(v)) {
+    throw new AirlockError('EPATH', `ns "${v.slice(0, 80)}" is not a registry host[:port]`, { oci: 'NAME_INVALID' });
+  }
+  return v;
+}
+
+async function repository(env: ServeEnv, ctx: Context, raw: string): Promise<Repository> {
   let name: string;
   try {
     name = decodeURIComponent(raw);
@@ -30,9 +41,48 @@ async function repository(env: ServeEnv, raw: string): Promise<Repository> {
   if (!REPOSITORY_NAME.test(name)) {
     throw new AirlockError('EPATH', `repository name "${name.slice(0, 80)}" is invalid`, { oci: 'NAME_INVALID' });
   }
-  const repo = (await env.catalog.get()).repositories.get(name);
-  if (!repo) throw unknown('NAME_UNKNOWN', `repository ${name} is not in any staged release`, { name });
-  return repo;
+  const ns = namespaceOf(ctx);
+  const { repo, choices } = findRepository(await env.catalog.get(), name, ns);
+  if (repo) return repo;
+  if (choices.length === 0) throw unknown('NAME_UNKNOWN', `repository ${name} is not in any staged release`, { name });
+  if (ns !== null) {
+    throw unknown('NAME_UNKNOWN', `repository ${name} of registry ${ns} is not in any staged release (staged from: ${choices.join(', ')})`, {
+      name,
+      ns,
+      registries: choices,
+    });
+  }
+  throw unknown(
+    'NAME_UNKNOWN',
+    `repository ${name} is staged from several registries (${choices.join(', ')}): name one with ?ns=HOST`,
+    { name, registries: choices },
+  );
+}
+
+/**
+ * The distribution spec's pagination: names after `last`, at most `n`, and
+ * a `Link: <…?last=X&n=N>; rel="next"` header while more remain.
+ */
+function paginate(ctx: Context, all: readonly string[], path: string): string[] {
+  const one = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
+  const nText = one(ctx.query.n);
+  const last = one(ctx.query.last);
+  let n: number | null = null;
+  if (nText !== undefined) {
+    if (!/^\d{1,9}$/.test(nText)) {
+      throw new AirlockError('EUSAGE', `n must be a non-negative integer, got "${nText.slice(0, 20)}"`, { oci: 'PAGINATION_NUMBER_INVALID' });
+    }
+    n = Number(nText);
+  }
+  const after = last === undefined || last === '' ? all : all.filter((x) => x > last);
+  if (n === null) return [...after];
+  const page = after.slice(0, n);
+  if (page.length > 0 && after.length > page.length) {
+    const ns = namespaceOf(ctx);
+    const q = `last=${encodeURIComponent(page[page.length - 1]!)}&n=${n}${ns ? `&ns=${encodeURIComponent(ns)}` : ''}`;
+    ctx.set('Link', `<${path}?${q}>; rel="next"`);
+  }
+  return page;
 }
 
 /** `sha256:<hex>` → hex, or null when not a digest reference; DIGEST_INVALID for other algorithms or bad hex. */
@@ -87,13 +137,25 @@ export function ociRoutes(router: ServeRouter, env: ServeEnv): void {
   );
 
   router.get(
+    'v2-catalog',
+    CACHE_ROUTES.v2Catalog,
+    routeTo(async (ctx) => {
+      apiHeader(ctx);
+      const names = repositoryNames(await env.catalog.get(), namespaceOf(ctx));
+      ctx.set('Cache-Control', 'no-cache');
+      ctx.body = { repositories: paginate(ctx, names, '/v2/_catalog') };
+    }),
+  );
+
+  router.get(
     'v2-tags',
     CACHE_ROUTES.v2Tags,
     routeTo(async (ctx, [name]) => {
       apiHeader(ctx);
-      const repo = await repository(env, name!);
+      const repo = await repository(env, ctx, name!);
       ctx.set('Cache-Control', 'no-cache');
-      ctx.body = { name: repo.name, tags: [...repo.tags.keys()].sort() };
+      const tags = [...repo.tags.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+      ctx.body = { name: repo.name, tags: paginate(ctx, tags, `/v2/${repo.name}/tags/list`) };
     }),
   );
 
@@ -102,7 +164,7 @@ export function ociRoutes(router: ServeRouter, env: ServeEnv): void {
     CACHE_ROUTES.v2Manifest,
     routeTo(async (ctx, [name, reference]) => {
       apiHeader(ctx);
-      const repo = await repository(env, name!);
+      const repo = await repository(env, ctx, name!);
       const ref = decodeURIComponent(reference!);
       const hex = digestRef(ref);
       if (hex === null && !TAG_NAME.test(ref)) {
@@ -130,7 +192,7 @@ export function ociRoutes(router: ServeRouter, env: ServeEnv): void {
     CACHE_ROUTES.v2Blob,
     routeTo(async (ctx, [name, digest]) => {
       apiHeader(ctx);
-      const repo = await repository(env, name!);
+      const repo = await repository(env, ctx, name!);
       const ref = decodeURIComponent(digest!);
       const hex = digestRef(ref);
       if (!hex) throw new AirlockError('EPATH', `blob reference "${ref.slice(0, 100)}" is not a digest`, { oci: 'DIGEST_INVALID' });
