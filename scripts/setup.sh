@@ -15,7 +15,7 @@ declare -A PKG_CMD=(
   [docker-registry]=docker-registry [skopeo]=skopeo [umoci]=umoci [squid]=squid
   [nginx]=nginx [ruby]=gem [apt-utils]=apt-ftparchive [dpkg-dev]=dpkg-scanpackages
   [curl]=curl [iproute2]=ip [wrk]=wrk [tinyproxy]=tinyproxy [apt-cacher-ng]=apt-cacher-ng
-  [gnupg]=gpg [xz-utils]=xz [tar]=tar [gzip]=gzip [prometheus]=promtool
+  [gnupg]=gpg [xz-utils]=xz [tar]=tar [gzip]=gzip [prometheus]=promtool [openssl]=openssl
   [docker.io]=dockerd [containerd]=ctr [systemd]=systemd-analyze
   [ruby-bundler]=bundle
 )
