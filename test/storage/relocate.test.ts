@@ -125,7 +125,7 @@ describe('relocate', () => {
     const r = await runCli(['relocate', to, '--config', config]);
     expect(r.stderr + r.stdout).toMatch(/relocated/);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/restart "airlock serve"/);
+    expect(r.stdout).toMatch(/no airlock serve was serving from /);
     expect(await configCacheDir(config)).toBe(to);
     await assertConsistent(config, dir);
     expect(existsSync(cache)).toBe(false);

@@ -20,9 +20,11 @@ export function register(program: Command, deps: ProgramDeps = {}): void {
           'the copy, then switch cache_dir in the config file atomically, and only then remove the ' +
           'old copy (unless --keep-old). A journal (relocate.json) makes it safe to interrupt at any ' +
           'point: the config always names one complete cache; run the same command again to finish. ' +
-          '"airlock serve" keeps answering from the old folder during the copy; restart it afterwards.',
+          '"airlock serve" keeps answering from the old folder during the copy, and is handed over ' +
+          'to the new one (SIGHUP) before the old copy goes: downloads in flight finish, no restart.',
       )
       .option('--keep-old', 'keep the old copy after the switch'),
+    ['cache-dir'],
   )
     .addHelpText('after', '\nExit status: 0 moved (or nothing to do), 1 failure or cache locked, 2 usage, 3 a copy did not verify, 4 NEW_DIR too small.')
     .action(
@@ -50,20 +52,25 @@ export function register(program: Command, deps: ProgramDeps = {}): void {
           },
         });
         (bar as ReturnType<typeof out.progress> | null)?.stop();
-        const restart =
-          `restart "airlock serve" (and any other airlock process started before) so it serves from ${r.to}` +
+        const { moved, stuck } = r.servers;
+        const handOver =
+          (stuck.length > 0
+            ? `airlock serve (pid ${stuck.join(', ')}) still serves from ${r.from}, which is kept: restart it (or send it SIGHUP), then run "airlock relocate ${r.to}" again`
+            : moved.length > 0
+              ? `airlock serve (pid ${moved.join(', ')}) now serves from ${r.to}: no restart needed`
+              : `no airlock serve was serving from ${r.from}`) +
           (opts.cacheDir ? `; you passed --cache-dir: use --cache-dir ${r.to} from now on` : '');
         if (r.outcome === 'nothing') {
           out.result({ ...r }, `cache_dir is already ${r.to}; nothing to do`);
           return;
         }
         out.result(
-          { ...r, restart },
+          { ...r, handOver },
           (r.outcome === 'finished'
-            ? `finished the earlier relocation from ${r.from} to ${r.to}${r.oldRemoved ? ' (old copy removed)' : ''}`
+            ? `${stuck.length > 0 ? 'could not finish' : 'finished'} the earlier relocation from ${r.from} to ${r.to}${r.oldRemoved ? ' (old copy removed)' : ''}`
             : `relocated ${r.files} files (${humanBytes(r.bytes)}; ${r.copied.files} copied now, ${r.blobsVerified} blobs re-hashed) ` +
               `from ${r.from} to ${r.to}; ${r.configFile}: cache_dir = ${r.to}; ` +
-              (r.oldRemoved ? 'old copy removed' : `old copy kept at ${r.from}`)) + `\n${restart}`,
+              (r.oldRemoved ? 'old copy removed' : `old copy kept at ${r.from}`)) + `\n${handOver}`,
         );
       }),
     );
