@@ -25,6 +25,8 @@ export interface AirlockConfig {
   passthrough: boolean;
   /** `airlock serve`: connections open at once; undefined → derived from the descriptor limit (at most 1024) */
   maxConnections?: number;
+  /** `airlock serve` behind nginx: the internal location that maps cache_dir/blobs/ (X-Accel-Redirect), or null */
+  accelRedirect?: string | null;
   json: boolean;
   /** bytes/s a download must keep up over `rateWindowMs`, or the next URL is tried (0: no check) */
   minRate: number;
@@ -48,6 +50,7 @@ export const CONFIG_SCHEMA: Schema = {
   min_rate: { type: 'size' },
   rate_window: { type: 'int', min: 1, max: 3600 },
   max_connections: { type: 'int', min: 1, max: 1_000_000 },
+  accel_redirect: { type: 'string' },
   apt_signing_key: { type: 'path' },
 };
 
@@ -73,6 +76,17 @@ export const DEFAULT_CONFIG_FILE = 'airlock.yml';
 export const DEFAULT_CACHE_DIR = 'airlock-cache';
 export const DEFAULT_LISTEN = '0.0.0.0:7070';
 
+/** accel_redirect: an absolute URI path ending in '/', plain characters only (it goes into a response header) */
+function accelPrefix(text: string | undefined, path: string | null): string | null {
+  if (text === undefined) return null;
+  if (!/^\/(?:[A-Za-z0-9._~-]+\/)+$/.test(text)) {
+    throw new AirlockError('EUSAGE', `config ${path}: accel_redirect must be a location path such as /_airlock_blobs/ (starting and ending with /), got "${text.slice(0, 80)}"`, {
+      key: 'accel_redirect',
+    });
+  }
+  return text;
+}
+
 export function loadConfig(flags: CommonFlags, cwd: string = process.cwd(), opts: { file?: boolean } = {}): AirlockConfig {
   const file = opts.file === false ? { path: null, values: {} } : loadConfigFile(flags.config, resolve(cwd, DEFAULT_CONFIG_FILE), CONFIG_SCHEMA);
   const v = file.values as {
@@ -91,6 +105,7 @@ export function loadConfig(flags: CommonFlags, cwd: string = process.cwd(), opts
     rate_window?: number;
     max_connections?: number;
     apt_signing_key?: string;
+    accel_redirect?: string;
   };
   let parallel = v.parallel ?? 8;
   if (flags.parallel !== undefined) {
@@ -126,6 +141,7 @@ export function loadConfig(flags: CommonFlags, cwd: string = process.cwd(), opts
     passthrough: v.passthrough ?? false,
     ...downloadRate(flags, v.min_rate, v.rate_window),
     maxConnections: v.max_connections,
+    accelRedirect: accelPrefix(v.accel_redirect, file.path),
     aptSigningKey: v.apt_signing_key ?? null,
     json: flags.json ?? false,
   });

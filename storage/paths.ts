@@ -59,6 +59,14 @@ export function blobPath(root: string, digest: string): string {
   return join(root, 'blobs', 'sha256', digest.slice(0, 2), digest);
 }
 
+/** The folder every blob lives under (cache_dir/blobs) and a blob's '/'-separated path below it: what a front end's alias maps. */
+export const blobsDir = (root: string): string => join(root, 'blobs');
+
+export function blobRelativePath(digest: string): string {
+  assertDigest(digest);
+  return `sha256/${digest.slice(0, 2)}/${digest}`;
+}
+
 export const partialDir = (root: string): string => join(root, 'partial');
 
 export function partialPath(root: string, digest: string): string {

@@ -36,6 +36,12 @@ export interface OpenBlob {
   size: number;
 }
 
+/** Where a blob's file is: `root` + '/' + `relative` (see BlobBackend.localPath). */
+export interface LocalBlobPath {
+  root: string;
+  relative: string;
+}
+
 /** The narrow backend every blob store implements (filesystem now, S3 later). */
 export interface BlobBackend {
   stat(digest: string): Promise<BlobStat | null>;
@@ -48,6 +54,14 @@ export interface BlobBackend {
    * is served through `read`.
    */
   open?(digest: string): Promise<OpenBlob | null>;
+  /**
+   * Only for backends whose blobs are plain files on this host: where the
+   * blob's file is or would be (it is not checked), as the folder every blob
+   * lives under and the file's '/'-separated path below it (`sha256/ab/ab…`).
+   * `airlock serve` behind nginx hands that path to nginx (X-Accel-Redirect),
+   * which then sends the file itself; nothing above storage/ builds it.
+   */
+  localPath?(digest: string): LocalBlobPath;
   writer(expected: BlobRef): Promise<BlobWriter>;
   delete(digest: string): Promise<void>;
   list(): AsyncIterable<string>;

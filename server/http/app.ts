@@ -64,7 +64,7 @@ export interface AirlockApp {
   callback(): (req: IncomingMessage, res: ServerResponse) => void;
 }
 
-export type ServeConfig = Pick<AirlockConfig, 'adminToken' | 'passthrough'> & Partial<Pick<AirlockConfig, 'aptSigningKey'>>;
+export type ServeConfig = Pick<AirlockConfig, 'adminToken' | 'passthrough'> & Partial<Pick<AirlockConfig, 'aptSigningKey' | 'accelRedirect'>>;
 
 export function createServer(config: ServeConfig, deps: ServerDeps): AirlockApp {
   const logger = deps.logger ?? pino({ level: 'silent' });
@@ -86,6 +86,7 @@ export function createServer(config: ServeConfig, deps: ServerDeps): AirlockApp 
     passthrough: config.passthrough ? (deps.passthrough ?? gotPassthrough()) : null,
     mediaTypes: new Map(),
     smallBlobs: new SmallBlobCache(deps.smallBlobCacheBytes),
+    accelRedirect: config.accelRedirect ?? null,
   };
 
   const app = new Koa();

@@ -36,6 +36,8 @@ export interface ServeEnv {
   stage: StageStarter | null;
   passthrough: Passthrough | null;
   smallBlobs: SmallBlobCache;
+  /** accel_redirect: blob bodies go to the front end (send-blob.ts); null: airlock sends them */
+  accelRedirect: string | null;
   /** media type per manifest digest, sniffed once when a manifest did not record it */
   mediaTypes: Map<string, string>;
 }

@@ -30,7 +30,7 @@ export function withFastBlobs(env: ServeEnv, koa: Handler): Handler {
     const cached = env.smallBlobs.get(sha256);
     // a cached blob is answered in this tick; the rest after an open (and, for small files, one read)
     if (cached) return answer(env, req, res, sha256, cached, t0);
-    blobSource(env, sha256, method).then(
+    blobSource(env, sha256, method, req.headers).then(
       (source) => (source ? answer(env, req, res, sha256, source, t0) : koa(req, res)),
       () => koa(req, res),
     );

@@ -51,10 +51,24 @@ export interface SendContext {
   store: Store;
   metrics: Metrics;
   smallBlobs?: SmallBlobCache;
+  /**
+   * `accel_redirect`: the internal location of a front-end nginx that maps the
+   * backend's blob folder (e.g. `/_airlock_blobs/`); null or absent: airlock sends every body
+   */
+  accelRedirect?: string | null;
 }
 
-/** What the blob's bytes come from: memory, an open descriptor, or a backend's stream. */
-export type BlobSource = Buffer | OpenBlob | BackendBlob;
+/** What the blob's bytes come from: memory, an open descriptor, a backend's stream, or the front end (X-Accel-Redirect). */
+export type BlobSource = Buffer | OpenBlob | BackendBlob | OffloadedBlob;
+
+/** a blob whose body the front end sends from its file: the URI to redirect it to */
+export interface OffloadedBlob {
+  size: number;
+  accelRedirect: string;
+}
+
+/** the request header a front end sets to say it sends files named by X-Accel-Redirect (as Rack::Sendfile reads it) */
+export const SENDFILE_TYPE = 'x-sendfile-type';
 
 /** a blob of a backend without descriptors: its size, and its bytes as the backend streams them */
 export interface BackendBlob {
@@ -126,12 +140,21 @@ export function blobAnswer(
 /** Writes the answer and its body; owns `source` (closes a file whatever happens). Returns the body length promised. */
 export function writeBlobAnswer(res: ServerResponse, a: BlobAnswer, source: BlobSource): number {
   const file = isOpenBlob(source) ? source : null;
-  res.writeHead(a.status, a.headers);
   if (!a.body) {
     if (file) closeBlob(file);
+    res.writeHead(a.status, a.headers);
     res.end(a.text);
     return a.text ? Buffer.byteLength(a.text) : 0;
   }
+  if (isOffloaded(source)) {
+    // the front end sends the body from the file (its range filter applies Range, against our ETag): no body here
+    const headers: OutgoingHttpHeaders = { ...a.headers, 'X-Accel-Redirect': source.accelRedirect, 'Content-Length': 0 };
+    delete headers['Content-Range'];
+    res.writeHead(200, headers);
+    res.end();
+    return a.end - a.start;
+  }
+  res.writeHead(a.status, a.headers);
   if (Buffer.isBuffer(source)) res.end(a.start === 0 && a.end === source.length ? source : source.subarray(a.start, a.end));
   else if (file) pumpFile(file.fd, a.start, a.end, res);
   else {
@@ -146,6 +169,8 @@ export function writeBlobAnswer(res: ServerResponse, a: BlobAnswer, source: Blob
 }
 
 const isOpenBlob = (s: BlobSource): s is OpenBlob => !Buffer.isBuffer(s) && 'fd' in s;
+
+const isOffloaded = (s: BlobSource): s is OffloadedBlob => !Buffer.isBuffer(s) && 'accelRedirect' in s;
 
 const closeBlob = (b: OpenBlob): void => close(b.fd, () => {});
 
@@ -173,15 +198,25 @@ export function readWhole(file: OpenBlob, sha256: string): Promise<Buffer> {
 }
 
 /**
- * Where the blob's bytes come from: the small-blob cache, else the
+ * Where the blob's bytes come from: the small-blob cache, else the front end
+ * when `accel_redirect` is set, the backend has local files and the request
+ * came through a front end that sends them (`X-Sendfile-Type:
+ * X-Accel-Redirect`; small blobs are still answered from memory), else the
  * backend's descriptor when it has them (small blobs are read whole and
  * cached on the way), else the backend's stream. null when the store does
  * not hold it.
  */
-export async function blobSource(sc: SendContext, sha256: string, method: string): Promise<BlobSource | null> {
+export async function blobSource(sc: SendContext, sha256: string, method: string, headers?: IncomingHttpHeaders): Promise<BlobSource | null> {
   const cached = sc.smallBlobs?.get(sha256);
   if (cached) return cached;
   const backend = sc.store.backend;
+  if (sc.accelRedirect && backend.localPath && headers?.[SENDFILE_TYPE] === 'X-Accel-Redirect') {
+    const st = await backend.stat(sha256);
+    if (!st) return null;
+    if (!(sc.smallBlobs && method === 'GET' && st.size > 0 && st.size <= SMALL_BLOB_MAX)) {
+      return { size: st.size, accelRedirect: sc.accelRedirect + backend.localPath(sha256).relative };
+    }
+  }
   if (backend.open) {
     const file = await backend.open(sha256);
     if (!file) return null;
@@ -202,7 +237,7 @@ export const sourceSize = (s: BlobSource): number => (Buffer.isBuffer(s) ? s.len
 /** The koa routes' way in: errors (not stored, wrong size) are thrown for renderError to answer. */
 export async function sendBlob(ctx: Context, sc: SendContext, blob: BlobToSend): Promise<void> {
   const route = routeOf(ctx);
-  const source = await blobSource(sc, blob.sha256, ctx.method);
+  const source = await blobSource(sc, blob.sha256, ctx.method, ctx.req.headers);
   if (!source) {
     sc.metrics.miss(route);
     throw new AirlockError('ENOTFOUND', `${blob.what ?? `blob sha256:${blob.sha256}`} is not in the cache`, { sha256: blob.sha256 });

@@ -14,8 +14,8 @@ import { Writable, type Readable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { AirlockError } from '../../manifests/errors.js';
 import type { BlobRef } from '../../manifests/types.js';
-import type { BlobBackend, BlobStat, BlobWriter, ByteRange, OpenBlob } from '../types.js';
-import { assertDigest, blobPath, blobsRoot, isDigest, partialDir, quarantineDir, quarantinePath, tempPath } from '../paths.js';
+import type { BlobBackend, BlobStat, BlobWriter, ByteRange, LocalBlobPath, OpenBlob } from '../types.js';
+import { assertDigest, blobPath, blobRelativePath, blobsDir, blobsRoot, isDigest, partialDir, quarantineDir, quarantinePath, tempPath } from '../paths.js';
 
 /** Big reads and writes: fewer syscalls and hash calls per GiB. */
 export const CHUNK = 1024 * 1024;
@@ -34,11 +34,14 @@ export interface FsBlobBackend extends BlobBackend {
   listAll(): Promise<string[]>;
   /** moves a blob out of blobs/ into quarantine/, returns where it went */
   quarantine(digest: string): Promise<string>;
+  /** the file holding a blob (rehash.ts hands it to hashing workers, which read it themselves) */
+  pathOf(digest: string): string;
 }
 
 export function fsBackend(root: string): FsBlobBackend {
   return {
     root,
+    pathOf: (digest: string): string => blobPath(root, digest),
     async stat(digest: string): Promise<BlobStat | null> {
       try {
         const s = await stat(blobPath(root, digest));
@@ -83,6 +86,10 @@ export function fsBackend(root: string): FsBlobBackend {
           });
         });
       });
+    },
+
+    localPath(digest: string): LocalBlobPath {
+      return { root: blobsDir(root), relative: blobRelativePath(digest) };
     },
 
     async writer(expected: BlobRef): Promise<BlobWriter> {
