@@ -9,9 +9,17 @@
  * What stays after a refusal: blobs that were already verified and committed
  * (content-addressed, so harmless and reused by the next import); never an
  * unverified byte, never the release. The release (and its accepted serial)
- * is stored only after every blob is present and every volume checksum
- * matched, so `status` never shows a half-imported release as ready and an
- * interrupted import is finished by running it again.
+ * is stored only after every blob is verified and durable (and, with
+ * `checkVolumes`, every volume checksum matched), so `status` never shows a
+ * half-imported release as ready and an interrupted import is finished by
+ * running it again.
+ *
+ * One hash pass: each blob is hashed once, on its way into the store. The
+ * volumes' .sha256 files are for people (`sha256sum -c`); checking them too
+ * is `checkVolumes` (volumes.ts says why it is off by default). A blob's
+ * fsync and rename run while the next blob streams in (at most
+ * MAX_COMMITTING at a time), and every one of them is awaited before the
+ * release is recorded.
  */
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -44,7 +52,12 @@ export interface ImportOptions {
   onProgress?: (p: { bytes: number; total: number; current: string }) => void;
   /** after verification, before blobs: what is being imported */
   onVerified?: (v: { header: BundleHeader; verified: GateResult; root: TrustedRoot }) => void;
+  /** also check each volume against its .sha256 beside it (a second hash pass, on another core); default off */
+  checkVolumes?: boolean;
 }
+
+/** blobs whose fsync + rename may still be running while the next one streams in */
+const MAX_COMMITTING = 4;
 
 export interface ImportResult {
   release: string;
@@ -178,11 +191,19 @@ async function* entryBytes(entry: TarEntry, where: string, label: string): Async
 export async function importBundle(store: Store, files: string[], opts: ImportOptions): Promise<ImportResult> {
   const volumes = resolveVolumes(files);
   const where = volumes.length === 1 ? volumes[0]! : `${volumes[0]}…(${volumes.length} volumes)`;
-  const source = readVolumes(volumes);
+  const source = readVolumes(volumes, { check: opts.checkVolumes === true });
   const extract = tar.extract();
   const piped = pipeline(source, extract);
   piped.catch(() => {}); // surfaces through the entry iterator and is awaited at the end
+  // a volume that cannot be read (media pulled out) is named as such, not as the entry it cut
+  let volumeError: AirlockError | null = null;
+  source.on('error', (e: unknown) => {
+    if (e instanceof AirlockError) volumeError ??= e;
+  });
   const entries = extract[Symbol.asyncIterator]();
+  // blobs streamed in whose ingest (write drain, digest check, fsync, rename) may still be running
+  const committing: Array<Promise<void>> = [];
+  let commitFailure: AirlockError | null = null;
   let last: string | null = null; // the entry read last: where a bundle cut between entries ends
   const next = async (expecting?: string): Promise<TarEntry | null> => {
     try {
@@ -190,7 +211,7 @@ export async function importBundle(store: Store, files: string[], opts: ImportOp
       if (!r.done) last = r.value.header.name;
       return r.done ? null : r.value;
     } catch (e) {
-      throw tarError(e, where, { after: last, ...(expecting === undefined ? {} : { expecting }) });
+      throw volumeError ?? tarError(e, where, { after: last, ...(expecting === undefined ? {} : { expecting }) });
     }
   };
 
@@ -331,22 +352,47 @@ export async function importBundle(store: Store, files: string[], opts: ImportOp
         continue;
       }
       const base = doneBytes;
-      const counted = Readable.from(entryBytes(e, where, label), { objectMode: false });
-      try {
-        await store.ingestStream({ sha256: want.sha256, size: want.size }, counted, {
+      // the entry read to its end (the tar reader may go on) or failed (its error is the ingest's)
+      let readWhole = false;
+      let entryDone!: () => void;
+      const drained = new Promise<void>((r) => (entryDone = r));
+      const tracked = async function* (): AsyncGenerator<Buffer> {
+        try {
+          yield* entryBytes(e, where, label);
+          readWhole = true;
+        } finally {
+          entryDone();
+        }
+      };
+      const counted = Readable.from(tracked(), { objectMode: false });
+      const job = store
+        .ingestStream({ sha256: want.sha256, size: want.size }, counted, {
           onProgress: (p) => {
             doneBytes = base + p.bytes;
             opts.onProgress?.({ bytes: doneBytes, total, current });
           },
-        });
-      } catch (err) {
-        throw tarError(err, where);
-      }
+        })
+        .then(
+          () => {
+            imported++;
+            importedBytes += want.size;
+          },
+          (err: unknown) => {
+            commitFailure ??= volumeError ?? tarError(err, where);
+          },
+        );
+      committing.push(job);
+      await Promise.race([drained, job]);
+      if (!readWhole) await job; // a cut or unreadable entry: its ingest fails with what the reader said
+      if (commitFailure) throw commitFailure;
       doneBytes = base + want.size;
-      imported++;
-      importedBytes += want.size;
+      while (committing.length >= MAX_COMMITTING) await committing.shift();
+      if (commitFailure) throw commitFailure;
     }
-    // the volume checksums are checked as each volume ends: wait for the last one
+    // every blob verified, fsynced and renamed into place before the release is recorded
+    while (committing.length > 0) await committing.shift();
+    if (commitFailure) throw commitFailure;
+    // with checkVolumes, each volume is checked as it ends: wait for the last one
     await piped.catch((err: unknown) => {
       throw tarError(err, where);
     });
@@ -367,5 +413,7 @@ export async function importBundle(store: Store, files: string[], opts: ImportOp
     extract.destroy();
     source.destroy();
     await piped.catch(() => {});
+    // a failed import leaves no temp file behind: the blobs still streaming are cancelled by now
+    await Promise.allSettled(committing);
   }
 }

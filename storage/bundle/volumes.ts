@@ -2,14 +2,18 @@
  * Bundle bytes on disk: one file, or numbered volumes (`FILE.tar.000`,
  * `.001`…) for removable media. Splitting cuts the byte stream of one tar,
  * so volumes are joined back by simple concatenation. Every volume gets a
- * sha256sum-compatible `VOLUME.sha256` beside it; the reader checks each
- * volume against it when present (a transport check: every blob is also
- * verified by its own digest).
+ * sha256sum-compatible `VOLUME.sha256` beside it, for people (`sha256sum -c`
+ * on the media before the trip). The importer reads it only when asked
+ * (`--check-volumes`): every blob is verified against the signed envelope
+ * anyway, and the header, roots and envelope are checked by the trust gate,
+ * so the volume hash would be a second hash pass over the same bytes that
+ * guards nothing more (a cut or damaged volume is still found, by the tar
+ * reading or by the blob it hits).
  */
 import { createReadStream, existsSync } from 'node:fs';
 import { open, readFile, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { Readable, Writable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { AirlockError } from '../../manifests/errors.js';
 import { offThreadHash, type OffThreadHash } from '../support/hash-off-thread.js';
 
@@ -23,43 +27,67 @@ export interface WrittenVolume {
 }
 
 /**
- * A Writable that lands bytes in `out` (split = null) or in volumes of at
- * most `split` bytes. Files are written as `<name>.partial` and renamed when
- * complete, so a crashed export never leaves a volume that looks finished.
+ * Lands bytes in `out` (split = null) or in volumes of at most `split`
+ * bytes. Files are written as `<name>.partial` and renamed when complete,
+ * so a crashed export never leaves a volume that looks finished.
+ *
+ * One read, one write, one hash: `put(chunk)` queues a positional write
+ * (libuv's pool) and copies the chunk into the hasher's ring (the volume
+ * checksum runs on another core); it resolves when the chunk may be reused,
+ * so a caller reading into a few buffers in turn keeps reads, writes and the
+ * checksum going at once. Chunks are taken in call order.
  */
-export class VolumeWriter extends Writable {
+export class VolumeWriter {
   readonly volumes: WrittenVolume[] = [];
   private handle: FileHandle | null = null;
-  /** the volume checksum runs on another core while this thread packs and writes */
   private readonly hash: OffThreadHash = offThreadHash();
   private current = '';
   private used = 0;
+  /** the writes of the current volume still in flight */
+  private readonly inflight = new Set<Promise<void>>();
+  private failure: Error | null = null;
+  /** bytes written since the last background fdatasync was started */
+  private unsynced = 0;
+  private background: Promise<void> = Promise.resolve();
+  /** put() calls take their place (position, volume, ring) one after another */
+  private chain: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly out: string,
     private readonly split: number | null,
-  ) {
-    super({ highWaterMark: 4 * 1024 * 1024 });
+  ) {}
+
+  /** Queues `chunk`; resolves once it is written (and hashed or copied for hashing): then it may be reused. */
+  put(chunk: Buffer): Promise<void> {
+    const placed = this.chain.then(() => this.place(chunk));
+    this.chain = placed.then(
+      () => {},
+      (e: unknown) => {
+        this.failure ??= e as Error;
+      },
+    );
+    return placed.then((writes) => Promise.all(writes)).then(() => {
+      if (this.failure) throw this.failure;
+    });
   }
 
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
-    this.writeChunk(chunk).then(() => cb(), (e: unknown) => cb(e as Error));
-  }
-
-  override _final(cb: (e?: Error | null) => void): void {
-    // an empty stream still makes one (empty) file, so there is always a volume
-    (this.handle ? Promise.resolve() : this.openNext())
-      .then(() => this.closeCurrent())
-      .finally(() => this.hash.close())
-      .then(() => cb(), (e: unknown) => cb(e as Error));
-  }
-
-  override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
-    this.hash.close().then(() => cb(err), () => cb(err));
+  /** Ends the last volume (an empty bundle still makes one empty file): fsync, rename, its .sha256. */
+  async finish(): Promise<void> {
+    try {
+      await this.chain;
+      if (this.failure) throw this.failure;
+      if (!this.handle) await this.openNext();
+      await this.closeCurrent();
+    } finally {
+      await this.hash.close();
+    }
   }
 
   /** Removes whatever this writer created (after a failure). */
   async discard(): Promise<void> {
+    await this.chain;
+    await Promise.allSettled(this.inflight);
+    await this.background;
     await this.hash.close();
     await this.handle?.close().catch(() => {});
     this.handle = null;
@@ -71,28 +99,54 @@ export class VolumeWriter extends Writable {
     }
   }
 
-  private async writeChunk(chunk: Buffer): Promise<void> {
+  private async place(chunk: Buffer): Promise<Array<Promise<void>>> {
+    if (this.failure) throw this.failure;
+    const writes: Array<Promise<void>> = [];
     let off = 0;
     while (off < chunk.length) {
       if (!this.handle) await this.openNext();
       const room = this.split === null ? chunk.length - off : Math.min(chunk.length - off, this.split - this.used);
       const part = chunk.subarray(off, off + room);
-      // the write runs on libuv's pool, the checksum on the hasher's thread
-      await Promise.all([writeAll(this.handle!, part), this.hash.update(part)]);
+      const handle = this.handle!;
+      const w: Promise<void> = writeAll(handle, part, this.used)
+        .catch((e: unknown) => {
+          this.failure ??= e as Error;
+        })
+        .finally(() => this.inflight.delete(w));
+      writes.push(w);
+      this.inflight.add(w);
+      await this.hash.update(part);
       this.used += part.length;
+      this.unsynced += part.length;
       off += room;
+      if (this.unsynced >= SYNC_EVERY) {
+        // flush what is written so far while more is written, so the fsync at the end finds little to do
+        this.unsynced = 0;
+        const upTo = Promise.all(this.inflight);
+        this.background = this.background
+          .then(() => upTo)
+          .then(() => handle.datasync())
+          .catch((e: unknown) => {
+            this.failure ??= e as Error;
+          });
+      }
       if (this.split !== null && this.used >= this.split) await this.closeCurrent();
     }
+    return writes;
   }
 
   private async openNext(): Promise<void> {
     this.current = this.split === null ? this.out : volumeName(this.out, this.volumes.length);
     this.handle = await open(`${this.current}.partial`, 'w');
     this.used = 0;
+    this.unsynced = 0;
   }
 
   private async closeCurrent(): Promise<void> {
     if (!this.handle) return;
+    await Promise.all(this.inflight);
+    await this.background;
+    if (this.failure) throw this.failure;
     await this.handle.sync();
     await this.handle.close();
     this.handle = null;
@@ -103,10 +157,13 @@ export class VolumeWriter extends Writable {
   }
 }
 
-async function writeAll(handle: FileHandle, buf: Buffer): Promise<void> {
+/** a background fdatasync every this many bytes */
+const SYNC_EVERY = 64 * 1024 * 1024;
+
+async function writeAll(handle: FileHandle, buf: Buffer, position: number): Promise<void> {
   let done = 0;
   while (done < buf.length) {
-    const { bytesWritten } = await handle.write(buf, done, buf.length - done);
+    const { bytesWritten } = await handle.write(buf, done, buf.length - done, position + done);
     done += bytesWritten;
   }
 }
@@ -150,13 +207,20 @@ export interface VolumeReadProgress {
   volume: string;
 }
 
+export interface ReadVolumesOptions {
+  /** check each volume against its .sha256 (when present) as it ends; off: the .sha256 files are not read */
+  check?: boolean;
+  onBytes?: (p: VolumeReadProgress) => void;
+}
+
 /**
- * One Readable over all volumes in order, each checked against its .sha256
- * (when present) as it ends. The volume hash runs on another core
- * (hash-off-thread.ts, a few MiB of memory): on the main thread it doubled
- * the hashing an import does, since every blob is hashed here as well.
+ * One Readable over all volumes in order. With `check`, each is checked
+ * against its .sha256 (when present) as it ends; that hash runs on another
+ * core (hash-off-thread.ts, a few MiB of memory), since every blob is hashed
+ * on this one as well.
  */
-export function readVolumes(volumes: string[], onBytes?: (p: VolumeReadProgress) => void): Readable {
+export function readVolumes(volumes: string[], opts: ReadVolumesOptions = {}): Readable {
+  const onBytes = opts.onBytes;
   let total = 0;
   let hasher: OffThreadHash | null = null;
   async function* chunks(): AsyncGenerator<Buffer> {
@@ -168,7 +232,7 @@ export function readVolumes(volumes: string[], onBytes?: (p: VolumeReadProgress)
   }
   async function* volumeChunks(): AsyncGenerator<Buffer> {
     for (const volume of volumes) {
-      const expected = await expectedChecksum(volume);
+      const expected = opts.check === true ? await expectedChecksum(volume) : null;
       const hash = expected === null ? null : (hasher ??= offThreadHash());
       try {
         for await (const chunk of createReadStream(volume, { highWaterMark: 1024 * 1024 })) {
@@ -196,5 +260,6 @@ export function readVolumes(volumes: string[], onBytes?: (p: VolumeReadProgress)
       }
     }
   }
-  return Readable.from(chunks(), { objectMode: false, highWaterMark: 1024 * 1024 });
+  // one chunk read ahead: a volume is opened only when the tar reading gets near it
+  return Readable.from(chunks(), { objectMode: false, highWaterMark: 64 * 1024 });
 }

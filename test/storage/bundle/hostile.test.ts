@@ -442,14 +442,14 @@ describe('a split bundle with a volume missing or cut short is EINTEGRITY', () =
     }
   });
 
-  it.each([true, false])('a volume cut short (.sha256 files kept: %s)', async (sums) => {
+  it.each([true, false])('a volume cut short (.sha256 files kept and checked: %s)', async (sums) => {
     const files = await volumeSet(async (fs) => {
       await truncate(fs[2]!, 1000);
       return fs;
     }, sums);
     const store = await target();
     try {
-      const err = await importBundle(store, files, { gate: gate() }).then(
+      const err = await importBundle(store, files, { gate: gate(), checkVolumes: sums }).then(
         () => null,
         (e: unknown) => e as { code?: string; message?: string },
       );
@@ -460,14 +460,14 @@ describe('a split bundle with a volume missing or cut short is EINTEGRITY', () =
     }
   });
 
-  it.each([true, false])('the last volume cut short (.sha256 files kept: %s)', async (sums) => {
+  it.each([true, false])('the last volume cut short (.sha256 files kept and checked: %s)', async (sums) => {
     const files = await volumeSet(async (fs) => {
       await truncate(fs.at(-1)!, Math.max(0, (await stat(fs.at(-1)!)).size - 700));
       return fs;
     }, sums);
     const store = await target();
     try {
-      const err = await importBundle(store, files, { gate: gate() }).then(
+      const err = await importBundle(store, files, { gate: gate(), checkVolumes: sums }).then(
         () => null,
         (e: unknown) => e as { code?: string; message?: string },
       );

@@ -105,9 +105,13 @@ describe('bundle export → import', () => {
     const ex = await exportBundle(src, '3.6.2', { out, split: 1024 * 1024 });
     await writeFile(`${ex.volumes[1]!.path}.sha256`, `${'0'.repeat(64)}  vol.tar.001\n`);
     const dst = await open('dst');
-    await expect(importBundle(dst, [out], { gate: gate() })).rejects.toMatchObject({ code: 'EINTEGRITY' });
+    await expect(importBundle(dst, [out], { gate: gate(), checkVolumes: true })).rejects.toMatchObject({ code: 'EINTEGRITY' });
     expect((await snapshot(dst)).releases).toEqual([]);
     expect((await snapshot(dst)).corrupt).toEqual([]);
+    // without checkVolumes the .sha256 files are not read: every blob is still verified against the signed manifest
+    const plain = await open('plain');
+    await importBundle(plain, [out], { gate: gate() });
+    expect((await plain.status('3.6.2')).ready).toBe(true);
   });
 
   it('follows a rotated root chain from the local root (root/2.json signed by v1 and v2)', async () => {
