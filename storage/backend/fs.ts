@@ -34,14 +34,11 @@ export interface FsBlobBackend extends BlobBackend {
   listAll(): Promise<string[]>;
   /** moves a blob out of blobs/ into quarantine/, returns where it went */
   quarantine(digest: string): Promise<string>;
-  /** the file holding a blob (rehash.ts hands it to hashing workers, which read it themselves) */
-  pathOf(digest: string): string;
 }
 
 export function fsBackend(root: string): FsBlobBackend {
   return {
     root,
-    pathOf: (digest: string): string => blobPath(root, digest),
     async stat(digest: string): Promise<BlobStat | null> {
       try {
         const s = await stat(blobPath(root, digest));
