@@ -33,6 +33,8 @@ export interface AirlockConfig {
   rateWindowMs: number;
   /** `airlock serve`: the OpenPGP secret key signing the apt indexes; null → the cache's own, made on first use */
   aptSigningKey: string | null;
+  /** other airlock caches (base URLs, no trailing slash) asked first for each blob by digest, directly (never through a proxy) */
+  mirrors: readonly string[];
 }
 
 export const CONFIG_SCHEMA: Schema = {
@@ -52,6 +54,7 @@ export const CONFIG_SCHEMA: Schema = {
   max_connections: { type: 'int', min: 1, max: 1_000_000 },
   accel_redirect: { type: 'string' },
   apt_signing_key: { type: 'path' },
+  mirrors: { type: 'string[]' },
 };
 
 /** The flags every `airlock` command accepts (commander's camelCase names). */
@@ -70,6 +73,8 @@ export interface CommonFlags {
   minRate?: string;
   /** seconds */
   rateWindow?: string;
+  /** `airlock stage --mirror URL` (repeatable): replaces `mirrors` */
+  mirror?: string[];
 }
 
 export const DEFAULT_CONFIG_FILE = 'airlock.yml';
@@ -106,6 +111,7 @@ export function loadConfig(flags: CommonFlags, cwd: string = process.cwd(), opts
     max_connections?: number;
     apt_signing_key?: string;
     accel_redirect?: string;
+    mirrors?: string[];
   };
   let parallel = v.parallel ?? 8;
   if (flags.parallel !== undefined) {
@@ -143,7 +149,26 @@ export function loadConfig(flags: CommonFlags, cwd: string = process.cwd(), opts
     maxConnections: v.max_connections,
     accelRedirect: accelPrefix(v.accel_redirect, file.path),
     aptSigningKey: v.apt_signing_key ?? null,
+    mirrors: Object.freeze(flags.mirror ? mirrorList(flags.mirror, '--mirror') : mirrorList(v.mirrors ?? [], `config ${file.path}: mirrors`)),
     json: flags.json ?? false,
+  });
+}
+
+/** Mirror caches: http(s)://host[:port][/prefix] of another `airlock serve`, without query or credentials; the trailing '/' dropped. */
+function mirrorList(list: readonly string[], where: string): string[] {
+  return list.map((text) => {
+    let u: URL | null = null;
+    try {
+      u = new URL(text);
+    } catch {
+      // u stays null
+    }
+    if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:') || u.search || u.hash || u.username || u.password) {
+      throw new AirlockError('EUSAGE', `${where}: a mirror is the base URL of another airlock cache, such as http://site-cache:7070, got "${text.slice(0, 120)}"`, {
+        key: 'mirrors',
+      });
+    }
+    return `${u.origin}${u.pathname.replace(/\/+$/, '')}`;
   });
 }
 

@@ -30,6 +30,8 @@ export interface HostRow {
   via: string;
   files: number;
   bytes: number;
+  /** another airlock cache (`mirrors`), asked first for every file, always directly */
+  mirror?: boolean;
 }
 
 export interface StagePlan {
@@ -57,6 +59,8 @@ export interface PlanInputs {
   has: (sha256: string) => Promise<boolean>;
   http: HttpClient;
   registry: RegistryClient;
+  /** other airlock caches asked first (config `mirrors`, `--mirror`) */
+  mirrors?: readonly string[];
 }
 
 /** Every blob of the release with its source URLs (an image's blobs come from its registry, by digest). */
@@ -107,6 +111,13 @@ export async function planStage(inputs: PlanInputs): Promise<StagePlan> {
   const registries = [
     ...new Set(manifest.artifacts.filter((a): a is OciImageArtifact => a.kind === 'oci-image').map((a) => hostPort(inputs.registry.origin(parseImageRef(a.image))))),
   ];
+  // the mirrors come first: every missing file is asked of each, directly (their bytes count there too)
+  const mirrorRows: HostRow[] = [];
+  for (const m of inputs.mirrors ?? []) {
+    const url = new URL(m);
+    if (mirrorRows.some((r) => r.host === hostPort(url) && r.scheme === url.protocol.replace(':', ''))) continue;
+    mirrorRows.push({ host: hostPort(url), scheme: url.protocol.replace(':', ''), via: 'direct', files: missing.length, bytes: missingBytes, mirror: true });
+  }
   const { free, at } = await freeDiskBytes(inputs.cacheDir);
   const margin = spaceMargin(missingBytes);
   return {
@@ -117,7 +128,7 @@ export async function planStage(inputs: PlanInputs): Promise<StagePlan> {
     present: blobs.length - missing.length,
     bytes: { total: blobs.reduce((n, b) => n + b.size, 0), missing: missingBytes },
     space: { needed: missing.length === 0 ? 0 : missingBytes + margin, free, margin, filesystemOf: at },
-    hosts: [...rows.values()].sort((a, b) => a.host.localeCompare(b.host)),
+    hosts: [...mirrorRows, ...[...rows.values()].sort((a, b) => a.host.localeCompare(b.host))],
     registries,
   };
 }

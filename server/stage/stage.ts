@@ -30,6 +30,7 @@ import { requireTrust } from '../config.js';
 import { planStage, type PlannedBlob, type StagePlan } from './plan.js';
 import { preflight } from './preflight.js';
 import { assertSameBlobs, parseImageRef, RegistryClient } from './registry.js';
+import { openMirrors, type Mirrors } from './mirrors.js';
 
 export interface StageRequest {
   /** a path or an http(s) URL of the signed envelope */
@@ -61,7 +62,26 @@ export interface ArtifactSource {
   sha256: string;
   paths: string[];
   url: string | null;
+  /** the mirror (another airlock cache) that served it, or null for an upstream URL */
+  mirror: string | null;
+  /** URLs given up first, except a mirror's 404 (kept in `lackedBy`: a mirror need not hold everything) */
   failed: UrlFailure[];
+  /** mirrors that do not hold it */
+  lackedBy: string[];
+}
+
+/** What one mirror did in this run. */
+export interface MirrorTally {
+  url: string;
+  /** files it served, and their bytes */
+  files: number;
+  bytes: number;
+  /** files it does not hold (404) */
+  lacked: number;
+  /** files it failed otherwise (wrong bytes, too slow, errors) */
+  failed: number;
+  /** why it was given up for the run (unreachable), or null */
+  down: string | null;
 }
 
 export interface StageSummary {
@@ -81,6 +101,8 @@ export interface StageSummary {
   seconds: number;
   /** per fetched artifact, which URL served it and which failed first */
   sources: ArtifactSource[];
+  /** per mirror (config `mirrors`, `--mirror`), in order */
+  mirrors: MirrorTally[];
 }
 
 /** The http client and registry client built from the config, shared by `stage` and `manifest build`. */
@@ -118,6 +140,7 @@ export async function stageRelease(config: AirlockConfig, out: Output, req: Stag
   const trustPath = requireTrust(config);
   const { http, registry } = upstreamClients(config, deps.http);
   let store: Store | null = null;
+  let mirrors: Mirrors | null = null;
   try {
     // the root is a local file only; the envelope may come from anywhere, the gate decides
     const gate = openTrustGate(readTrustFile(trustPath), { now, acceptExpiredUntil: config.acceptExpiredUntil });
@@ -134,8 +157,9 @@ export async function stageRelease(config: AirlockConfig, out: Output, req: Stag
           has: async (d) => (reader ? (await reader.stat(d)) !== null : false),
           http,
           registry,
+          mirrors: config.mirrors,
         });
-        return summary(verified, plan, false, started);
+        return summary(verified, plan, false, started, config.mirrors);
       } finally {
         await reader?.close();
       }
@@ -144,20 +168,26 @@ export async function stageRelease(config: AirlockConfig, out: Output, req: Stag
     store = await openStore({ cacheDir: config.cacheDir, write: true });
     const verified = admit(gate, envelope, out, await store.acceptedSerials());
     const s = store;
-    const plan = await planStage({ manifest: verified.manifest, cacheDir: config.cacheDir, has: async (d) => (await s.stat(d)) !== null, http, registry });
+    const plan = await planStage({ manifest: verified.manifest, cacheDir: config.cacheDir, has: async (d) => (await s.stat(d)) !== null, http, registry, mirrors: config.mirrors });
     if (!req.skipPreflight) preflight(plan, { memoryFloor: req.memoryFloor, freeMemory: deps.freeMemory });
     await store.putRelease(verified);
     out.event('plan', { release: plan.release, files: plan.blobs.length, missing: plan.missing.length, bytes: plan.bytes.missing });
     if (plan.missing.length > 0) {
       out.note(`staging ${plan.product} ${plan.release}: ${plan.missing.length} of ${plan.blobs.length} files to fetch (${fmt(plan.bytes.missing)})`);
     }
-    const result = summary(verified, plan, true, started);
+    const result = summary(verified, plan, true, started, config.mirrors);
     const rate = { minRate: deps.minRate ?? config.minRate, rateWindowMs: deps.rateWindowMs ?? config.rateWindowMs };
-    await download(store, plan, { http, registry, out, parallel: config.parallel, signal: deps.signal, retries: deps.retries, backoffMs: deps.backoffMs, ...rate }, result);
+    mirrors = openMirrors(config.mirrors, {
+      caFile: config.caFile,
+      http: deps.http,
+      onDown: (base, reason) => out.warn(`mirror ${base} is unreachable, given up for this run (upstream URLs are used): ${reason}`, { mirror: base }),
+    });
+    await download(store, plan, { http, registry, mirrors, out, parallel: config.parallel, signal: deps.signal, retries: deps.retries, backoffMs: deps.backoffMs, ...rate }, result);
     result.seconds = (Date.now() - started) / 1000;
     return result;
   } finally {
     await store?.close();
+    mirrors?.close();
     http.close();
   }
 }
@@ -169,7 +199,7 @@ function admit(gate: TrustGate, envelope: Buffer, out: Output, accepted: Awaited
   return verified;
 }
 
-function summary(v: VerifiedRelease, plan: StagePlan, staged: boolean, started: number): StageSummary {
+function summary(v: VerifiedRelease, plan: StagePlan, staged: boolean, started: number, mirrors: readonly string[]): StageSummary {
   return {
     release: v.manifest.release,
     product: v.manifest.product,
@@ -184,6 +214,7 @@ function summary(v: VerifiedRelease, plan: StagePlan, staged: boolean, started: 
     resumedBytes: 0,
     retries: 0,
     sources: [],
+    mirrors: mirrors.map((url) => ({ url, files: 0, bytes: 0, lacked: 0, failed: 0, down: null })),
     seconds: (Date.now() - started) / 1000,
   };
 }
@@ -191,6 +222,7 @@ function summary(v: VerifiedRelease, plan: StagePlan, staged: boolean, started: 
 interface DownloadContext {
   http: HttpClient;
   registry: RegistryClient;
+  mirrors: Mirrors;
   out: Output;
   parallel: number;
   signal?: AbortSignal;
@@ -207,7 +239,10 @@ function dispatchingFetcher(plan: StagePlan, ctx: DownloadContext): Fetcher {
     fetch: (url, opts) => fetchRange(url, opts, (offset) => ctx.http.request(url, { offset, maxLength: opts.maxLength, signal: opts.signal })),
   };
   const reg = ctx.registry.fetcher();
-  return { fetch: (url, opts) => (viaRegistry.has(url) ? reg.fetch(url, opts) : plain.fetch(url, opts)) };
+  const mirror = ctx.mirrors;
+  return {
+    fetch: (url, opts) => (mirror.baseOf(url) ? mirror.fetcher.fetch(url, opts) : viaRegistry.has(url) ? reg.fetch(url, opts) : plain.fetch(url, opts)),
+  };
 }
 
 async function download(store: Store, plan: StagePlan, ctx: DownloadContext, result: StageSummary): Promise<void> {
@@ -218,9 +253,13 @@ async function download(store: Store, plan: StagePlan, ctx: DownloadContext, res
     sha256: b.sha256,
     size: b.size,
     paths: b.paths,
-    urls: b.urls,
+    // read when the blob starts: the mirrors first (those not given up by then), then the signed URLs
+    get urls() {
+      return [...ctx.mirrors.urlsFor(b.sha256), ...b.urls];
+    },
     ...(b.image ? { pullWith: (signal: AbortSignal | undefined) => fetchImageManifest(store, b, { ...ctx, signal }) } : {}),
   }));
+  const tally = new Map(result.mirrors.map((m) => [m.url, m]));
   const bar = out.progress('staging', plan.bytes.missing);
   let report: PullReport;
   try {
@@ -246,12 +285,42 @@ async function download(store: Store, plan: StagePlan, ctx: DownloadContext, res
         } else result.alreadyPresent += 1;
         result.bytesTransferred += r.transferred;
         result.resumedBytes += r.resumedFrom;
-        const failed = r.failed ?? [];
-        if (r.fetched) result.sources.push({ sha256: item.sha256, paths: item.paths, url: r.url ?? null, failed });
-        out.event('fetched', { sha256: item.sha256, size: item.size, paths: item.paths, transferred: r.transferred, resumedFrom: r.resumedFrom, url: r.url ?? null, failed });
+        const all = r.failed ?? [];
+        const mirror = r.url ? ctx.mirrors.baseOf(r.url) : null;
+        // a mirror without the file is normal (it is counted); anything else it did is worth a note
+        const lackedBy: string[] = [];
+        const failed = all.filter((f) => {
+          const base = ctx.mirrors.baseOf(f.url);
+          const t = base ? tally.get(base) : undefined;
+          if (t && f.code === 'ENOTFOUND') {
+            t.lacked += 1;
+            lackedBy.push(base!);
+            return false;
+          }
+          if (t) t.failed += 1;
+          return true;
+        });
+        if (mirror) {
+          const t = tally.get(mirror)!;
+          t.files += 1;
+          t.bytes += item.size;
+        }
+        if (r.fetched) result.sources.push({ sha256: item.sha256, paths: item.paths, url: r.url ?? null, mirror, failed, lackedBy });
+        out.event('fetched', {
+          sha256: item.sha256,
+          size: item.size,
+          paths: item.paths,
+          transferred: r.transferred,
+          resumedFrom: r.resumedFrom,
+          url: r.url ?? null,
+          mirror,
+          failed: all,
+        });
         if (failed.length > 0 && !out.json) {
           // the operator should know a listed mirror is failing, even when another one saved the run
-          out.note(`${item.paths.join(', ')}: served by ${r.url}; given up first: ${failed.map((f) => `${f.url} (${f.code}: ${shortReason(f)})`).join(', ')}`);
+          out.note(
+            `${item.paths.join(', ')}: served by ${r.url}${mirror ? ' (mirror)' : ''}; given up first: ${failed.map((f) => `${f.url} (${f.code}: ${shortReason(f)})`).join(', ')}`,
+          );
         }
       },
       onFailed: ({ item, error }) => {
@@ -260,6 +329,7 @@ async function download(store: Store, plan: StagePlan, ctx: DownloadContext, res
     });
   } finally {
     bar.stop();
+    for (const t of result.mirrors) t.down = ctx.mirrors.down.get(t.url) ?? null;
   }
   const left = queue.length - report.done.length;
   if (ctx.signal?.aborted) {
@@ -296,6 +366,21 @@ async function fetchImageManifest(store: Store, b: PlannedBlob, ctx: DownloadCon
   // (a window plus its size at min_rate), so a registry trickling it cannot hold the run.
   const minRate = ctx.minRate ?? 0;
   const budgetMs = minRate > 0 ? (ctx.rateWindowMs ?? 60_000) + Math.ceil((b.size * 1000) / minRate) : 0;
+  // the mirrors first, by digest like any blob (a verified answer is checked against the signed blob list too)
+  const fromMirror = await ctx.mirrors.manifest(b.sha256, b.size, ctx.signal, budgetMs || 120_000);
+  const failed = fromMirror.failed;
+  if (fromMirror.body) {
+    try {
+      assertSameBlobs(fromMirror.body, image.blobs, where);
+      const r = await store.ingestStream({ sha256: b.sha256, size: b.size }, Readable.from([fromMirror.body]));
+      return { ...r, transferred: fromMirror.body.length, resumedFrom: 0, url: fromMirror.url, failed };
+    } catch (e) {
+      const err = toAirlockError(e);
+      // the store failing is ours, not the mirror's
+      if (err.code !== 'EINTEGRITY' && err.code !== 'EMANIFEST') throw err;
+      failed.push({ url: fromMirror.url, code: err.code, reason: err.message, attempts: 1 });
+    }
+  }
   for (let attempt = 1; attempt <= attempts; attempt++) {
     if (ctx.signal?.aborted) break;
     const deadline = budgetMs > 0 ? AbortSignal.timeout(budgetMs) : null;
@@ -317,7 +402,7 @@ async function fetchImageManifest(store: Store, b: PlannedBlob, ctx: DownloadCon
       }
       assertSameBlobs(m.body, image.blobs, where);
       const r = await store.ingestStream({ sha256: b.sha256, size: b.size }, Readable.from([m.body]));
-      return { ...r, transferred: m.body.length, resumedFrom: 0, url: ctx.registry.manifestUrl(ref, `sha256:${b.sha256}`), failed: [] };
+      return { ...r, transferred: m.body.length, resumedFrom: 0, url: ctx.registry.manifestUrl(ref, `sha256:${b.sha256}`), failed };
     } catch (e) {
       lastError = toAirlockError(e);
       if (!(lastError.code === 'EUPSTREAM' && lastError.details.retryable !== false) || attempt === attempts) throw lastError;

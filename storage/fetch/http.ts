@@ -48,14 +48,14 @@ export interface HttpClientOptions extends ProxySettings {
   userAgent?: string;
   /** replaces DNS for direct connections (tests use it to prove nothing is resolved locally) */
   dnsLookup?: LookupFunction;
-  /** whom this client talks to, for the advice in its errors: an upstream (default; a proxy may be set) or the node's cache (always direct) */
-  peer?: 'upstream' | 'cache';
+  /** whom this client talks to, for the advice in its errors: an upstream (default; a proxy may be set), the node's cache or a stage mirror (always direct) */
+  peer?: 'upstream' | 'cache' | 'mirror';
 }
 
 /** How a request went out, for naming the cause of a failure. */
 export interface Route {
   proxy: URL | null;
-  peer?: 'upstream' | 'cache';
+  peer?: 'upstream' | 'cache' | 'mirror';
 }
 
 /** TLS verification failures: the chain is not trusted here. */
@@ -184,7 +184,9 @@ export function upstreamError(e: unknown, url: string, signal?: AbortSignal, rou
     why =
       route.peer === 'cache'
         ? `cache host ${host} does not resolve; check --cache (or cache in the config) and this node's DNS`
-        : `${host} does not resolve, and no proxy is set for it; set --proxy or http_proxy/https_proxy (or proxy in the config)`;
+        : route.peer === 'mirror'
+          ? `mirror host ${host} does not resolve; check --mirror (or mirrors in the config) and this machine's DNS`
+          : `${host} does not resolve, and no proxy is set for it; set --proxy or http_proxy/https_proxy (or proxy in the config)`;
   }
   return new AirlockError('EUPSTREAM', `${url}: ${why}`, { url, cause: code, retryable: true, ...(proxy ? { proxy: proxy.host } : {}) }, { cause: e });
 }

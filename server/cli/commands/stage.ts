@@ -7,6 +7,8 @@ import { humanBytes } from '../../../common/output.js';
 import { stageRelease, type StageSummary } from '../../stage/stage.js';
 import type { StagePlan } from '../../stage/plan.js';
 
+const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
+
 interface StageFlags extends CommonFlags {
   plan?: boolean;
   skipPreflight?: boolean;
@@ -20,8 +22,12 @@ export function formatPlan(plan: StagePlan): string {
       (plan.space.needed > plan.space.free ? '  ← NOT ENOUGH' : ''),
   ];
   if (plan.hosts.length > 0) {
-    lines.push('', 'upstream hosts the proxy and firewall must allow:');
-    const rows = [['HOST:PORT', 'SCHEME', 'VIA', 'FILES', 'BYTES'], ...plan.hosts.map((h) => [h.host, h.scheme, h.via, String(h.files), humanBytes(h.bytes)])];
+    const mirrors = plan.hosts.some((h) => h.mirror);
+    lines.push('', mirrors ? 'mirrors (asked first, directly) and upstream hosts the proxy and firewall must allow:' : 'upstream hosts the proxy and firewall must allow:');
+    const rows = [
+      ['HOST:PORT', 'SCHEME', 'VIA', 'FILES', 'BYTES'],
+      ...plan.hosts.map((h) => [h.host, h.scheme, h.mirror ? 'direct (mirror)' : h.via, String(h.files), humanBytes(h.bytes)]),
+    ];
     const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
     for (const r of rows) lines.push(`  ${r.map((c, i) => c.padEnd(widths[i]!)).join('  ')}`.trimEnd());
   }
@@ -56,7 +62,15 @@ function formatSummary(s: StageSummary): string {
     `  fetched ${s.fetched} files (${humanBytes(s.bytesFetched)}; ${humanBytes(s.bytesTransferred)} over the wire, ${humanBytes(s.resumedBytes)} resumed), ` +
     `${s.alreadyPresent} already present, ${s.retries} retries, ${s.seconds.toFixed(1)} s` +
     // a listed URL that failed is worth knowing about even though another one served the file
-    fallbacks.map((a) => `\n  ${a.paths[0]}: from ${a.url} after ${a.failed.map((f) => `${f.url} failed (${f.code})`).join(', ')}`).join('')
+    s.mirrors
+      .map(
+        (m) =>
+          `\n  mirror ${m.url}: served ${m.files} files (${humanBytes(m.bytes)}), ${m.lacked} not held there` +
+          (m.failed > 0 ? `, ${m.failed} failed` : '') +
+          (m.down ? `; given up: ${m.down}` : ''),
+      )
+      .join('') +
+    fallbacks.map((a) => `\n  ${a.paths[0]}: from ${a.url}${a.mirror ? ' (mirror)' : ''} after ${a.failed.map((f) => `${f.url} failed (${f.code})`).join(', ')}`).join('')
   );
 }
 
@@ -70,7 +84,10 @@ export function register(program: Command): void {
         'continue from their partial files on the next run. Staging never installs anything.\n\n' +
         'Before downloading, checks free disk on cache_dir (missing bytes + margin) and free memory. ' +
         '--plan prints the files, bytes, free space needed and the upstream host:port table for the ' +
-        'firewall, and changes nothing.',
+        'firewall, and changes nothing.\n\n' +
+        'Mirrors (--mirror URL, or mirrors in the config) are other airlock caches, e.g. a site cache above ' +
+        'this rack cache: each file is asked of them first by digest (URL/blobs/sha256/HEX), directly, then ' +
+        'of its signed upstream URLs. Their bytes are verified like any others.',
     )
     .argument('<envelope>', 'signed release manifest (DSSE envelope): file path or URL');
   withCommon(cmd, ['cache-dir', 'trust', ...UPSTREAM_FLAGS, 'accept-expired-until'])
@@ -80,6 +97,9 @@ export function register(program: Command): void {
     .addOption(new Option('--memory-floor <size>', 'free memory required to start (default 256M)'))
     .option('--min-rate <bytes/s>', 'a download slower than this over --rate-window moves on to the next URL (default 1K, or min_rate; 0: off)')
     .option('--rate-window <seconds>', 'the window --min-rate is measured over (default 60, or rate_window)')
+    .addOption(
+      new Option('--mirror <url>', 'another airlock cache to ask first for each file, by digest, directly (never through the proxy); repeatable, replaces mirrors in the config').argParser(collect),
+    )
     .addHelpText(
       'after',
       '\nExit status: 0 staged (ready), 2 usage, 3 verification failed (signature, rollback, expiry, wrong bytes), ' +
@@ -128,6 +148,8 @@ export function register(program: Command): void {
               seconds: s.seconds,
               // every file for which a listed URL failed, with the URL that served it in the end
               fallbacks: s.sources.filter((a) => a.failed.length > 0),
+              // per mirror: files served and their bytes, not held, failed, given up
+              mirrors: s.mirrors,
             },
             formatSummary(s),
           );
