@@ -100,6 +100,7 @@ install -m 0644 packaging/airlock.yml "$PKG/etc/airlock/airlock.yml"
 install -m 0644 packaging/airlock.yml packaging/airlock-node.yml "$PKG/usr/share/doc/airlock/examples/"
 install -m 0644 README.md "$PKG/usr/share/doc/airlock/"
 install -D -m 0644 -t "$PKG/usr/share/doc/airlock/docs" docs/*.md
+if compgen -G 'docs/examples/*' >/dev/null; then install -D -m 0644 -t "$PKG/usr/share/doc/airlock/docs/examples" docs/examples/*; fi
 printf 'airlock\nLicense: %s\n' "$(node -p 'require("./package.json").license')" > "$PKG/usr/share/doc/airlock/copyright"
 
 SIZE=$(du -sk --exclude=DEBIAN "$PKG" | cut -f1)
