@@ -18,6 +18,8 @@ declare -A PKG_CMD=(
   [gnupg]=gpg [xz-utils]=xz [tar]=tar [gzip]=gzip [prometheus]=promtool [openssl]=openssl
   [docker.io]=dockerd [containerd]=ctr [systemd]=systemd-analyze
   [ruby-bundler]=bundle
+  # a real Ceph (mon + osd + radosgw) for the S3 blob backend's tests: scripts/ceph/start.sh
+  [radosgw]=radosgw [ceph-mon]=ceph-mon [ceph-osd]=ceph-osd [ceph-common]=ceph
 )
 
 installed() { [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true)" = installed ]; }
