@@ -84,7 +84,7 @@ export const DEFAULT_LISTEN = '0.0.0.0:7070';
 /** accel_redirect: an absolute URI path ending in '/', plain characters only (it goes into a response header) */
 function accelPrefix(text: string | undefined, path: string | null): string | null {
   if (text === undefined) return null;
-  if (!/^\/(?:[A-Za-z0-9._~-]+\/)+$/.test(text)) {
+  if (!/^\/(?:[A-Za-z0-9._~-]+\/)+$/.test(text) || text.split('/').some((seg) => seg === '.' || seg === '..')) {
     throw new AirlockError('EUSAGE', `config ${path}: accel_redirect must be a location path such as /_airlock_blobs/ (starting and ending with /), got "${text.slice(0, 80)}"`, {
       key: 'accel_redirect',
     });

@@ -44,3 +44,18 @@ describe('min_rate / rate_window', () => {
     expect(loadNodeConfig({}, dir, null)).toMatchObject({ minRate: 1024, rateWindowMs: 60_000 });
   });
 });
+
+describe('accel_redirect', () => {
+  it('is off by default and read as a location path', () => {
+    expect(loadConfig({}, mkdtempSync(join(tmpdir(), 'airlock-config-'))).accelRedirect).toBeNull();
+    expect(loadConfig({}, dirWith('accel_redirect: /_airlock_blobs/\n')).accelRedirect).toBe('/_airlock_blobs/');
+    expect(loadConfig({}, dirWith('accel_redirect: /internal/blobs/\n')).accelRedirect).toBe('/internal/blobs/');
+  });
+
+  it.each(['_airlock_blobs/', '/_airlock_blobs', '/', '/a b/', '/a/../', 'http://x/y/', '/a\r\nX-Evil: 1/'])(
+    '%j is EUSAGE naming the key',
+    (value) => {
+      expect(() => loadConfig({}, dirWith(`accel_redirect: ${JSON.stringify(value)}\n`))).toThrow(/accel_redirect must be a location path/);
+    },
+  );
+});
