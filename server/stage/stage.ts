@@ -62,12 +62,12 @@ export interface ArtifactSource {
   sha256: string;
   paths: string[];
   url: string | null;
-  /** the mirror (another airlock cache) that served it, or null for an upstream URL */
-  mirror: string | null;
-  /** URLs given up first, except a mirror's 404 (kept in `lackedBy`: a mirror need not hold everything) */
+  /** the mirror (another airlock cache) that served it; absent for an upstream URL */
+  mirror?: string;
+  /** URLs given up first, except a mirror's 404 (in `lackedBy`: a mirror need not hold everything) */
   failed: UrlFailure[];
-  /** mirrors that do not hold it */
-  lackedBy: string[];
+  /** mirrors that do not hold it (absent when none) */
+  lackedBy?: string[];
 }
 
 /** What one mirror did in this run. */
@@ -305,7 +305,9 @@ async function download(store: Store, plan: StagePlan, ctx: DownloadContext, res
           t.files += 1;
           t.bytes += item.size;
         }
-        if (r.fetched) result.sources.push({ sha256: item.sha256, paths: item.paths, url: r.url ?? null, mirror, failed, lackedBy });
+        if (r.fetched) {
+          result.sources.push({ sha256: item.sha256, paths: item.paths, url: r.url ?? null, ...(mirror ? { mirror } : {}), failed, ...(lackedBy.length > 0 ? { lackedBy } : {}) });
+        }
         out.event('fetched', {
           sha256: item.sha256,
           size: item.size,

@@ -195,10 +195,11 @@ describe('stage from a mirror (another airlock cache)', () => {
     const bySha = new Map(s.sources.map((a) => [a.sha256, a]));
     const lie = bySha.get(sha256(body.lie))!;
     expect(lie.url).toBe(`${up.url}/c/lie.tgz`);
-    expect(lie.mirror).toBeNull();
+    expect(lie.mirror).toBeUndefined();
     expect(lie.failed).toEqual([expect.objectContaining({ url: `${siteUrl}/blobs/sha256/${sha256(body.lie)}`, code: 'EINTEGRITY' })]);
     const gone = bySha.get(sha256(body.gone))!;
     expect(gone.failed).toEqual([]);
+    expect(gone.mirror).toBeUndefined();
     expect(gone.lackedBy).toEqual([siteUrl]);
     const good = bySha.get(sha256(body.good))!;
     expect(good.mirror).toBe(siteUrl);
