@@ -18,6 +18,8 @@ export interface FieldSpec {
   max?: number;
   /** allowed string values */
   oneOf?: readonly string[];
+  /** a string that may be "" (e.g. an S3 key prefix) */
+  allowEmpty?: boolean;
   /** keys of a `map` value that are themselves strings/paths (checked one level deep) */
   fields?: Record<string, FieldSpec>;
 }
@@ -88,7 +90,7 @@ export function checkValue(value: unknown, spec: FieldSpec, file: string, base: 
   switch (spec.type) {
     case 'string':
     case 'path': {
-      if (typeof value !== 'string' || value === '') bad('a non-empty string');
+      if (typeof value !== 'string' || (value === '' && !spec.allowEmpty)) bad('a non-empty string');
       const s = value as string;
       if (spec.oneOf && !spec.oneOf.includes(s)) bad(`one of ${spec.oneOf.join(', ')}`);
       if (spec.type === 'path') return URL_LIKE.test(s) ? bad('a local path, not a URL') : localPath(base, s, name);

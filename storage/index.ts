@@ -11,6 +11,8 @@ export type { RehashReport } from './rehash.js';
 export { pullBlobs, type PullItem, type PullOptions, type PullReport, type PullDone, type PullFailure } from './content/pull.js';
 export { memoryFetcher, type MemoryFault, type MemoryFetcher } from './fetch/memory.js';
 export { fsBackend, type FsBlobBackend } from './backend/fs.js';
+/** backend/select.ts: the blob backend airlock.yml's `storage:` asks for (undefined: the filesystem one under cache_dir) */
+export { backendFromConfig, type StorageConfig, type S3StorageConfig } from './backend/select.js';
 export { LAYOUT_VERSION, isDigest, assertDigest, assertReleaseName, aptSigningKeyPath } from './paths.js';
 export { acquireWriterLock, readLockInfo, isLocked, type LockInfo, type WriterLock } from './lock.js';
 /** fetch/http.ts: the real got-based Fetcher and http client (proxy from --proxy or the environment, CONNECT, --ca-file); fetch/proxy.ts: proxy choice. */

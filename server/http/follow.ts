@@ -14,6 +14,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { openStore, type Store } from '../../storage/store.js';
+import type { BlobBackend } from '../../storage/types.js';
 import { registerServer, relocatedTo } from '../../storage/serving.js';
 
 export interface FollowingStore {
@@ -36,6 +37,8 @@ export interface FollowOptions {
   closeOldAfterMs?: number;
   /** reload on this signal (default SIGHUP; null: only by calling reload) */
   signal?: NodeJS.Signals | null;
+  /** blobs elsewhere than cache_dir (an S3 bucket): the same backend whichever folder is served */
+  backend?: BlobBackend;
 }
 
 /**
@@ -56,7 +59,7 @@ async function register(cacheDir: string, logger: Logger): Promise<{ release(): 
 }
 
 export async function followingStore(opts: FollowOptions): Promise<FollowingStore> {
-  let current = await openStore({ cacheDir: opts.cacheDir, write: false });
+  let current = await openStore({ cacheDir: opts.cacheDir, write: false, backend: opts.backend });
   // the handler first: once registered, relocate may signal at any time, and SIGHUP's default is to end the process
   const signal = opts.signal === undefined ? 'SIGHUP' : opts.signal;
   let following: FollowingStore | null = null;
@@ -81,7 +84,7 @@ export async function followingStore(opts: FollowOptions): Promise<FollowingStor
 
   const switchTo = async (to: string, reason: string): Promise<void> => {
     const from = current.cacheDir;
-    const next = await openStore({ cacheDir: to, write: false });
+    const next = await openStore({ cacheDir: to, write: false, backend: opts.backend });
     const old = current;
     current = next;
     const oldRegistration = registration;

@@ -21,7 +21,7 @@ import {
   type TrustGate,
   type VerifiedRelease,
 } from '../../manifests/index.js';
-import { openStore, pullBlobs, type Fetcher, type IngestResult, type PullItem, type PullReport, type Store, type UrlFailure } from '../../storage/index.js';
+import { backendFromConfig, openStore, pullBlobs, type Fetcher, type IngestResult, type PullItem, type PullReport, type Store, type UrlFailure } from '../../storage/index.js';
 import { createHttpClient, fetchRange, fetchWhole, type HttpClient, type HttpClientOptions } from '../../storage/index.js';
 import { humanBytes, type Output } from '../../common/output.js';
 import { readTrustFile } from '../../common/trust-file.js';
@@ -148,7 +148,9 @@ export async function stageRelease(config: AirlockConfig, out: Output, req: Stag
 
     // --plan changes nothing: no lock, no directory created, nothing persisted.
     if (req.plan) {
-      const reader = (await cacheExists(config.cacheDir)) ? await openStore({ cacheDir: config.cacheDir, write: false }) : null;
+      const reader = (await cacheExists(config.cacheDir))
+        ? await openStore({ cacheDir: config.cacheDir, write: false, backend: await backendFromConfig(config) })
+        : null;
       try {
         const verified = admit(gate, envelope, out, reader ? await reader.acceptedSerials() : {});
         const plan = await planStage({
@@ -165,7 +167,7 @@ export async function stageRelease(config: AirlockConfig, out: Output, req: Stag
       }
     }
 
-    store = await openStore({ cacheDir: config.cacheDir, write: true });
+    store = await openStore({ cacheDir: config.cacheDir, write: true, backend: await backendFromConfig(config) });
     const verified = admit(gate, envelope, out, await store.acceptedSerials());
     const s = store;
     const plan = await planStage({ manifest: verified.manifest, cacheDir: config.cacheDir, has: async (d) => (await s.stat(d)) !== null, http, registry, mirrors: config.mirrors });

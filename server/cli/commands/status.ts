@@ -1,6 +1,6 @@
 /** `airlock status [RELEASE]`: is a release ready to serve, and if not, exactly what is missing. */
 import type { Command } from 'commander';
-import { openStore, type ReleaseStatus } from '../../../storage/index.js';
+import { backendFromConfig, openStore, type ReleaseStatus } from '../../../storage/index.js';
 import { humanBytes } from '../../../common/output.js';
 import type { CommonFlags } from '../../config.js';
 import { action, withCommon } from '../frame.js';
@@ -36,7 +36,7 @@ export function register(program: Command): void {
     .addHelpText('after', '\nExit status: 0 ready (every release, without RELEASE), 1 not ready or no such release, 2 usage.')
     .action(
       action<[string | undefined], CommonFlags>(async ({ config, out }, _opts, release) => {
-        const store = await openStore({ cacheDir: config.cacheDir });
+        const store = await openStore({ cacheDir: config.cacheDir, backend: await backendFromConfig(config) });
         try {
           if (release) {
             const s = await store.status(release);

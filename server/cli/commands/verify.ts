@@ -1,6 +1,6 @@
 /** `airlock verify [RELEASE] [--rebuild-index]`: re-hash the store, quarantine what is corrupt. */
 import type { Command } from 'commander';
-import { openStore } from '../../../storage/index.js';
+import { backendFromConfig, openStore } from '../../../storage/index.js';
 import type { CommonFlags } from '../../config.js';
 import { action, withCommon } from '../frame.js';
 
@@ -27,7 +27,7 @@ export function register(program: Command): void {
     .addHelpText('after', '\nExit status: 0 all blobs intact, 1 failure (e.g. cache locked), 2 usage, 3 corrupt blobs found.')
     .action(
       action<[string | undefined], VerifyFlags>(async ({ config, out }, opts, release) => {
-        const store = await openStore({ cacheDir: config.cacheDir, write: true });
+        const store = await openStore({ cacheDir: config.cacheDir, write: true, backend: await backendFromConfig(config) });
         try {
           if (opts.rebuildIndex) {
             const r = await store.rebuildIndex();
