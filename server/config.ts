@@ -6,6 +6,7 @@
 import { resolve } from 'node:path';
 import { AirlockError } from '../manifests/errors.js';
 import { loadConfigFile, localPath, parseDate, parseSize, type Schema } from '../common/config.js';
+import type { StorageConfig } from '../storage/backend/select.js';
 
 export interface AirlockConfig {
   /** absolute path of the config file read, or null */
@@ -33,8 +34,10 @@ export interface AirlockConfig {
   rateWindowMs: number;
   /** `airlock serve`: the OpenPGP secret key signing the apt indexes; null → the cache's own, made on first use */
   aptSigningKey: string | null;
+  /** where blobs live: the filesystem under cache_dir (default) or an S3 bucket (storage/backend/select.ts) */
+  storage: StorageConfig;
   /** other airlock caches (base URLs, no trailing slash) asked first for each blob by digest, directly (never through a proxy) */
-  mirrors: readonly string[];
+  mirrors?: readonly string[];
 }
 
 export const CONFIG_SCHEMA: Schema = {
@@ -54,6 +57,22 @@ export const CONFIG_SCHEMA: Schema = {
   max_connections: { type: 'int', min: 1, max: 1_000_000 },
   accel_redirect: { type: 'string' },
   apt_signing_key: { type: 'path' },
+  storage: {
+    type: 'map',
+    fields: {
+      backend: { type: 'string', oneOf: ['fs', 's3'] },
+      s3: {
+        type: 'map',
+        fields: {
+          endpoint: { type: 'string' },
+          bucket: { type: 'string' },
+          prefix: { type: 'string', allowEmpty: true },
+          region: { type: 'string' },
+          force_path_style: { type: 'bool' },
+        },
+      },
+    },
+  },
   mirrors: { type: 'string[]' },
 };
 
@@ -110,6 +129,7 @@ export function loadConfig(flags: CommonFlags, cwd: string = process.cwd(), opts
     rate_window?: number;
     max_connections?: number;
     apt_signing_key?: string;
+    storage?: StorageYaml;
     accel_redirect?: string;
     mirrors?: string[];
   };
@@ -149,6 +169,7 @@ export function loadConfig(flags: CommonFlags, cwd: string = process.cwd(), opts
     maxConnections: v.max_connections,
     accelRedirect: accelPrefix(v.accel_redirect, file.path),
     aptSigningKey: v.apt_signing_key ?? null,
+    storage: storageConfig(v.storage, file.path),
     mirrors: Object.freeze(flags.mirror ? mirrorList(flags.mirror, '--mirror') : mirrorList(v.mirrors ?? [], `config ${file.path}: mirrors`)),
     json: flags.json ?? false,
   });
@@ -169,6 +190,62 @@ function mirrorList(list: readonly string[], where: string): string[] {
       });
     }
     return `${u.origin}${u.pathname.replace(/\/+$/, '')}`;
+  });
+}
+
+/** Commands that work on cache_dir/blobs/ itself (export, import, gc, relocate) refuse a bucket in one line rather than act on the wrong blobs. */
+export function requireFsStorage(config: AirlockConfig, command: string): void {
+  if (config.storage.backend === 'fs') return;
+  throw new AirlockError(
+    'EUSAGE',
+    `airlock ${command} does not work with blobs in S3 yet (storage.backend: ${config.storage.backend} in ${config.configFile ?? 'the config'}); ` +
+      'stage, status, verify and serve do',
+    { key: 'storage.backend', command },
+  );
+}
+
+interface StorageYaml {
+  backend?: 'fs' | 's3';
+  s3?: { endpoint?: string; bucket?: string; prefix?: string; region?: string; force_path_style?: boolean };
+}
+
+/** storage: {backend, s3: {…}}; credentials never come from here (the AWS SDK's chain: environment, ~/.aws) */
+function storageConfig(v: StorageYaml | undefined, path: string | null): StorageConfig {
+  if ((v?.backend ?? 'fs') === 'fs') return Object.freeze({ backend: 'fs' as const });
+  const bad = (key: string, why: string): never => {
+    throw new AirlockError('EUSAGE', `config ${path}: storage.s3.${key} ${why}`, { key: `storage.s3.${key}` });
+  };
+  const s3 = v?.s3 ?? {};
+  if (!s3.bucket) return bad('bucket', 'is needed with storage.backend s3');
+  // S3's bucket naming rules: 3 to 63 characters, lowercase letters, digits, dots and hyphens
+  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(s3.bucket)) bad('bucket', `must be an S3 bucket name (3 to 63 of a-z 0-9 . -), got "${s3.bucket.slice(0, 80)}"`);
+  let endpoint: string | null = null;
+  if (s3.endpoint !== undefined) {
+    let url: URL | null = null;
+    try {
+      url = new URL(s3.endpoint);
+    } catch {
+      url = null;
+    }
+    if (!url || !/^https?:$/.test(url.protocol) || url.pathname !== '/' || url.search || url.username) {
+      bad('endpoint', `must be an http(s) URL such as http://127.0.0.1:7480, got "${s3.endpoint.slice(0, 80)}"`);
+    }
+    endpoint = s3.endpoint.replace(/\/+$/, '');
+  }
+  const prefix = s3.prefix ?? '';
+  if (!/^[A-Za-z0-9._/-]*$/.test(prefix) || prefix.split('/').some((seg) => seg === '.' || seg === '..')) {
+    bad('prefix', `must be a key prefix of plain characters (A-Z a-z 0-9 . _ - /), got "${prefix.slice(0, 80)}"`);
+  }
+  return Object.freeze({
+    backend: 's3' as const,
+    s3: Object.freeze({
+      endpoint,
+      bucket: s3.bucket,
+      prefix,
+      region: s3.region ?? 'us-east-1',
+      // RGW and MinIO answer path-style (endpoint/bucket/key); AWS prefers virtual hosts
+      forcePathStyle: s3.force_path_style ?? endpoint !== null,
+    }),
   });
 }
 

@@ -4,7 +4,7 @@ import { gc, parseDuration } from '../../../storage/gc.js';
 import { openStore } from '../../../storage/index.js';
 import { humanBytes } from '../../../common/output.js';
 import { action, withCommon } from '../frame.js';
-import type { CommonFlags } from '../../config.js';
+import { requireFsStorage, type CommonFlags } from '../../config.js';
 
 interface GcFlags extends CommonFlags {
   keep?: string[];
@@ -31,6 +31,7 @@ export function register(program: Command): void {
     .action(
       action<[], GcFlags>(async ({ config, out }, opts) => {
         const partialOlderThanMs = parseDuration(opts.partialOlderThan ?? '24h', '--partial-older-than');
+        requireFsStorage(config, 'gc');
         const store = await openStore({ cacheDir: config.cacheDir, write: true });
         try {
           const r = await gc(store, { keep: opts.keep ?? null, dryRun: opts.dryRun ?? false, partialOlderThanMs });

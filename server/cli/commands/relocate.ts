@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { relocate } from '../../../storage/relocate.js';
 import { humanBytes } from '../../../common/output.js';
 import { action, withCommon, type ProgramDeps } from '../frame.js';
-import { DEFAULT_CONFIG_FILE, type CommonFlags } from '../../config.js';
+import { DEFAULT_CONFIG_FILE, requireFsStorage, type CommonFlags } from '../../config.js';
 
 interface RelocateFlags extends CommonFlags {
   keepOld?: boolean;
@@ -29,6 +29,7 @@ export function register(program: Command, deps: ProgramDeps = {}): void {
     .addHelpText('after', '\nExit status: 0 moved (or nothing to do), 1 failure or cache locked, 2 usage, 3 a copy did not verify, 4 NEW_DIR too small.')
     .action(
       action<[string], RelocateFlags>(async ({ config, out }, opts, newDir) => {
+        requireFsStorage(config, 'relocate');
         const configFile = config.configFile ?? resolve(DEFAULT_CONFIG_FILE);
         if (!config.configFile) {
           out.note(`no config file in use: cache_dir will be written to ${configFile} (the file airlock reads by default)`);
