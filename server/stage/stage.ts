@@ -139,6 +139,8 @@ export async function stageRelease(config: AirlockConfig, out: Output, req: Stag
   const started = Date.now();
   const trustPath = requireTrust(config);
   const { http, registry } = upstreamClients(config, deps.http);
+  // other airlock caches, asked first for each blob (config `mirrors`, `--mirror`)
+  const mirrorBases = config.mirrors ?? [];
   let store: Store | null = null;
   let mirrors: Mirrors | null = null;
   try {
@@ -159,9 +161,9 @@ export async function stageRelease(config: AirlockConfig, out: Output, req: Stag
           has: async (d) => (reader ? (await reader.stat(d)) !== null : false),
           http,
           registry,
-          mirrors: config.mirrors,
+          mirrors: mirrorBases,
         });
-        return summary(verified, plan, false, started, config.mirrors);
+        return summary(verified, plan, false, started, mirrorBases);
       } finally {
         await reader?.close();
       }
@@ -170,16 +172,16 @@ export async function stageRelease(config: AirlockConfig, out: Output, req: Stag
     store = await openStore({ cacheDir: config.cacheDir, write: true, backend: await backendFromConfig(config) });
     const verified = admit(gate, envelope, out, await store.acceptedSerials());
     const s = store;
-    const plan = await planStage({ manifest: verified.manifest, cacheDir: config.cacheDir, has: async (d) => (await s.stat(d)) !== null, http, registry, mirrors: config.mirrors });
+    const plan = await planStage({ manifest: verified.manifest, cacheDir: config.cacheDir, has: async (d) => (await s.stat(d)) !== null, http, registry, mirrors: mirrorBases });
     if (!req.skipPreflight) preflight(plan, { memoryFloor: req.memoryFloor, freeMemory: deps.freeMemory });
     await store.putRelease(verified);
     out.event('plan', { release: plan.release, files: plan.blobs.length, missing: plan.missing.length, bytes: plan.bytes.missing });
     if (plan.missing.length > 0) {
       out.note(`staging ${plan.product} ${plan.release}: ${plan.missing.length} of ${plan.blobs.length} files to fetch (${fmt(plan.bytes.missing)})`);
     }
-    const result = summary(verified, plan, true, started, config.mirrors);
+    const result = summary(verified, plan, true, started, mirrorBases);
     const rate = { minRate: deps.minRate ?? config.minRate, rateWindowMs: deps.rateWindowMs ?? config.rateWindowMs };
-    mirrors = openMirrors(config.mirrors, {
+    mirrors = openMirrors(mirrorBases, {
       caFile: config.caFile,
       http: deps.http,
       onDown: (base, reason) => out.warn(`mirror ${base} is unreachable, given up for this run (upstream URLs are used): ${reason}`, { mirror: base }),
