@@ -34,8 +34,8 @@ export interface AirlockConfig {
   rateWindowMs: number;
   /** `airlock serve`: the OpenPGP secret key signing the apt indexes; null → the cache's own, made on first use */
   aptSigningKey: string | null;
-  /** where blobs live: the filesystem under cache_dir (default) or an S3 bucket (storage/backend/select.ts) */
-  storage: StorageConfig;
+  /** where blobs live: the filesystem under cache_dir (default, also when absent in a config built by hand) or an S3 bucket (storage/backend/select.ts) */
+  storage?: StorageConfig;
   /** other airlock caches (base URLs, no trailing slash) asked first for each blob by digest, directly (never through a proxy) */
   mirrors?: readonly string[];
 }
@@ -195,10 +195,11 @@ function mirrorList(list: readonly string[], where: string): string[] {
 
 /** Commands that work on cache_dir/blobs/ itself (export, import, gc, relocate) refuse a bucket in one line rather than act on the wrong blobs. */
 export function requireFsStorage(config: AirlockConfig, command: string): void {
-  if (config.storage.backend === 'fs') return;
+  const backend = config.storage?.backend ?? 'fs';
+  if (backend === 'fs') return;
   throw new AirlockError(
     'EUSAGE',
-    `airlock ${command} does not work with blobs in S3 yet (storage.backend: ${config.storage.backend} in ${config.configFile ?? 'the config'}); ` +
+    `airlock ${command} does not work with blobs in S3 yet (storage.backend: ${backend} in ${config.configFile ?? 'the config'}); ` +
       'stage, status, verify and serve do',
     { key: 'storage.backend', command },
   );
