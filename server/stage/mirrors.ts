@@ -10,8 +10,8 @@
  * bytes are verified like any upstream's, and wrong bytes, a 404 or a slow
  * answer move on to the next URL under ingest's usual rules.
  *
- * A mirror that cannot be reached at all (connection refused, host
- * unreachable, name not resolving) is given up for the rest of the run at its
+ * A mirror that cannot be reached at all (connection refused or timing out,
+ * host unreachable, name not resolving) is given up for the rest of the run at its
  * first such failure: the blobs started after that do not list it, so a dead
  * site cache costs one failed connection, not backoff on every blob.
  */
@@ -20,7 +20,7 @@ import { cachePath } from '../../common/cache-api.js';
 import { AirlockError, isAirlockError, toAirlockError } from '../../manifests/errors.js';
 import { createHttpClient, fetchRange, fetchWhole, type Fetcher, type HttpClient, type HttpClientOptions, type UrlFailure } from '../../storage/index.js';
 
-/** Connection-level failures: the mirror is not there (a 5xx or a reset mid-body is retried as usual). */
+/** Connection-level failures: the mirror is not there (a 5xx or a reset mid-body is retried as usual); a connect timeout too. */
 const UNREACHABLE = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
 
 export interface Mirrors {
@@ -67,7 +67,11 @@ export function openMirrors(bases: readonly string[], opts: MirrorOptions = {}):
   /** Gives the mirror up when the failure says it is not there; returns the error to throw (not retried then). */
   const judge = (base: string, e: unknown): AirlockError => {
     const err = toAirlockError(e);
-    if (err.code === 'EUPSTREAM' && typeof err.details.cause === 'string' && UNREACHABLE.has(err.details.cause)) {
+    // got's TimeoutError says which phase timed out: no TCP connection in connectTimeoutMs is a host that drops packets
+    const phase = (err.cause as { event?: unknown } | undefined)?.event;
+    const cause = err.details.cause;
+    const unreachable = typeof cause === 'string' && (UNREACHABLE.has(cause) || (cause === 'ETIMEDOUT' && (phase === 'connect' || phase === 'lookup')));
+    if (err.code === 'EUPSTREAM' && unreachable) {
       if (!down.has(base)) {
         down.set(base, err.message);
         opts.onDown?.(base, err.message);
