@@ -2,17 +2,21 @@
  * `airlock serve`: the cache node's LAN server. Opens the store read-only,
  * listens, writes an access log as JSON lines (pino) to stdout, and on
  * SIGTERM/SIGINT stops accepting and lets downloads in flight finish (up to
- * --grace seconds) before exiting.
+ * --grace seconds) before exiting. On SIGHUP (and when `airlock relocate`
+ * hands over) it serves from the config's new cache_dir, downloads in flight
+ * finishing from the old files.
  */
 import type { Command } from 'commander';
 import pino from 'pino';
 import { AirlockError } from '../../../manifests/errors.js';
-// openStore from its own module: the storage facade also loads the got-based fetcher, which serving never uses
-import { openStore } from '../../../storage/store.js';
+import { assertCacheLayout } from '../../../storage/layout.js';
 import { createServer, inProcessStager, listenApp } from '../../http/index.js';
 import { defaultMaxConnections } from '../../http/listen.js';
-import { action, withCommon } from '../frame.js';
-import type { CommonFlags } from '../../config.js';
+import { followingStore } from '../../http/follow.js';
+// not the storage facade: it also loads the got-based fetcher, which serving never uses
+import { backendFromConfig } from '../../../storage/backend/select.js';
+import { action, withCommon, UPSTREAM_FLAGS } from '../frame.js';
+import { loadConfig, type CommonFlags } from '../../config.js';
 
 interface ServeFlags extends CommonFlags {
   grace?: string;
@@ -37,7 +41,7 @@ function connectionCap(text: string | undefined, fromConfig: number | undefined)
 }
 
 export function register(program: Command): void {
-  withCommon(program.command('serve'))
+  withCommon(program.command('serve'), ['cache-dir', 'trust', ...UPSTREAM_FLAGS, 'accept-expired-until'])
     .description(
       'Serve the cache over the LAN: blobs by digest, files by release path, a read-only ' +
         'OCI registry (/v2/), flat apt repositories (/apt/RELEASE ./), and proxy mode for ' +
@@ -61,6 +65,10 @@ export function register(program: Command): void {
         'connection is closed after 30 s); no byte moving for 60 s (--idle-timeout) cuts it; a bad\n' +
         'request is answered and its socket destroyed within 1 s, whether or not the client reads.\n' +
         'Output: one JSON line per request on stdout (pino); the listening address first.\n' +
+        'Signals: SIGTERM/SIGINT stop (downloads in flight get --grace); SIGHUP (systemctl reload, and\n' +
+        '"airlock relocate" by itself) re-reads cache_dir and serves from the new folder, no restart.\n' +
+        'cache_dir must hold an airlock cache (its index/ folder, made by the first stage or import;\n' +
+        'empty is fine): a folder without one, or none, is refused at start with exit 2.\n' +
         'Endpoints: /healthz /metrics /releases /releases/R/manifest /blobs/sha256/HEX\n' +
         '           /files/R/PATH /v2/… /apt/R/ POST /stage\n' +
         'Exit status: 0 after a clean shutdown, 1 failure, 2 usage (bad flag, address in use).',
@@ -73,8 +81,17 @@ export function register(program: Command): void {
         // more libuv threads: each concurrent download keeps one busy per disk read
         process.env.UV_THREADPOOL_SIZE ??= '16';
         const logger = pino({ base: null, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ dest: 1, sync: false }));
-        const store = await openStore({ cacheDir: config.cacheDir, write: false });
-        const jobs = inProcessStager(config, logger);
+        await assertCacheLayout(config.cacheDir);
+        // follows cache_dir on SIGHUP, which `airlock relocate` sends too (server/http/follow.ts)
+        const follow = await followingStore({
+          cacheDir: config.cacheDir,
+          configuredCacheDir: () => loadConfig(opts).cacheDir,
+          backend: await backendFromConfig(config),
+          logger,
+          onSwitch: () => airlock.catalog.invalidate(),
+        });
+        const store = follow.store;
+        const jobs = inProcessStager(Object.defineProperty({ ...config }, 'cacheDir', { get: follow.cacheDir, enumerable: true }), logger);
         const airlock = createServer(config, { store, logger, defaultMetrics: true, stage: jobs.starter });
         const listening = await listenApp(airlock, { listen: config.listen, tls: config.tls, idleTimeoutMs: idle * 1000, maxConnections });
         logger.info({ address: listening.url, cacheDir: config.cacheDir, tls: Boolean(config.tls), maxConnections }, 'listening');
@@ -96,7 +113,7 @@ export function register(program: Command): void {
           process.on('SIGTERM', () => stop('SIGTERM'));
           process.on('SIGINT', () => stop('SIGINT'));
         });
-        await store.close();
+        await follow.close();
         logger.info({}, 'stopped');
         logger.flush();
       }),
