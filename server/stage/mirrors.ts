@@ -41,7 +41,7 @@ export interface Mirrors {
 
 export interface MirrorOptions {
   caFile?: string | null;
-  /** from the stage's http settings: stallTimeoutMs and dnsLookup apply (never the proxy) */
+  /** from the stage's http settings: stallTimeoutMs, connectTimeoutMs (default 10 s here) and dnsLookup apply (never the proxy) */
   http?: Partial<HttpClientOptions>;
   /** called once per mirror given up */
   onDown?: (base: string, reason: string) => void;
@@ -57,7 +57,7 @@ export function openMirrors(bases: readonly string[], opts: MirrorOptions = {}):
       proxy: null,
       caFile: opts.caFile ?? null,
       peer: 'mirror',
-      connectTimeoutMs: 10_000,
+      connectTimeoutMs: opts.http?.connectTimeoutMs ?? 10_000,
       stallTimeoutMs: opts.http?.stallTimeoutMs,
       dnsLookup: opts.http?.dnsLookup,
     }));

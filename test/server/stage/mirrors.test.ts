@@ -7,6 +7,9 @@
  * itself is reached directly.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import net from 'node:net';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -227,6 +230,31 @@ describe('stage from a mirror (another airlock cache)', () => {
     expect(warnings).toHaveLength(1);
     // only the first blob tried it: the others were started without the mirror
     expect(s.sources.filter((a) => a.failed.length > 0)).toHaveLength(1);
+  });
+
+  it('a mirror whose host drops the connection attempt (connect timeout) is given up at once too', async () => {
+    // a socket that listens and never accepts: once its queue is full, the kernel drops further SYNs
+    const holder = spawn('python3', ['-c', 'import socket,sys,time\ns=socket.socket();s.bind(("127.0.0.1",0));s.listen(0)\nprint(s.getsockname()[1],flush=True)\ntime.sleep(60)'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    try {
+      const port = Number((await once(holder.stdout!, 'data'))[0].toString().trim());
+      const fill = [0, 1, 2].map(() => net.connect(port, '127.0.0.1').on('error', () => {}));
+      await new Promise((r) => setTimeout(r, 300));
+      const c = capture();
+      const t0 = Date.now();
+      const s = await stageRelease(config('rack-blackhole', { mirror: [`http://127.0.0.1:${port}`], parallel: '1' }), c.out, { source: envelope }, {
+        ...deps,
+        http: { ...deps.http, connectTimeoutMs: 500 },
+      });
+      fill.forEach((f) => f.destroy());
+      expect(s.fetched).toBe(6);
+      expect(Date.now() - t0).toBeLessThan(10_000);
+      expect(s.mirrors[0]).toMatchObject({ files: 0, down: expect.stringContaining('timed out') });
+      expect(s.sources.filter((a) => a.failed.length > 0)).toHaveLength(1);
+    } finally {
+      holder.kill();
+    }
   });
 
   it('--plan lists the mirror first in its host table, reached directly', async () => {
