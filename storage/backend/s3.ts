@@ -15,16 +15,26 @@
  *   failure the upload is aborted. An object appears only at Complete, whole.
  * A blob already in the bucket is not sent again (content is content).
  *
+ * Ingest's verified partial file is handed over whole (`adopt`): one pass
+ * hashes it again (sha256, and the MD5 of each part), then the parts are
+ * uploaded from the file itself, in parallel, each with its Content-MD5, so
+ * RGW stores only the bytes that were verified and no part sits in memory.
+ *
  * The SDK is built with request checksums and response validation
  * WHEN_REQUIRED: by default it sends stream bodies aws-chunked with CRC32
  * trailers, which RGW answers with 411 MissingContentLength.
  */
 import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { open, rm } from 'node:fs/promises';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { PassThrough, Writable, type Readable } from 'node:stream';
 import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
   CopyObjectCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadBucketCommand,
@@ -32,6 +42,7 @@ import {
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
+  UploadPartCommand,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
@@ -63,6 +74,13 @@ export interface S3Options {
 
 export interface S3BlobBackend extends BlobBackend {
   readonly bucket: string;
+  /**
+   * Uploads a local file (ingest's verified partial) as the blob and removes
+   * it: one pass hashes it (sha256 of the whole, MD5 of each part), then the
+   * parts go up from the file itself, in parallel, each with its Content-MD5,
+   * so the server takes only the bytes that were verified; memory stays flat.
+   */
+  adopt(expected: BlobRef, file: string): Promise<void>;
   /** the object key of a blob */
   key(digest: string): string;
   /** every digest in the bucket (one paginated listing) */
@@ -73,6 +91,15 @@ export interface S3BlobBackend extends BlobBackend {
   readonly client: S3Client;
   close(): void;
 }
+
+/** bigger blobs get bigger parts (S3 allows 10,000), in whole MiB */
+const partSizeFor = (size: number): number => Math.max(PART_SIZE, Math.ceil(size / MAX_PARTS / (1024 * 1024)) * 1024 * 1024);
+
+/** attempts per part or PUT from a file: the SDK does not retry a request whose body is a stream */
+const FILE_ATTEMPTS = 3;
+
+/** The SDK's own warnings (e.g. "non-retryable streaming request", which we retry ourselves) are not for the operator. */
+const quietLogger = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
 
 /** "", "a", "/a/b/" → "", "a/", "a/b/" */
 function normalPrefix(prefix: string | undefined): string {
@@ -91,6 +118,7 @@ export function s3Backend(opts: S3Options): S3BlobBackend {
     forcePathStyle: opts.forcePathStyle ?? opts.endpoint !== undefined,
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
+    logger: quietLogger,
     // serving holds a socket per response being streamed: more than the SDK's 50
     requestHandler: {
       connectionTimeout: 10_000,
@@ -253,6 +281,81 @@ export function s3Backend(opts: S3Options): S3BlobBackend {
       return present || expected.size <= PART_SIZE ? smallWriter(expected, present) : multipartWriter(expected);
     },
 
+    async adopt(expected: BlobRef, file: string): Promise<void> {
+      assertDigest(expected.sha256, 'blob adopt');
+      if (await stat(expected.sha256)) {
+        await rm(file, { force: true });
+        return;
+      }
+      const partSize = partSizeFor(expected.size);
+      const md5s = await hashFile(file, expected, partSize);
+      const Key = key(expected.sha256);
+      const tag = `sha256:${expected.sha256}`;
+      if (md5s.length === 1) {
+        await withRetries(() =>
+          client.send(
+            new PutObjectCommand({
+              Bucket: bucket,
+              Key,
+              Body: expected.size > 0 ? createReadStream(file) : Buffer.alloc(0),
+              ContentLength: expected.size,
+              ContentMD5: md5s[0],
+              ContentType: 'application/octet-stream',
+            }),
+          ),
+        ).catch((e: unknown) => {
+          throw fail(e, `put ${tag}`, { sha256: expected.sha256 });
+        });
+      } else {
+        let UploadId: string | undefined;
+        try {
+          ({ UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key, ContentType: 'application/octet-stream' })));
+          const etags = new Array<string>(md5s.length);
+          let next = 0;
+          let failed = false;
+          const lane = async (): Promise<void> => {
+            while (!failed && next < md5s.length) {
+              const i = next++;
+              const start = i * partSize;
+              const end = Math.min(expected.size, start + partSize) - 1;
+              try {
+                const r = await withRetries(() =>
+                  client.send(
+                    new UploadPartCommand({
+                      Bucket: bucket,
+                      Key,
+                      UploadId,
+                      PartNumber: i + 1,
+                      Body: createReadStream(file, { start, end, highWaterMark: 1024 * 1024 }),
+                      ContentLength: end - start + 1,
+                      ContentMD5: md5s[i],
+                    }),
+                  ),
+                );
+                etags[i] = r.ETag!;
+              } catch (e) {
+                failed = true;
+                throw e;
+              }
+            }
+          };
+          await Promise.all(Array.from({ length: Math.min(QUEUE_SIZE, md5s.length) }, lane));
+          await client.send(
+            new CompleteMultipartUploadCommand({
+              Bucket: bucket,
+              Key,
+              UploadId,
+              MultipartUpload: { Parts: etags.map((ETag, i) => ({ ETag, PartNumber: i + 1 })) },
+            }),
+          );
+        } catch (e) {
+          if (UploadId) await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key, UploadId })).catch(() => {});
+          throw fail(e, `upload ${tag}`, { sha256: expected.sha256 });
+        }
+      }
+      await rm(file, { force: true });
+    },
+
     delete: remove,
 
     list: listKeys,
@@ -280,6 +383,50 @@ export function s3Backend(opts: S3Options): S3BlobBackend {
       client.destroy();
     },
   };
+
+  /**
+   * One pass over a local file: its sha256 and size must be the expected
+   * ones (EINTEGRITY otherwise); returns the base64 MD5 of each part.
+   */
+  async function hashFile(file: string, expected: BlobRef, partSize: number): Promise<string[]> {
+    const handle = await open(file, 'r');
+    try {
+      const sha = createHash('sha256');
+      const md5s: string[] = [];
+      let md5 = createHash('md5');
+      let inPart = 0;
+      let bytes = 0;
+      const buf = Buffer.allocUnsafe(1024 * 1024);
+      for (;;) {
+        const want = Math.min(buf.length, partSize - inPart);
+        const { bytesRead } = await handle.read(buf, 0, want, bytes);
+        if (bytesRead === 0) break;
+        const chunk = buf.subarray(0, bytesRead);
+        sha.update(chunk);
+        md5.update(chunk);
+        bytes += bytesRead;
+        inPart += bytesRead;
+        if (bytes > expected.size) break;
+        if (inPart === partSize) {
+          md5s.push(md5.digest('base64'));
+          md5 = createHash('md5');
+          inPart = 0;
+        }
+      }
+      if (inPart > 0 || md5s.length === 0) md5s.push(md5.digest('base64'));
+      const found = sha.digest('hex');
+      if (bytes !== expected.size || found !== expected.sha256) {
+        throw new AirlockError(
+          'EINTEGRITY',
+          `blob sha256:${expected.sha256}: expected ${expected.size} bytes with that digest, ${file} holds ${bytes} bytes with sha256:${found}`,
+          { expected: { ...expected }, found: { sha256: found, size: bytes } },
+        );
+      }
+      return md5s;
+    } finally {
+      await handle.close();
+    }
+  }
 
   /** The hashing side both writers share: counts, cuts at size + 1, and says whether the bytes are the expected ones. */
   function checker(expected: BlobRef): { add(chunk: Buffer): AirlockError | null; verdict(): AirlockError | null } {
@@ -371,7 +518,7 @@ export function s3Backend(opts: S3Options): S3BlobBackend {
     const body = new PassThrough({ highWaterMark: 1024 * 1024 });
     // its errors reach the upload (which aborts) and commit(); never an unhandled 'error'
     body.on('error', () => {});
-    const partSize = Math.max(PART_SIZE, Math.ceil(expected.size / MAX_PARTS / (1024 * 1024)) * 1024 * 1024);
+    const partSize = partSizeFor(expected.size);
     const upload = new Upload({
       client,
       params: {
@@ -458,6 +605,19 @@ export function s3Backend(opts: S3Options): S3BlobBackend {
         await uploaded;
       },
     };
+  }
+}
+
+/** A request whose body is a file stream, tried again (with a fresh stream) after a network failure or a 5xx. */
+async function withRetries<T>(send: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await send();
+    } catch (e) {
+      const status = (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      if (attempt >= FILE_ATTEMPTS || (status !== undefined && status < 500)) throw e;
+      await new Promise((r) => setTimeout(r, 250 * 2 ** attempt));
+    }
   }
 }
 

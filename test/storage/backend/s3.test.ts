@@ -4,7 +4,11 @@
  * prefix; then what only S3 has (multipart for big blobs, aborts, the
  * bucket's own errors).
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ListMultipartUploadsCommand, PutObjectCommand } from '@aws-sdk/client-s3';
@@ -83,6 +87,41 @@ describe.skipIf(skipWithoutCeph)('s3 backend on a real Ceph RGW', () => {
     expect(await pendingUploads(b)).toBe(0);
     expect((await b.listAll()).sort()).toEqual([sha(body)]);
     b.close();
+  });
+
+  it('adopt uploads a local file in parts from the file itself, removes it, and refuses one whose bytes are not the expected ones', async () => {
+    const b = backend();
+    const dir = await mkdtemp(join(tmpdir(), 'airlock-s3-adopt-'));
+    try {
+      const body = randomBytes(2 * PART_SIZE + 999);
+      const file = join(dir, 'partial');
+      await writeFile(file, body);
+      await b.adopt(ref(body), file);
+      expect(existsSync(file)).toBe(false);
+      const back: Buffer[] = [];
+      for await (const c of await b.read(sha(body))) back.push(c as Buffer);
+      expect(sha(Buffer.concat(back))).toBe(sha(body));
+      for (const small of [Buffer.from('one PUT'), Buffer.alloc(0)]) {
+        await writeFile(file, small);
+        await b.adopt(ref(small), file);
+        expect((await b.stat(sha(small)))?.size).toBe(small.length);
+      }
+      // a file that is not what it claims: nothing is uploaded, no multipart upload is left
+      await writeFile(file, body);
+      const claimed = ref(randomBytes(body.length));
+      await expect(b.adopt(claimed, file)).rejects.toMatchObject({ code: 'EINTEGRITY', details: { found: { sha256: sha(body) } } });
+      expect(await b.stat(claimed.sha256)).toBeNull();
+      expect(await pendingUploads(b)).toBe(0);
+      // what adopt relies on: RGW refuses a body that does not match its Content-MD5
+      const lie = ceph.client().send(
+        new PutObjectCommand({ Bucket: BUCKET, Key: b.key(sha('x')), Body: Buffer.from('y'), ContentMD5: createHash('md5').update('x').digest('base64') }),
+      );
+      await expect(lie).rejects.toMatchObject({ name: 'BadDigest' });
+      expect(await b.stat(sha('x'))).toBeNull();
+    } finally {
+      b.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('a blob already in the bucket is not sent again; verify finds an overwritten object and quarantines it', async () => {
