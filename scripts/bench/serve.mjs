@@ -24,11 +24,16 @@
 // ones picked at runtime; everything is on 127.0.0.1 and stopped at the end.
 //
 // Last figures (2-core box shared with other jobs, `flock /tmp/airlock-bench.lock
-// node scripts/bench/serve.mjs 1024 10`, load average 2.1-2.6): big 1.70× nginx,
-// 1.40× registry; 8 KiB 0.62× nginx; airlock peak RSS 136 MiB. The tree before the
-// lean blob path and pooled file pump, same command, load 2.4-6.3: 1.04×, 0.88×,
-// 0.43×, 190 MiB. serve-load.mjs 20 200 24: peak RSS 110 MiB at 697 MiB/s (was 252
-// MiB at 317 MiB/s).
+// node scripts/bench/serve.mjs 256 10`, best of 2 rounds, load average 2.5-8.7):
+// airlock big 1.69× nginx's throughput at 0.99× its CPU per GiB (0.205 vs 0.206 s),
+// 16 curls 1.87× at 0.70× (0.190 vs 0.271 s); 8 KiB 0.70× nginx's req/s; 1.81× registry.
+// --workers 2: 8 KiB 58446 req/s vs 47183 with one (1.24×), big 0.246 s CPU/GiB.
+// Behind nginx with X-Accel-Redirect (airlock-accel): big 0.99× nginx, 1.15× its
+// CPU/GiB; 16 curls 0.95×, 0.99×; 8 KiB 0.42× (every request takes the proxy hop).
+// airlock peak RSS 181 MiB over the whole run (the 16-curl runs included; 130 MiB with
+// the wrk runs alone). Earlier, `… 1024 10`, load 2.1-2.6: big 1.70× nginx, 1.40×
+// registry; 8 KiB 0.62× nginx; peak RSS 136 MiB. serve-load.mjs 20 200 24: peak RSS
+// 110 MiB at 697 MiB/s.
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, openSync, mkdirSync, readdirSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
@@ -196,7 +201,7 @@ try {
   await store.ingestStream({ sha256: small, size: 8192 }, createReadStream(smallFile));
   await store.close();
   const [pa, pn, pr, pb, pw, pf, pfa] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
-  const want = new Set((process.env.SERVERS ?? 'airlock,nginx,registry,bare-node').split(','));
+  const want = new Set((process.env.SERVERS ?? 'airlock,airlock-accel,nginx,registry,bare-node').split(','));
   // the platform's own ceiling: a bare node http server piping the same files (no routing, no logging)
   writeFileSync(join(B, 'bare.mjs'), `import http from 'node:http'; import fs from 'node:fs';
 const files = { '/big.bin': ${JSON.stringify(bigFile)}, '/small.bin': ${JSON.stringify(smallFile)} };
