@@ -1,14 +1,17 @@
 /** `airlock serve` (the built CLI, as a process): the connection cap from the config and from --max-connections. */
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { openStore } from '../../../../storage/index.js';
 import { AIRLOCK, cleanEnv, runCli } from '../../../support/cli.js';
 
 let dir: string;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'airlock-serve-cli-'));
+  // an initialised cache holding no release yet, as the first stage or import leaves it: serve starts on it
+  await (await openStore({ cacheDir: join(dir, 'cache'), write: true })).close();
 });
 afterAll(() => rm(dir, { recursive: true, force: true }));
 
@@ -70,3 +73,19 @@ it('--help documents the cap', async () => {
   expect(help.stdout).toContain('--max-connections <n>');
   expect(help.stdout).toMatch(/Config keys:[^]*max_connections/);
 });
+
+it('a cache_dir that holds no cache is refused at start, naming the folder: exit 2, EUSAGE', async () => {
+  const empty = join(dir, 'not-a-cache');
+  await mkdir(empty);
+  for (const target of [empty, join(dir, 'no-such-folder')]) {
+    const r = await runCli(AIRLOCK, ['serve', '--cache-dir', target, '--listen', '127.0.0.1:0', '--json']);
+    expect(r.code).toBe(2);
+    const last = JSON.parse(r.stdout.trim().split('\n').pop()!);
+    expect(last.error.code).toBe('EUSAGE');
+    expect(last.error.message).toContain(`cache_dir ${target} `);
+    expect(last.error.message).toMatch(/airlock stage|airlock import/);
+  }
+  const plain = await runCli(AIRLOCK, ['serve', '--cache-dir', empty, '--listen', '127.0.0.1:0']);
+  expect(plain.stderr).toMatch(new RegExp(`^airlock: EUSAGE: cache_dir ${empty} holds no airlock cache`));
+  expect((await runCli(AIRLOCK, ['serve', '--help'])).stdout).toMatch(/cache_dir must hold an airlock cache/);
+}, 30_000);
