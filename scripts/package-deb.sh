@@ -47,10 +47,14 @@ if [ ! -d "$MODS/node_modules" ]; then
   rm -rf "$WORK"/node_modules-* "$MODS.tmp"
   mkdir -p "$MODS.tmp"
   cp package.json package-lock.json "$MODS.tmp/"
-  cp -al node_modules "$MODS.tmp/node_modules"
+  # a real folder of hard links to the files (node_modules itself may be a link: never work through it)
+  SRC=$(realpath node_modules)
+  mkdir "$MODS.tmp/node_modules"
+  cp -al "$SRC/." "$MODS.tmp/node_modules/" 2>/dev/null || cp -a "$SRC/." "$MODS.tmp/node_modules/"
+  [ -d "$MODS.tmp/node_modules" ] && [ ! -L "$MODS.tmp/node_modules" ] || die "could not copy node_modules"
   # npm rewrites this file: a copy of its own, not a link to ours
   rm -f "$MODS.tmp/node_modules/.package-lock.json"
-  cp node_modules/.package-lock.json "$MODS.tmp/node_modules/" 2>/dev/null || true
+  if [ -f "$SRC/.package-lock.json" ]; then cp "$SRC/.package-lock.json" "$MODS.tmp/node_modules/"; fi
   ( cd "$MODS.tmp" && npm prune --omit=dev --offline --ignore-scripts --no-audit --no-fund >/dev/null ) || die "npm prune --omit=dev failed"
   find "$MODS.tmp/node_modules" -depth -type d -empty -delete
   rm -rf "$MODS.tmp/node_modules/.bin"
