@@ -135,6 +135,13 @@ export async function gc(store: Store, opts: GcOptions = {}): Promise<GcReport> 
     report.quarantine.bytes += f.size;
     if (!dryRun) await rm(f.path, { force: true });
   }
+  // a backend that quarantines elsewhere (an S3 bucket's quarantine/) empties its own
+  const purge = (store.backend as { purgeQuarantine?: (dryRun: boolean) => Promise<{ count: number; bytes: number }> }).purgeQuarantine;
+  if (purge) {
+    const q = await purge.call(store.backend, dryRun);
+    report.quarantine.count += q.count;
+    report.quarantine.bytes += q.bytes;
+  }
   report.freed = report.blobs.deleted.bytes + report.partial.bytes + report.quarantine.bytes;
   return report;
 }

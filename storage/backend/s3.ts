@@ -87,6 +87,8 @@ export interface S3BlobBackend extends BlobBackend {
   listAll(): Promise<string[]>;
   /** copies a blob to quarantine/ and removes it from blobs/; returns where it went */
   quarantine(digest: string): Promise<string>;
+  /** `airlock gc`: what quarantine/ holds in the bucket, removed unless `dryRun` */
+  purgeQuarantine(dryRun: boolean): Promise<{ count: number; bytes: number }>;
   /** the SDK client (tests, benches) */
   readonly client: S3Client;
   close(): void;
@@ -377,6 +379,27 @@ export function s3Backend(opts: S3Options): S3BlobBackend {
       }
       await remove(digest);
       return `s3://${bucket}/${to}`;
+    },
+
+    async purgeQuarantine(dryRun: boolean): Promise<{ count: number; bytes: number }> {
+      await ready();
+      const out = { count: 0, bytes: 0 };
+      let token: string | undefined;
+      do {
+        let page;
+        try {
+          page = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `${prefix}quarantine/`, ContinuationToken: token }));
+        } catch (e) {
+          throw fail(e, 'list quarantine');
+        }
+        for (const o of page.Contents ?? []) {
+          out.count++;
+          out.bytes += o.Size ?? 0;
+          if (!dryRun) await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: o.Key })).catch((e: unknown) => Promise.reject(fail(e, `delete ${o.Key}`)));
+        }
+        token = page.IsTruncated ? page.NextContinuationToken : undefined;
+      } while (token);
+      return out;
     },
 
     close(): void {

@@ -2,12 +2,12 @@
 import type { Command } from 'commander';
 import { AirlockError } from '../../../manifests/errors.js';
 import { exportBundle } from '../../../storage/bundle/index.js';
-import { openStore } from '../../../storage/index.js';
+import { backendFromConfig, openStore } from '../../../storage/index.js';
 import { parseSize } from '../../../common/config.js';
 import { humanBytes } from '../../../common/output.js';
 import { readTrustFile } from '../../../common/trust-file.js';
 import { action, withCommon } from '../frame.js';
-import { requireFsStorage, type CommonFlags } from '../../config.js';
+import type { CommonFlags } from '../../config.js';
 
 interface ExportFlags extends CommonFlags {
   out?: string;
@@ -44,8 +44,7 @@ export function register(program: Command): void {
         const rootFiles = [...(config.trust ? [config.trust] : []), ...(opts.root ?? [])];
         const roots = rootFiles.map((f) => readTrustFile(f));
         if (roots.length === 0) out.warn('no --trust root given: the bundle carries no root chain (the importer uses its own root)');
-        requireFsStorage(config, 'export');
-        const store = await openStore({ cacheDir: config.cacheDir });
+        const store = await openStore({ cacheDir: config.cacheDir, backend: await backendFromConfig(config) });
         try {
           let bar: ReturnType<typeof out.progress> | null = null;
           const r = await exportBundle(store, release, {

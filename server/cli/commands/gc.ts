@@ -1,10 +1,10 @@
 /** `airlock gc [--keep RELEASE…] [--dry-run]`: reclaim space no kept release needs. */
 import type { Command } from 'commander';
 import { gc, parseDuration } from '../../../storage/gc.js';
-import { openStore } from '../../../storage/index.js';
+import { backendFromConfig, openStore } from '../../../storage/index.js';
 import { humanBytes } from '../../../common/output.js';
 import { action, withCommon } from '../frame.js';
-import { requireFsStorage, type CommonFlags } from '../../config.js';
+import type { CommonFlags } from '../../config.js';
 
 interface GcFlags extends CommonFlags {
   keep?: string[];
@@ -31,8 +31,7 @@ export function register(program: Command): void {
     .action(
       action<[], GcFlags>(async ({ config, out }, opts) => {
         const partialOlderThanMs = parseDuration(opts.partialOlderThan ?? '24h', '--partial-older-than');
-        requireFsStorage(config, 'gc');
-        const store = await openStore({ cacheDir: config.cacheDir, write: true });
+        const store = await openStore({ cacheDir: config.cacheDir, write: true, backend: await backendFromConfig(config) });
         try {
           const r = await gc(store, { keep: opts.keep ?? null, dryRun: opts.dryRun ?? false, partialOlderThanMs });
           const verb = r.dryRun ? 'would free' : 'freed';
