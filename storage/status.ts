@@ -51,6 +51,61 @@ export async function presentSet(backend: BlobBackend, digests: readonly string[
   return present;
 }
 
+/**
+ * Readiness from a stream of artifacts (releases/outline.ts scanOutline):
+ * the store is listed once and each artifact checked as it comes, keeping
+ * only the digests seen and what is missing; no list of every artifact or
+ * blob is built. Same answer as releaseStatus.
+ */
+export class StreamedStatus {
+  private readonly seen = new Set<string>();
+  private readonly missingBy = new Map<string, ReleaseStatus['missing'][number]>();
+  private readonly missing: ReleaseStatus['missing'] = [];
+  private readonly files = { total: 0, present: 0, missing: 0 };
+  private readonly bytes = { total: 0, present: 0, missing: 0 };
+
+  constructor(private readonly held: ReadonlySet<string>) {}
+
+  add(a: ArtifactOutline): void {
+    const refs = a.blobs ? [a, ...a.blobs] : [a];
+    let whole = true;
+    for (const ref of refs) {
+      const present = this.held.has(ref.sha256);
+      if (!present) whole = false;
+      if (!this.seen.has(ref.sha256)) {
+        this.seen.add(ref.sha256);
+        this.bytes.total += ref.size;
+        if (present) this.bytes.present += ref.size;
+        else {
+          this.bytes.missing += ref.size;
+          const m = { sha256: ref.sha256, size: ref.size, paths: [a.path] };
+          this.missingBy.set(ref.sha256, m);
+          this.missing.push(m);
+        }
+      } else {
+        const m = this.missingBy.get(ref.sha256);
+        if (m && !m.paths.includes(a.path)) m.paths.push(a.path);
+      }
+    }
+    this.files.total++;
+    if (whole) this.files.present++;
+    else this.files.missing++;
+  }
+
+  result(head: { product: string; release: string; serial: number }): ReleaseStatus {
+    return { ...head, ready: this.missing.length === 0, files: this.files, bytes: this.bytes, missing: this.missing };
+  }
+}
+
+/** Every digest the backend holds (one listing). */
+export async function heldSet(backend: BlobBackend): Promise<Set<string>> {
+  const held = new Set<string>();
+  const listAll = (backend as { listAll?: () => Promise<string[]> }).listAll;
+  if (listAll) for (const d of await listAll.call(backend)) held.add(d);
+  else for await (const d of backend.list()) held.add(d);
+  return held;
+}
+
 export async function releaseStatus(stored: ReleaseOutline, backend: BlobBackend): Promise<ReleaseStatus> {
   const blobs = releaseBlobs(stored);
   const present = await presentSet(

@@ -25,18 +25,22 @@ import {
   readEnvelopeFile,
   readOutline,
   rebuildIndex,
+  scanOutline,
   writeAcceptedFile,
   writeEnvelopeFile,
   writeOutline,
 } from './releases/index.js';
 import { acquireWriterLock, type WriterLock } from './lock.js';
-import { assertReleaseName, envelopesDir, indexDir, partialDir } from './paths.js';
-import { releaseStatus } from './status.js';
+import { assertReleaseName, envelopesDir, indexDir, outlinePath, partialDir } from './paths.js';
+import { heldSet, releaseStatus, StreamedStatus } from './status.js';
 import type { BlobBackend, BlobStat, ByteRange, Fetcher, IngestResult, ReleaseStatus, StoredRelease } from './types.js';
 import { rehashBlobs, type RehashReport, type RehashTarget } from './rehash.js';
 
 /** Where the cache node keeps its own apt signing key (server/http/apt-signer.ts); here so that serving need not load the facade. */
 export { aptSigningKeyPath } from './paths.js';
+
+/** an outline bigger than this (~2,000 artifacts) is streamed against one listing of the store */
+const STREAM_OUTLINE_BYTES = 256 * 1024;
 
 export interface OpenStoreOptions {
   cacheDir: string;
@@ -204,6 +208,17 @@ export async function openStore(opts: OpenStoreOptions): Promise<Store> {
 
     async status(release: string): Promise<ReleaseStatus> {
       // The outline spares decoding a big envelope; the envelope is the fallback.
+      // A big release's outline is streamed against one listing of the store (bounded memory).
+      assertReleaseName(release);
+      const big = await stat(outlinePath(cacheDir, release)).then(
+        (s) => s.size > STREAM_OUTLINE_BYTES,
+        () => false,
+      );
+      if (big) {
+        const streamed = new StreamedStatus(await heldSet(backend));
+        const head = await scanOutline(cacheDir, release, (a) => streamed.add(a));
+        if (head) return streamed.result(head);
+      }
       const outline = await readOutline(cacheDir, release);
       if (outline) return releaseStatus(outline, backend);
       const stored = await mustGetRelease(release);

@@ -15,6 +15,6 @@ export {
   writeAcceptedFile,
   writeEnvelopeFile,
 } from './envelopes.js';
-export { readOutline, removeOutline, writeOutline } from './outline.js';
+export { readOutline, removeOutline, scanOutline, writeOutline, type OutlineHead } from './outline.js';
 export { rebuildIndex } from './rebuild.js';
 export { forgetReleases } from './remove.js';

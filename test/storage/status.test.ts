@@ -49,3 +49,34 @@ describe('status', () => {
     await rm(dir, { recursive: true, force: true });
   });
 });
+
+describe('status of a big release (its outline streamed against one listing)', () => {
+  it('gives the same answer as the in-memory status: shared blobs once, every path of a missing one, images whole or not', async () => {
+    const { openStore } = await import('../../storage/index.js');
+    const dir = await tmp();
+    const artifacts: Artifact[] = [];
+    for (let i = 0; i < 4000; i++) {
+      // every 7th reuses the body of the one before it (a shared blob under two paths)
+      const body = `body-${i % 7 === 0 && i > 0 ? i - 1 : i}`;
+      if (i % 500 === 0) {
+        artifacts.push({
+          path: `images/${i}`, kind: 'oci-image', sha256: sha(`m${i}`), size: `m${i}`.length, image: `r.example/x:${i}`,
+          blobs: [{ sha256: sha(`c${i}`), size: `c${i}`.length }, { sha256: sha(body), size: body.length }],
+        });
+      } else artifacts.push(fileArtifact(`files/${i}.bin`, body));
+    }
+    const store = await openStore({ cacheDir: dir, write: true });
+    await store.putRelease(makeRelease('big', artifacts));
+    const bodies = new Set<string>();
+    for (let i = 0; i < 4000; i += 3) bodies.add(`body-${i}`);
+    for (let i = 0; i < 4000; i += 1000) bodies.add(`m${i}`).add(`c${i}`);
+    for (const b of bodies) await store.ingestStream({ sha256: sha(b), size: b.length }, Readable.from([Buffer.from(b)]));
+    const streamed = await store.status('big');
+    const whole = await releaseStatus({ product: 'stackato', release: 'big', serial: 1, artifacts }, fsBackend(dir));
+    expect(streamed).toEqual(whole);
+    expect(streamed.missing.some((m) => m.paths.length > 1)).toBe(true);
+    expect(streamed.ready).toBe(false);
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+});
