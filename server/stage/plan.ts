@@ -61,6 +61,8 @@ export interface PlanInputs {
   registry: RegistryClient;
   /** other airlock caches asked first (config `mirrors`, `--mirror`) */
   mirrors?: readonly string[];
+  /** blobs kept elsewhere (an S3 bucket): cache_dir holds only the partial files of this many downloads at a time */
+  partialsOnly?: number;
 }
 
 /** Every blob of the release with its source URLs (an image's blobs come from its registry, by digest). */
@@ -119,7 +121,15 @@ export async function planStage(inputs: PlanInputs): Promise<StagePlan> {
     mirrorRows.push({ host: hostPort(url), scheme: url.protocol.replace(':', ''), via: 'direct', files: missing.length, bytes: missingBytes, mirror: true });
   }
   const { free, at } = await freeDiskBytes(inputs.cacheDir);
-  const margin = spaceMargin(missingBytes);
+  // with blobs in a bucket the local disk needs room for the biggest downloads in flight, not the release
+  const local = inputs.partialsOnly
+    ? missing
+        .map((b) => b.size)
+        .sort((a, b) => b - a)
+        .slice(0, inputs.partialsOnly)
+        .reduce((n, s) => n + s, 0)
+    : missingBytes;
+  const margin = spaceMargin(local);
   return {
     release: manifest.release,
     product: manifest.product,
@@ -127,7 +137,7 @@ export async function planStage(inputs: PlanInputs): Promise<StagePlan> {
     missing,
     present: blobs.length - missing.length,
     bytes: { total: blobs.reduce((n, b) => n + b.size, 0), missing: missingBytes },
-    space: { needed: missing.length === 0 ? 0 : missingBytes + margin, free, margin, filesystemOf: at },
+    space: { needed: missing.length === 0 ? 0 : local + margin, free, margin, filesystemOf: at },
     hosts: [...mirrorRows, ...[...rows.values()].sort((a, b) => a.host.localeCompare(b.host))],
     registries,
   };

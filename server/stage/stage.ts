@@ -127,6 +127,9 @@ export async function readSource(source: string, http: HttpClient, what = 'envel
   }
 }
 
+/** blobs in a bucket: the disk preflight counts only the partial files of `parallel` downloads (undefined: the whole release lands in cache_dir) */
+const partialsOnly = (config: AirlockConfig): number | undefined => (config.storage?.backend === 's3' ? config.parallel : undefined);
+
 async function cacheExists(dir: string): Promise<boolean> {
   return stat(dir).then(
     () => true,
@@ -162,6 +165,7 @@ export async function stageRelease(config: AirlockConfig, out: Output, req: Stag
           http,
           registry,
           mirrors: mirrorBases,
+          partialsOnly: partialsOnly(config),
         });
         return summary(verified, plan, false, started, mirrorBases);
       } finally {
@@ -172,7 +176,7 @@ export async function stageRelease(config: AirlockConfig, out: Output, req: Stag
     store = await openStore({ cacheDir: config.cacheDir, write: true, backend: await backendFromConfig(config) });
     const verified = admit(gate, envelope, out, await store.acceptedSerials());
     const s = store;
-    const plan = await planStage({ manifest: verified.manifest, cacheDir: config.cacheDir, has: async (d) => (await s.stat(d)) !== null, http, registry, mirrors: mirrorBases });
+    const plan = await planStage({ manifest: verified.manifest, cacheDir: config.cacheDir, has: async (d) => (await s.stat(d)) !== null, http, registry, mirrors: mirrorBases, partialsOnly: partialsOnly(config) });
     if (!req.skipPreflight) preflight(plan, { memoryFloor: req.memoryFloor, freeMemory: deps.freeMemory });
     await store.putRelease(verified);
     out.event('plan', { release: plan.release, files: plan.blobs.length, missing: plan.missing.length, bytes: plan.bytes.missing });
