@@ -16,7 +16,7 @@ import { assertNoRollback, releaseBlobs, type VerifiedRelease } from '../manifes
 import { AirlockError } from '../manifests/errors.js';
 import type { AcceptedSerial, BlobRef } from '../manifests/types.js';
 import { fsBackend } from './backend/fs.js';
-import { ingestFromUrls, ingestStream, type IngestContext, type IngestTuning } from './content/ingest.js';
+import { ingestFeed, ingestFromUrls, ingestStream, type IngestContext, type IngestTuning } from './content/ingest.js';
 import {
   LevelIndex,
   listEnvelopeFiles,
@@ -72,8 +72,14 @@ export interface Store {
    * calls for one digest are coalesced. Already present → fetched:false.
    */
   ingestFromUrls(expected: BlobRef, urls: string[], fetcher: Fetcher, opts?: IngestOptions): Promise<IngestResult>;
-  /** One-shot verified ingest of a stream (bundles, tests). */
+  /** One-shot verified ingest of a stream (tests, local files). */
   ingestStream(expected: BlobRef, stream: Readable, opts?: IngestOptions): Promise<IngestResult>;
+  /** One-shot verified ingest fed chunk by chunk, each buffer reusable once its put resolved (bundles; content/ingest.ts). */
+  ingestFeed(
+    expected: BlobRef,
+    feed: (put: (chunk: Buffer) => Promise<void>) => Promise<void>,
+    opts?: Pick<IngestOptions, 'onProgress'>,
+  ): Promise<IngestResult>;
 
   // ---- releases ----
   /** Stores the verified envelope and persists the new accepted serial, atomically. */
@@ -167,6 +173,11 @@ export async function openStore(opts: OpenStoreOptions): Promise<Store> {
     async ingestStream(expected: BlobRef, stream: Readable, o?: IngestOptions): Promise<IngestResult> {
       const d = writer('ingest');
       return recordBlob(d, await ingestStream(ctx, expected, stream, o));
+    },
+
+    async ingestFeed(expected, feed, o): Promise<IngestResult> {
+      const d = writer('ingest');
+      return recordBlob(d, await ingestFeed(ctx, expected, feed, o));
     },
 
     async putRelease(verified: VerifiedRelease): Promise<void> {

@@ -25,6 +25,13 @@ export interface ByteRange {
  */
 export interface BlobWriter {
   readonly stream: Writable;
+  /**
+   * Optional, instead of `stream`: takes `chunk` next and resolves once its
+   * bytes are written, so the caller may then reuse the buffer (a reader
+   * cycling through a few buffers allocates nothing per chunk). Several may
+   * be in flight; never mixed with writes to `stream`.
+   */
+  put?(chunk: Buffer): Promise<void>;
   commit(): Promise<void>;
   cancel(): Promise<void>;
 }

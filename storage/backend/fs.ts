@@ -160,6 +160,26 @@ async function openWriter(root: string, expected: BlobRef): Promise<BlobWriter> 
     if (writeError) throw writeError;
   };
 
+  /** hashes `chunk` and queues its positional write; the promise settles when it is written */
+  const take = (chunk: Buffer): Promise<void> => {
+    hash.update(chunk);
+    const p = writeAll(handle, chunk, position).catch((e: unknown) => {
+      writeError ??= e as Error;
+    });
+    position += chunk.length;
+    inflight.push(p);
+    unsynced += chunk.length;
+    if (unsynced >= SYNC_EVERY) {
+      unsynced = 0;
+      // one background fdatasync at a time, after the writes issued so far
+      const upTo = Promise.all(inflight);
+      background = background.then(() => upTo).then(() => handle.datasync()).catch((e: unknown) => {
+        writeError ??= e as Error;
+      });
+    }
+    return p;
+  };
+
   const stream = new Writable({
     highWaterMark: 4 * CHUNK,
     write(chunk: Buffer, _enc, cb) {
@@ -168,21 +188,7 @@ async function openWriter(root: string, expected: BlobRef): Promise<BlobWriter> 
         cb(tooLong(expected, bytes));
         return;
       }
-      hash.update(chunk);
-      const p = writeAll(handle, chunk, position).catch((e: unknown) => {
-        writeError ??= e as Error;
-      });
-      position += chunk.length;
-      inflight.push(p);
-      unsynced += chunk.length;
-      if (unsynced >= SYNC_EVERY) {
-        unsynced = 0;
-        // one background fdatasync at a time, after the writes issued so far
-        const upTo = Promise.all(inflight);
-        background = background.then(() => upTo).then(() => handle.datasync()).catch((e: unknown) => {
-          writeError ??= e as Error;
-        });
-      }
+      take(chunk);
       drainTo(MAX_INFLIGHT - 1).then(
         () => cb(),
         (e: unknown) => cb(e as Error),
@@ -214,6 +220,17 @@ async function openWriter(root: string, expected: BlobRef): Promise<BlobWriter> 
 
   return {
     stream,
+    async put(chunk: Buffer): Promise<void> {
+      if (done || closed) throw new AirlockError('EINTERNAL', 'blob writer: put after commit or cancel');
+      if (writeError) throw writeError;
+      bytes += chunk.length;
+      if (bytes > expected.size) throw tooLong(expected, bytes);
+      const written = take(chunk);
+      // settled writes need not be waited for again at the end
+      if (inflight.length > 2 * MAX_INFLIGHT) await drainTo(MAX_INFLIGHT);
+      await written;
+      if (writeError) throw writeError;
+    },
     async commit() {
       if (done) throw new AirlockError('EINTERNAL', 'blob writer used twice');
       done = true;

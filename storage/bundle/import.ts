@@ -21,9 +21,6 @@
  * MAX_COMMITTING at a time), and every one of them is awaited before the
  * release is recorded.
  */
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import tar, { type Extract } from 'tar-stream';
 import { AirlockError, toAirlockError } from '../../manifests/errors.js';
 import { releaseBlobs, type GateResult, type TrustedRoot, type TrustGate } from '../../manifests/index.js';
 import { LIMITS } from '../../manifests/types.js';
@@ -42,7 +39,8 @@ import {
   rootVersionOf,
   type BundleHeader,
 } from './format.js';
-import { readVolumes, resolveVolumes } from './volumes.js';
+import { resolveVolumes } from './volumes.js';
+import { TarEnded, TarHeaderError, TarReader, VolumeReader, type TarHeader } from './tar-read.js';
 
 export interface ImportOptions {
   /** the trust gate opened on the local trust root (--trust / config), never on one from the bundle */
@@ -72,8 +70,6 @@ export interface ImportResult {
   volumes: string[];
 }
 
-type TarEntry = Extract extends AsyncIterable<infer E> ? E : never;
-
 const ENTRY_KINDS: Record<string, string> = {
   link: 'a hard link',
   symlink: 'a symbolic link',
@@ -85,8 +81,8 @@ const ENTRY_KINDS: Record<string, string> = {
 };
 
 /** EPATH for names that could escape a directory or are not regular files: checked on every entry. */
-function checkEntry(entry: TarEntry, where: string): string {
-  const { name, type } = entry.header;
+function checkEntry(entry: TarHeader, where: string): string {
+  const { name, type } = entry;
   if (name.startsWith('/')) throw new AirlockError('EPATH', `${where}: entry "${name}" is an absolute path`, { bundle: where, entry: name });
   const parts = name.split('/');
   if (name.includes('\\') || name.includes('\0') || parts.some((p) => p === '..' || p === '.' || p === '')) {
@@ -118,12 +114,8 @@ const entryLabel = (name: string): string => {
   return digest === null ? name : `blob sha256:${digest}`;
 };
 
-/** What the tar reader (streamx, tar-stream, node streams) says when its input ends early. */
-function endedEarly(e: unknown): boolean {
-  const err = e as { message?: unknown; code?: unknown } | null;
-  if (typeof err?.message === 'string' && /unexpected end of data|premature close/i.test(err.message)) return true;
-  return err?.code === 'STREAM_DESTROYED' || err?.code === 'PREMATURE_CLOSE' || err?.code === 'ERR_STREAM_PREMATURE_CLOSE';
-}
+/** The tar reader says its input ended early. */
+const endedEarly = (e: unknown): boolean => e instanceof TarEnded;
 
 function truncated(where: string, at: CutAt): AirlockError {
   const place = at.inside
@@ -148,70 +140,41 @@ function tarError(e: unknown, where: string, at: CutAt = {}): AirlockError {
   const cause = e instanceof AirlockError && e.cause !== undefined ? e.cause : e;
   const msg = cause instanceof Error ? cause.message : String(cause);
   if (endedEarly(cause)) return truncated(where, at);
-  if (/invalid (tar )?header|unknown format|header exceeds/i.test(msg)) {
+  if (cause instanceof TarHeaderError) {
     return new AirlockError('EMANIFEST', `${where}: not an airlock bundle (tar header unreadable: ${msg.split('.')[0]})`, { bundle: where });
   }
   return toAirlockError(e);
 }
 
-async function readSmall(entry: TarEntry, max: number, what: string, where: string, code: 'EMANIFEST' = 'EMANIFEST'): Promise<Buffer> {
-  const size = entry.header.size ?? 0;
+async function readSmall(reader: TarReader, entry: TarHeader, max: number, what: string, where: string, code: 'EMANIFEST' = 'EMANIFEST'): Promise<Buffer> {
+  const size = entry.size;
   if (size > max) {
     throw new AirlockError(code, `${where}: ${what} is ${size} bytes, more than the ${max}-byte cap`, { bundle: where, size, max });
   }
-  const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const c of entryBytes(entry, where, what)) {
-    n += c.length;
-    if (n > max) throw new AirlockError(code, `${where}: ${what} exceeds the ${max}-byte cap`, { bundle: where, max });
-    chunks.push(c);
-  }
-  return Buffer.concat(chunks);
-}
-
-/**
- * An entry's bytes. The tar reader ends an entry the input stops inside with
- * whatever its stream layer says ("Stream was destroyed", "Unexpected end of
- * data", or nothing): here that is EINTEGRITY naming the entry.
- */
-async function* entryBytes(entry: TarEntry, where: string, label: string): AsyncGenerator<Buffer> {
-  const size = entry.header.size ?? 0;
-  let got = 0;
-  try {
-    for await (const c of entry) {
-      got += (c as Buffer).length;
-      yield c as Buffer;
-    }
-  } catch (e) {
-    throw tarError(e, where, { inside: label, bytes: { got, size } });
-  }
-  if (got < size) throw truncated(where, { inside: label, bytes: { got, size } });
+  const body = await reader.small(size);
+  if (body.length < size) throw truncated(where, { inside: what, bytes: { got: body.length, size } });
+  return body;
 }
 
 export async function importBundle(store: Store, files: string[], opts: ImportOptions): Promise<ImportResult> {
   const volumes = resolveVolumes(files);
   const where = volumes.length === 1 ? volumes[0]! : `${volumes[0]}…(${volumes.length} volumes)`;
-  const source = readVolumes(volumes, { check: opts.checkVolumes === true });
-  const extract = tar.extract();
-  const piped = pipeline(source, extract);
-  piped.catch(() => {}); // surfaces through the entry iterator and is awaited at the end
-  // a volume that cannot be read (media pulled out) is named as such, not as the entry it cut
-  let volumeError: AirlockError | null = null;
-  source.on('error', (e: unknown) => {
-    if (e instanceof AirlockError) volumeError ??= e;
-  });
-  const entries = extract[Symbol.asyncIterator]();
-  // blobs streamed in whose ingest (write drain, digest check, fsync, rename) may still be running
+  const source = new VolumeReader(volumes, opts.checkVolumes === true);
+  const reader = new TarReader(source);
+  // blobs read in whose ingest (write drain, digest check, fsync, rename) may still be running
   const committing: Array<Promise<void>> = [];
   let commitFailure: AirlockError | null = null;
   let last: string | null = null; // the entry read last: where a bundle cut between entries ends
-  const next = async (expecting?: string): Promise<TarEntry | null> => {
+  const next = async (expecting?: string): Promise<TarHeader | null> => {
     try {
-      const r = await entries.next();
-      if (!r.done) last = r.value.header.name;
-      return r.done ? null : r.value;
+      const h = await reader.next();
+      if (h) last = h.name;
+      return h;
     } catch (e) {
-      throw volumeError ?? tarError(e, where, { after: last, ...(expecting === undefined ? {} : { expecting }) });
+      // bytes gone wrong show first in the blob they hit: an earlier blob's failed digest is the cause to name
+      await Promise.allSettled(committing);
+      if (commitFailure) throw commitFailure;
+      throw tarError(e, where, { after: last, ...(expecting === undefined ? {} : { expecting }) });
     }
   };
 
@@ -226,7 +189,7 @@ export async function importBundle(store: Store, files: string[], opts: ImportOp
         entry: firstName,
       });
     }
-    const header = parseHeader(await readSmall(first, HEADER_MAX_BYTES, HEADER_NAME, where), where);
+    const header = parseHeader(await readSmall(reader, first, HEADER_MAX_BYTES, HEADER_NAME, where), where);
 
     // ---- root chain, then the envelope: nothing else may come first ----
     // each root is checked as it streams (a rotation from the last one trusted) and then dropped
@@ -234,7 +197,7 @@ export async function importBundle(store: Store, files: string[], opts: ImportOp
     let lastVersion = 0;
     let roots = 0;
     let entry = await next();
-    while (entry && entry.header.name.startsWith(ROOT_PREFIX)) {
+    while (entry && entry.name.startsWith(ROOT_PREFIX)) {
       const name = checkEntry(entry, where);
       const version = rootVersionOf(name);
       if (version === null || version <= lastVersion) {
@@ -247,7 +210,7 @@ export async function importBundle(store: Store, files: string[], opts: ImportOp
         throw new AirlockError('EMANIFEST', `${where}: more than ${MAX_OFFERED_ROOTS} root entries; not an airlock bundle`, { bundle: where });
       }
       lastVersion = version;
-      gate.offerRoot(await readSmall(entry, ROOT_MAX_BYTES, name, where), `${where}: ${name}`);
+      gate.offerRoot(await readSmall(reader, entry, ROOT_MAX_BYTES, name, where), `${where}: ${name}`);
       entry = await next();
     }
     if (!entry) {
@@ -261,7 +224,7 @@ export async function importBundle(store: Store, files: string[], opts: ImportOp
         entry: envName,
       });
     }
-    const envelope = await readSmall(entry, opts.maxEnvelopeBytes ?? LIMITS.envelopeBytes, ENVELOPE_NAME, where);
+    const envelope = await readSmall(reader, entry, opts.maxEnvelopeBytes ?? LIMITS.envelopeBytes, ENVELOPE_NAME, where);
 
     // ---- trust: the gate, on the local root and the rotations it accepted ----
     const verified = gate.admit(envelope, { accepted: await store.acceptedSerials() });
@@ -332,11 +295,11 @@ export async function importBundle(store: Store, files: string[], opts: ImportOp
           expected: want.sha256,
         });
       }
-      if (e.header.size !== want.size) {
+      if (e.size !== want.size) {
         throw new AirlockError(
           'EINTEGRITY',
-          `${where}: blob sha256:${digest} is ${String(e.header.size)} bytes in the bundle, the manifest says ${want.size} (${want.paths[0] ?? '?'})`,
-          { bundle: where, expected: { sha256: want.sha256, size: want.size }, found: { size: e.header.size } },
+          `${where}: blob sha256:${digest} is ${String(e.size)} bytes in the bundle, the manifest says ${want.size} (${want.paths[0] ?? '?'})`,
+          { bundle: where, expected: { sha256: want.sha256, size: want.size }, found: { size: e.size } },
         );
       }
       const current = want.paths[0] ?? want.sha256;
@@ -344,10 +307,11 @@ export async function importBundle(store: Store, files: string[], opts: ImportOp
       const have = await store.stat(want.sha256);
       if (have && have.size === want.size) {
         // already in the store (verified when it got there): read past it
-        for await (const c of entryBytes(e, where, label)) {
+        const got = await reader.body(want.size, (c) => {
           doneBytes += c.length;
           opts.onProgress?.({ bytes: doneBytes, total, current });
-        }
+        });
+        if (got < want.size) throw truncated(where, { inside: label, bytes: { got, size: want.size } });
         skipped++;
         continue;
       }
@@ -356,17 +320,18 @@ export async function importBundle(store: Store, files: string[], opts: ImportOp
       let readWhole = false;
       let entryDone!: () => void;
       const drained = new Promise<void>((r) => (entryDone = r));
-      const tracked = async function* (): AsyncGenerator<Buffer> {
+      // each chunk is a view of the reader's buffers, reused once its put (the write) is done
+      const feed = async (put: (chunk: Buffer) => Promise<void>): Promise<void> => {
         try {
-          yield* entryBytes(e, where, label);
+          const got = await reader.body(want.size, put);
+          if (got < want.size) throw truncated(where, { inside: label, bytes: { got, size: want.size } });
           readWhole = true;
         } finally {
           entryDone();
         }
       };
-      const counted = Readable.from(tracked(), { objectMode: false });
       const job = store
-        .ingestStream({ sha256: want.sha256, size: want.size }, counted, {
+        .ingestFeed({ sha256: want.sha256, size: want.size }, feed, {
           onProgress: (p) => {
             doneBytes = base + p.bytes;
             opts.onProgress?.({ bytes: doneBytes, total, current });
@@ -378,7 +343,7 @@ export async function importBundle(store: Store, files: string[], opts: ImportOp
             importedBytes += want.size;
           },
           (err: unknown) => {
-            commitFailure ??= volumeError ?? tarError(err, where);
+            commitFailure ??= tarError(err, where);
           },
         );
       committing.push(job);
@@ -392,10 +357,6 @@ export async function importBundle(store: Store, files: string[], opts: ImportOp
     // every blob verified, fsynced and renamed into place before the release is recorded
     while (committing.length > 0) await committing.shift();
     if (commitFailure) throw commitFailure;
-    // with checkVolumes, each volume is checked as it ends: wait for the last one
-    await piped.catch((err: unknown) => {
-      throw tarError(err, where);
-    });
 
     await store.putRelease(verified);
     return {
@@ -410,10 +371,9 @@ export async function importBundle(store: Store, files: string[], opts: ImportOp
       volumes,
     };
   } finally {
-    extract.destroy();
-    source.destroy();
-    await piped.catch(() => {});
-    // a failed import leaves no temp file behind: the blobs still streaming are cancelled by now
+    // a failed import leaves no temp file behind: every blob still being written is cancelled or done by now
     await Promise.allSettled(committing);
+    await reader.settle();
+    await source.close();
   }
 }

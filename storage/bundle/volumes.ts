@@ -8,12 +8,11 @@
  * anyway, and the header, roots and envelope are checked by the trust gate,
  * so the volume hash would be a second hash pass over the same bytes that
  * guards nothing more (a cut or damaged volume is still found, by the tar
- * reading or by the blob it hits).
+ * reading or by the blob it hits). The reading side is tar-read.ts.
  */
-import { createReadStream, existsSync } from 'node:fs';
-import { open, readFile, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { open, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { Readable } from 'node:stream';
 import { AirlockError } from '../../manifests/errors.js';
 import { offThreadHash, type OffThreadHash } from '../support/hash-off-thread.js';
 
@@ -186,80 +185,4 @@ export function resolveVolumes(files: string[]): string[] {
   while (existsSync(volumeName(base, found.length))) found.push(volumeName(base, found.length));
   if (found.length === 0) throw new AirlockError('ENOTFOUND', `bundle ${only} does not exist (nor ${volumeName(base, 0)})`, { file: only });
   return found;
-}
-
-/** Reads `VOLUME.sha256` (sha256sum format) when present. */
-async function expectedChecksum(volume: string): Promise<string | null> {
-  let text: string;
-  try {
-    text = await readFile(checksumName(volume), 'utf8');
-  } catch {
-    return null;
-  }
-  const m = /^([0-9a-f]{64})\b/i.exec(text.trim());
-  if (!m) throw new AirlockError('EINTEGRITY', `${checksumName(volume)}: not a sha256sum line`, { file: checksumName(volume) });
-  return m[1]!.toLowerCase();
-}
-
-export interface VolumeReadProgress {
-  /** bytes read across all volumes */
-  bytes: number;
-  volume: string;
-}
-
-export interface ReadVolumesOptions {
-  /** check each volume against its .sha256 (when present) as it ends; off: the .sha256 files are not read */
-  check?: boolean;
-  onBytes?: (p: VolumeReadProgress) => void;
-}
-
-/**
- * One Readable over all volumes in order. With `check`, each is checked
- * against its .sha256 (when present) as it ends; that hash runs on another
- * core (hash-off-thread.ts, a few MiB of memory), since every blob is hashed
- * on this one as well.
- */
-export function readVolumes(volumes: string[], opts: ReadVolumesOptions = {}): Readable {
-  const onBytes = opts.onBytes;
-  let total = 0;
-  let hasher: OffThreadHash | null = null;
-  async function* chunks(): AsyncGenerator<Buffer> {
-    try {
-      yield* volumeChunks();
-    } finally {
-      await hasher?.close();
-    }
-  }
-  async function* volumeChunks(): AsyncGenerator<Buffer> {
-    for (const volume of volumes) {
-      const expected = opts.check === true ? await expectedChecksum(volume) : null;
-      const hash = expected === null ? null : (hasher ??= offThreadHash());
-      try {
-        for await (const chunk of createReadStream(volume, { highWaterMark: 1024 * 1024 })) {
-          const buf = chunk as Buffer;
-          if (hash) await hash.update(buf);
-          total += buf.length;
-          onBytes?.({ bytes: total, volume });
-          yield buf;
-        }
-      } catch (e) {
-        // a volume removed or unreadable mid-import (media pulled out): say which, as a missing part of the bundle
-        const code = (e as NodeJS.ErrnoException).code;
-        if (code === 'ENOENT' || code === 'EIO' || code === 'EACCES') {
-          throw new AirlockError('EINTEGRITY', `bundle volume ${volume}: cannot be read (${code}); the bundle is incomplete`, { file: volume, cause: code });
-        }
-        throw e;
-      }
-      const found = hash ? await hash.digest() : null;
-      if (expected !== null && found !== expected) {
-        throw new AirlockError('EINTEGRITY', `bundle volume ${volume}: sha256 ${found} does not match ${checksumName(volume)} (${expected})`, {
-          file: volume,
-          expected,
-          found,
-        });
-      }
-    }
-  }
-  // one chunk read ahead: a volume is opened only when the tar reading gets near it
-  return Readable.from(chunks(), { objectMode: false, highWaterMark: 64 * 1024 });
 }

@@ -383,6 +383,49 @@ export async function ingestStream(
   return { digest: expected.sha256, size: expected.size, fetched: true, transferred: expected.size, resumedFrom: 0 };
 }
 
+/**
+ * Verified ingest fed chunk by chunk: `feed` calls `put` for each chunk in
+ * order, and may reuse a chunk's buffer once its put resolved (bundles: a
+ * few read buffers in turn, nothing allocated per chunk). Hash and size are
+ * checked at commit, as for ingestStream; on any failure nothing is kept.
+ */
+export async function ingestFeed(
+  ctx: IngestContext,
+  expected: BlobRef,
+  feed: (put: (chunk: Buffer) => Promise<void>) => Promise<void>,
+  opts: Pick<IngestTuning, 'onProgress'> = {},
+): Promise<IngestResult> {
+  checkRef(expected);
+  if (await ctx.backend.stat(expected.sha256)) {
+    await feed(async () => {}); // read past it
+    return { digest: expected.sha256, size: expected.size, fetched: false, transferred: 0, resumedFrom: 0 };
+  }
+  const w = await ctx.backend.writer(expected);
+  let bytes = 0;
+  const progress = (n: number): void => {
+    bytes += n;
+    opts.onProgress?.({ digest: expected.sha256, bytes, size: expected.size });
+  };
+  // a backend without put gets copies through its stream, with its backpressure
+  const put = w.put
+    ? (chunk: Buffer): Promise<void> => w.put!(chunk).then(() => progress(chunk.length))
+    : (chunk: Buffer): Promise<void> =>
+        new Promise<void>((resolve, reject) => {
+          const ok = w.stream.write(Buffer.from(chunk), (e) => (e ? reject(e) : undefined));
+          progress(chunk.length);
+          if (ok) resolve();
+          else w.stream.once('drain', resolve);
+        });
+  try {
+    await feed(put);
+  } catch (e) {
+    await w.cancel();
+    throw toAirlockError(e);
+  }
+  await w.commit();
+  return { digest: expected.sha256, size: expected.size, fetched: true, transferred: expected.size, resumedFrom: 0 };
+}
+
 /** Bytes gathered before one write: socket chunks are 16–64 KiB, and a write per chunk is a libuv pool round trip. */
 const BATCH_BYTES = 256 * 1024;
 
