@@ -36,6 +36,7 @@ import { blobsRoot, isDigest, lockInfoPath, lockPath } from './paths.js';
 import { writeFileAtomic } from '../common/atomic.js';
 import { setConfigKey } from '../common/config-write.js';
 import { offThreadHash } from './support/hash-off-thread.js';
+import { copyAndHash } from './support/copy-hash.js';
 import { freeDiskBytes } from './support/probe.js';
 import { handOverServers, RELOCATE_JOURNAL, servingDir, type HandOverResult } from './serving.js';
 
@@ -270,79 +271,94 @@ export async function relocate(opts: RelocateOptions): Promise<RelocateResult> {
     await mkdir(to, { recursive: true });
     journal.phase = 'copying';
     await writeJournal(from, journal);
-    // Copies (the kernel's copy_file_range, on libuv's pool) and the re-hash
-    // of every blob overlap: each blob is verified as soon as it is in NEW,
-    // by two lanes, this thread and a hashing worker (the other core), so
-    // the move costs about the copy or the hashing, not both one after the other.
+    // One read per blob: each is read once into the hashing worker's ring,
+    // written to NEW from there and hashed there on the other core
+    // (support/copy-hash.ts), then checked against its name, fdatasync'ed and
+    // renamed into place. Other files (index, envelopes) are copied by the
+    // kernel. Blobs an earlier run copied already are read back and hashed on
+    // this thread meanwhile.
     const blobDir = relative(from, blobsRoot(from)) + sep;
     const isBlob = (it: Item): boolean => it.rel.startsWith(blobDir);
     const blobs = items.filter(isBlob);
     const blobTotal = blobs.reduce((n, i) => n + i.size, 0);
     const pending = new Set(todo.map((it) => it.rel));
     const ready: Item[] = blobs.filter((it) => !pending.has(it.rel)); // already copied by an earlier run
-    const sleepers: Array<() => void> = [];
-    const wake = (): void => {
-      for (const w of sleepers.splice(0)) w();
-    };
-    let copying = true;
     let stop = false;
     let copiedBytes = 0;
     let verifiedBytes = 0;
+    const worker = offThreadHash();
 
+    const check = async (it: Item, file: string, found: { sha256: string; size: number }): Promise<void> => {
+      const name = it.rel.split(sep).pop()!;
+      if (isDigest(name) && (found.sha256 !== name || found.size !== it.size)) {
+        await rm(file, { force: true }); // so the next run copies it again
+        throw new AirlockError(
+          'EINTEGRITY',
+          `relocate: copy of blob sha256:${name} in ${to} reads back as ${found.size} bytes with sha256:${found.sha256}; removed it, run again`,
+          { sha256: name, expected: { size: it.size }, found },
+        );
+      }
+      verifiedBytes += it.size;
+      result.blobsVerified++;
+      opts.onProgress?.({ phase: 'verify', bytes: verifiedBytes, total: blobTotal, current: name });
+    };
+
+    // blobs copied and checked whose fdatasync + rename still run while the next ones are copied
+    const settling: Array<Promise<void>> = [];
+    const place = async (it: Item, temp: string, dest: string, durable: () => Promise<void>): Promise<void> => {
+      await durable();
+      await chmod(temp, it.mode);
+      await rename(temp, dest);
+      copiedBytes += it.size;
+      result.copied.files++;
+      opts.onProgress?.({ phase: 'copy', bytes: copiedBytes, total: needed, current: it.rel });
+    };
     const copyAll = async (): Promise<void> => {
       try {
         for (const [n, it] of todo.entries()) {
           if (stop) return;
           const dest = join(to, it.rel);
+          const temp = `${dest}.relocating`;
           await mkdir(dirname(dest), { recursive: true });
-          await copyFile(join(from, it.rel), `${dest}.relocating`);
-          await chmod(`${dest}.relocating`, it.mode);
-          await rename(`${dest}.relocating`, dest);
-          copiedBytes += it.size;
-          result.copied.files++;
-          opts.onProgress?.({ phase: 'copy', bytes: copiedBytes, total: needed, current: it.rel });
           if (isBlob(it)) {
-            ready.push(it);
-            wake();
+            await rm(temp, { force: true }); // a killed run's leftover
+            const copied = await copyAndHash(worker, join(from, it.rel), temp, it.mode);
+            try {
+              await check(it, temp, copied);
+            } catch (e) {
+              await copied.done().catch(() => {});
+              await rm(temp, { force: true });
+              throw e;
+            }
+            settling.push(place(it, temp, dest, () => copied.done()));
+            if (settling.length >= 4) await settling.shift();
+          } else {
+            await copyFile(join(from, it.rel), temp);
+            await place(it, temp, dest, async () => {});
           }
-          if (n === Math.floor(todo.length / 2)) await pausePoint('copying');
+          if (n === Math.floor(todo.length / 2)) {
+            while (settling.length > 0) await settling.shift();
+            await pausePoint('copying');
+          }
         }
       } finally {
-        copying = false;
-        wake();
+        // every copy durable and in place before NEW is called verified
+        const left = await Promise.allSettled(settling.splice(0));
+        const failed = left.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+        if (failed) throw failed.reason;
       }
     };
-    const verifyLane = async (hash: (path: string) => Promise<{ sha256: string; size: number }>): Promise<void> => {
-      for (;;) {
+    const verifyEarlier = async (): Promise<void> => {
+      for (const it of ready) {
         if (stop) return;
-        const it = ready.shift();
-        if (!it) {
-          if (!copying) return;
-          await new Promise<void>((r) => sleepers.push(r));
-          continue;
-        }
-        const name = it.rel.split(sep).pop()!;
         const dest = join(to, it.rel);
-        const found = await hash(dest);
-        if (isDigest(name) && (found.sha256 !== name || found.size !== it.size)) {
-          await rm(dest, { force: true }); // so the next run copies it again
-          throw new AirlockError(
-            'EINTEGRITY',
-            `relocate: copy of blob sha256:${name} in ${to} reads back as ${found.size} bytes with sha256:${found.sha256}; removed it, run again`,
-            { sha256: name, expected: { size: it.size }, found },
-          );
-        }
-        verifiedBytes += it.size;
-        result.blobsVerified++;
-        opts.onProgress?.({ phase: 'verify', bytes: verifiedBytes, total: blobTotal, current: name });
+        await check(it, dest, await hashFile(dest));
       }
     };
-    const worker = offThreadHash();
     try {
-      const jobs = [copyAll(), verifyLane(hashFile), verifyLane((p) => worker.hashFile(p))].map((p) =>
+      const jobs = [copyAll(), verifyEarlier()].map((p) =>
         p.catch((e: unknown) => {
-          stop = true; // the others finish what they are doing and return
-          wake();
+          stop = true; // the other finishes what it is doing and returns
           throw e;
         }),
       );

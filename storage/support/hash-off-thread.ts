@@ -75,6 +75,16 @@ export interface OffThreadHash {
    * one core while the main thread verifies others. Not while a stream is open.
    */
   hashFile(path: string): Promise<FileDigest>;
+  /**
+   * A slot of the ring to fill in place (e.g. read a file into it), so the
+   * bytes are never copied again: hand it to hashSlot, use it meanwhile
+   * (write it out), then giveBack. Waits while every slot is in use.
+   */
+  borrow(): Promise<{ slot: number; buf: Buffer }>;
+  /** hashes the first `len` bytes of a borrowed slot (next in the stream); resolves once hashed (the slot is still borrowed) */
+  hashSlot(slot: number, len: number): Promise<void>;
+  /** returns a borrowed slot to the ring */
+  giveBack(slot: number): void;
   /** stops the worker (idempotent) */
   close(): Promise<void>;
 }
@@ -93,6 +103,8 @@ export function offThreadHash(): OffThreadHash {
   let waitingForSlot: (() => void) | null = null;
   let waitingForDigest: { resolve: (hex: string) => void; reject: (e: Error) => void } | null = null;
   const waitingForFile: Array<{ path: string; resolve: (d: FileDigest) => void; reject: (e: Error) => void }> = [];
+  // borrowed slots being hashed: the worker's "free" resolves the borrower instead of freeing the slot
+  const hashing = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
   let failed: Error | null = null;
   let closed = false;
 
@@ -102,13 +114,22 @@ export function offThreadHash(): OffThreadHash {
     waitingForDigest?.reject(failed);
     waitingForDigest = null;
     for (const w of waitingForFile.splice(0)) w.reject(failed);
+    for (const h of hashing.values()) h.reject(failed);
+    hashing.clear();
+  };
+  const release = (s: number): void => {
+    free.push(s);
+    const wake = waitingForSlot;
+    waitingForSlot = null;
+    wake?.();
   };
   worker.on('message', (m: FromWorker) => {
     if (m.op === 'free') {
-      free.push(m.slot);
-      const wake = waitingForSlot;
-      waitingForSlot = null;
-      wake?.();
+      const h = hashing.get(m.slot);
+      if (h) {
+        hashing.delete(m.slot);
+        h.resolve();
+      } else release(m.slot);
     } else if (m.op === 'file') {
       const w = waitingForFile.shift();
       if (m.error === undefined) w?.resolve({ sha256: m.sha256!, size: m.size! });
@@ -155,6 +176,20 @@ export function offThreadHash(): OffThreadHash {
         waitingForFile.push({ path, resolve, reject });
         worker.postMessage({ op: 'file', path });
       });
+    },
+    async borrow() {
+      const s = await slot();
+      return { slot: s, buf: view.subarray(s * SLOT, (s + 1) * SLOT) };
+    },
+    hashSlot(s, len) {
+      if (failed) return Promise.reject(failed);
+      return new Promise<void>((resolve, reject) => {
+        hashing.set(s, { resolve, reject });
+        worker.postMessage({ op: 'update', slot: s, off: s * SLOT, len });
+      });
+    },
+    giveBack(s) {
+      release(s);
     },
     async close() {
       if (closed) return;
