@@ -328,7 +328,7 @@ export function s3Backend(opts: S3Options): S3BlobBackend {
                       Key,
                       UploadId,
                       PartNumber: i + 1,
-                      Body: createReadStream(file, { start, end, highWaterMark: 1024 * 1024 }),
+                      Body: createReadStream(file, { start, end, highWaterMark: 256 * 1024 }),
                       ContentLength: end - start + 1,
                       ContentMD5: md5s[i],
                     }),
