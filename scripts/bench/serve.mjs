@@ -201,7 +201,7 @@ try {
   await store.ingestStream({ sha256: small, size: 8192 }, createReadStream(smallFile));
   await store.close();
   const [pa, pn, pr, pb, pw, pf, pfa] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
-  const want = new Set((process.env.SERVERS ?? 'airlock,airlock-accel,nginx,registry,bare-node').split(','));
+  const want = new Set((process.env.SERVERS ?? 'airlock,airlock-w2,airlock-accel,nginx,registry,bare-node').split(','));
   // the platform's own ceiling: a bare node http server piping the same files (no routing, no logging)
   writeFileSync(join(B, 'bare.mjs'), `import http from 'node:http'; import fs from 'node:fs';
 const files = { '/big.bin': ${JSON.stringify(bigFile)}, '/small.bin': ${JSON.stringify(smallFile)} };

@@ -12,6 +12,7 @@ import { AirlockError } from '../../../manifests/errors.js';
 import { assertCacheLayout } from '../../../storage/layout.js';
 import { createServer, inProcessStager, listenApp } from '../../http/index.js';
 import { defaultMaxConnections } from '../../http/listen.js';
+import { inCluster, isWorker, onPrimaryStop, runPrimary, shareMetrics, workerCount } from '../../http/cluster.js';
 import { followingStore } from '../../http/follow.js';
 // not the storage facade: it also loads the got-based fetcher, which serving never uses
 import { backendFromConfig } from '../../../storage/backend/select.js';
@@ -22,6 +23,7 @@ interface ServeFlags extends CommonFlags {
   grace?: string;
   idleTimeout?: string;
   maxConnections?: string;
+  workers?: string;
 }
 
 function seconds(text: string | undefined, flag: string, dflt: number): number {
@@ -56,6 +58,11 @@ export function register(program: Command): void {
       'connections open at once; more are closed at accept and counted in /metrics ' +
         '(default 1024, or fewer when the open-file limit cannot hold two descriptors each; or max_connections in the config)',
     )
+    .option(
+      '--workers <n>',
+      'server processes sharing the socket, so every core serves (1 to 64, or auto: one per core; default 1); ' +
+        '/metrics sums them all; --max-connections applies to each',
+    )
     .addHelpText(
       'after',
       '\nConfig keys: listen, cache_dir, admin_token, tls: {cert, key}, passthrough (forward\n' +
@@ -74,13 +81,16 @@ export function register(program: Command): void {
         'Exit status: 0 after a clean shutdown, 1 failure, 2 usage (bad flag, address in use).',
     )
     .action(
-      action<[], ServeFlags>(async ({ config, out }, opts) => {
+      action<[], ServeFlags>(inCluster(async ({ config, out }, opts) => {
         const grace = seconds(opts.grace, '--grace', 30);
         const idle = seconds(opts.idleTimeout, '--idle-timeout', 60);
         const maxConnections = connectionCap(opts.maxConnections, config.maxConnections);
         // more libuv threads: each concurrent download keeps one busy per disk read
         process.env.UV_THREADPOOL_SIZE ??= '16';
         const logger = pino({ base: null, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ dest: 1, sync: false }));
+        const workers = workerCount(opts.workers);
+        // --workers: this process only starts and stops the workers, each of which runs what follows (server/http/cluster.ts)
+        if (workers > 1 && !isWorker()) return runPrimary(workers, logger);
         await assertCacheLayout(config.cacheDir);
         // follows cache_dir on SIGHUP, which `airlock relocate` sends too (server/http/follow.ts)
         const follow = await followingStore({
@@ -93,6 +103,7 @@ export function register(program: Command): void {
         const store = follow.store;
         const jobs = inProcessStager(Object.defineProperty({ ...config }, 'cacheDir', { get: follow.cacheDir, enumerable: true }), logger);
         const airlock = createServer(config, { store, logger, defaultMetrics: true, stage: jobs.starter });
+        shareMetrics(airlock.metrics);
         const listening = await listenApp(airlock, { listen: config.listen, tls: config.tls, idleTimeoutMs: idle * 1000, maxConnections });
         logger.info({ address: listening.url, cacheDir: config.cacheDir, tls: Boolean(config.tls), maxConnections }, 'listening');
         out.note(`airlock serve: listening on ${listening.url} (cache ${config.cacheDir})`);
@@ -112,10 +123,11 @@ export function register(program: Command): void {
           };
           process.on('SIGTERM', () => stop('SIGTERM'));
           process.on('SIGINT', () => stop('SIGINT'));
+          onPrimaryStop((cut) => (cut || !stopping ? stop('primary') : undefined));
         });
         await follow.close();
         logger.info({}, 'stopped');
         logger.flush();
-      }),
+      })),
     );
 }
