@@ -58,38 +58,50 @@ export async function presentSet(backend: BlobBackend, digests: readonly string[
  * blob is built. Same answer as releaseStatus.
  */
 export class StreamedStatus {
-  private readonly seen = new Set<string>();
+  /** what the store holds: digest → already counted in `bytes` (one map, no second set of digests seen) */
+  private readonly held: Map<string, boolean>;
   private readonly missingBy = new Map<string, ReleaseStatus['missing'][number]>();
   private readonly missing: ReleaseStatus['missing'] = [];
   private readonly files = { total: 0, present: 0, missing: 0 };
   private readonly bytes = { total: 0, present: 0, missing: 0 };
 
-  constructor(private readonly held: ReadonlySet<string>) {}
+  constructor(held: Iterable<string>) {
+    this.held = new Map();
+    for (const d of held) this.held.set(d, false);
+  }
 
-  add(a: ArtifactOutline): void {
-    const refs = a.blobs ? [a, ...a.blobs] : [a];
-    let whole = true;
-    for (const ref of refs) {
-      const present = this.held.has(ref.sha256);
-      if (!present) whole = false;
-      if (!this.seen.has(ref.sha256)) {
-        this.seen.add(ref.sha256);
-        this.bytes.total += ref.size;
-        if (present) this.bytes.present += ref.size;
-        else {
-          this.bytes.missing += ref.size;
-          const m = { sha256: ref.sha256, size: ref.size, paths: [a.path] };
-          this.missingBy.set(ref.sha256, m);
-          this.missing.push(m);
-        }
-      } else {
-        const m = this.missingBy.get(ref.sha256);
-        if (m && !m.paths.includes(a.path)) m.paths.push(a.path);
-      }
-    }
+  /** `path` is asked for only when the artifact misses something */
+  add(a: { sha256: string; size: number; blobs?: readonly { sha256: string; size: number }[] }, path: () => string): void {
+    let whole = this.one(a, path);
+    if (a.blobs) for (const b of a.blobs) whole = this.one(b, path) && whole;
     this.files.total++;
     if (whole) this.files.present++;
     else this.files.missing++;
+  }
+
+  /** counts `ref` once; true when the store holds it */
+  private one(ref: { sha256: string; size: number }, pathOf: () => string): boolean {
+    const counted = this.held.get(ref.sha256);
+    if (counted !== undefined) {
+      if (!counted) {
+        this.held.set(ref.sha256, true);
+        this.bytes.total += ref.size;
+        this.bytes.present += ref.size;
+      }
+      return true;
+    }
+    const m = this.missingBy.get(ref.sha256);
+    const path = pathOf();
+    if (m) {
+      if (!m.paths.includes(path)) m.paths.push(path);
+    } else {
+      this.bytes.total += ref.size;
+      this.bytes.missing += ref.size;
+      const entry = { sha256: ref.sha256, size: ref.size, paths: [path] };
+      this.missingBy.set(ref.sha256, entry);
+      this.missing.push(entry);
+    }
+    return false;
   }
 
   result(head: { product: string; release: string; serial: number }): ReleaseStatus {
@@ -98,11 +110,11 @@ export class StreamedStatus {
 }
 
 /** Every digest the backend holds (one listing). */
-export async function heldSet(backend: BlobBackend): Promise<Set<string>> {
-  const held = new Set<string>();
+export async function heldSet(backend: BlobBackend): Promise<Iterable<string>> {
   const listAll = (backend as { listAll?: () => Promise<string[]> }).listAll;
-  if (listAll) for (const d of await listAll.call(backend)) held.add(d);
-  else for await (const d of backend.list()) held.add(d);
+  if (listAll) return listAll.call(backend);
+  const held: string[] = [];
+  for await (const d of backend.list()) held.push(d);
   return held;
 }
 

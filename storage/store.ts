@@ -227,7 +227,7 @@ export async function openStore(opts: OpenStoreOptions): Promise<Store> {
       );
       if (big) {
         const streamed = new StreamedStatus(await heldSet(backend));
-        const head = await scanOutline(cacheDir, release, (a) => streamed.add(a));
+        const head = await scanOutline(cacheDir, release, (a, path) => streamed.add(a, path));
         if (head) return streamed.result(head);
       }
       const outline = await readOutline(cacheDir, release);

@@ -16,9 +16,11 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readFile, rm } from 'node:fs/promises';
-import { createInterface } from 'node:readline';
-import type { ArtifactOutline } from '../../manifests/blobs.js';
+import { open, readFile, rm } from 'node:fs/promises';
+/** an artifact's digest and size, with its image blobs */
+export interface ArtifactRef extends BlobRef {
+  blobs?: BlobRef[];
+}
 import { sha256Hex } from '../../manifests/digest.js';
 import type { BlobRef } from '../../manifests/types.js';
 import { outlinePath, envelopePath } from '../paths.js';
@@ -99,59 +101,98 @@ export interface OutlineHead {
  * some artifacts were handed over: the caller then starts over from the
  * envelope.
  */
-export async function scanOutline(root: string, release: string, onArtifact: (a: ArtifactOutline) => void): Promise<OutlineHead | null> {
+export async function scanOutline(
+  root: string,
+  release: string,
+  onArtifact: (a: ArtifactRef, path: () => string) => void,
+): Promise<OutlineHead | null> {
   let envelopeSha: string;
   try {
     envelopeSha = await fileSha256(envelopePath(root, release));
   } catch {
     return null;
   }
-  let input;
+  let handle;
   try {
-    input = createReadStream(outlinePath(root, release), { encoding: 'utf8', highWaterMark: 256 * 1024 });
-    await new Promise<void>((resolve, reject) => {
-      input!.once('open', () => resolve());
-      input!.once('error', reject);
-    });
+    handle = await open(outlinePath(root, release), 'r');
   } catch {
     return null;
   }
-  const lines = createInterface({ input, crlfDelay: Infinity });
+  // Lines are cut out of the bytes read, and only the digest (a flat 64-character
+  // string, not a slice keeping its whole line alive), the size and the path are made of each.
+  let buf = Buffer.allocUnsafe(SCAN_CHUNK);
+  let have = 0;
   let n = 0;
   let head: OutlineHead | null = null;
-  let current: (BlobRef & { path: string; blobs: BlobRef[] }) | null = null;
-  try {
-    for await (const line of lines) {
-      n++;
-      if (n === 1) {
-        if (line !== MAGIC) return null;
-        continue;
-      }
-      if (n === 2) {
-        const h = JSON.parse(line) as { envelope: string; product: string; release: string; serial: number };
-        if (h.release !== release || h.envelope !== envelopeSha) return null;
-        head = { product: h.product, release: h.release, serial: h.serial };
-        continue;
-      }
-      if (line === '') continue;
-      const sp1 = line.indexOf(' ');
-      if (sp1 < 0) return null;
-      if (line[0] === '+') {
-        if (!current) return null;
-        current.blobs.push({ sha256: line.slice(1, sp1), size: Number(line.slice(sp1 + 1)) });
-        continue;
-      }
-      const sp2 = line.indexOf(' ', sp1 + 1);
-      if (sp2 < 0) return null;
-      if (current) onArtifact(current);
-      current = { sha256: line.slice(0, sp1), size: Number(line.slice(sp1 + 1, sp2)), path: JSON.parse(line.slice(sp2 + 1)) as string, blobs: [] };
+  let current: (BlobRef & { blobs?: BlobRef[] }) | null = null;
+  let currentPath: () => string = () => '';
+  const line = (b: Buffer, start: number, end: number): boolean => {
+    n++;
+    if (n === 1) return b.toString('utf8', start, end) === MAGIC;
+    if (n === 2) {
+      const h = JSON.parse(b.toString('utf8', start, end)) as { envelope: string; product: string; release: string; serial: number };
+      if (h.release !== release || h.envelope !== envelopeSha) return false;
+      head = { product: h.product, release: h.release, serial: h.serial };
+      return true;
     }
-    if (current) onArtifact(current);
+    if (end === start) return true;
+    const sp1 = b.indexOf(0x20, start);
+    if (sp1 < 0 || sp1 >= end) return false;
+    if (b[start] === 0x2b /* + */) {
+      if (!current) return false;
+      (current.blobs ??= []).push({ sha256: b.toString('latin1', start + 1, sp1), size: decimal(b, sp1 + 1, end) });
+      return true;
+    }
+    const sp2 = b.indexOf(0x20, sp1 + 1);
+    if (sp2 < 0 || sp2 >= end) return false;
+    if (current) onArtifact(current, currentPath);
+    current = { sha256: b.toString('latin1', start, sp1), size: decimal(b, sp1 + 1, sp2) };
+    // the path is made only when asked for (status needs it for missing artifacts alone)
+    const raw = b.toString('latin1', sp2 + 1, end);
+    currentPath = () => JSON.parse(Buffer.from(raw, 'latin1').toString('utf8')) as string;
+    return true;
+  };
+  try {
+    for (;;) {
+      if (have === buf.length) {
+        // a line longer than the buffer: grow it (paths are short; this is rare)
+        const bigger = Buffer.allocUnsafe(buf.length * 2);
+        buf.copy(bigger, 0, 0, have);
+        buf = bigger;
+      }
+      const { bytesRead } = await handle.read(buf, have, buf.length - have, null);
+      const end = have + bytesRead;
+      let start = 0;
+      for (let nl = buf.indexOf(0x0a, start); nl >= 0 && nl < end; nl = buf.indexOf(0x0a, start)) {
+        if (!line(buf, start, nl)) return null;
+        start = nl + 1;
+      }
+      if (bytesRead === 0) {
+        if (start < end && !line(buf, start, end)) return null;
+        break;
+      }
+      buf.copy(buf, 0, start, end);
+      have = end - start;
+    }
+    if (current) onArtifact(current, currentPath);
     return head;
   } catch {
     return null;
   } finally {
-    lines.close();
-    input.destroy();
+    await handle.close().catch(() => {});
   }
+}
+
+const SCAN_CHUNK = 256 * 1024;
+
+/** a non-negative decimal from bytes; NaN when it is not one */
+function decimal(b: Buffer, start: number, end: number): number {
+  if (end <= start) return NaN;
+  let v = 0;
+  for (let i = start; i < end; i++) {
+    const d = b[i]! - 48;
+    if (d < 0 || d > 9) return NaN;
+    v = v * 10 + d;
+  }
+  return v;
 }

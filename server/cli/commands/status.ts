@@ -13,13 +13,10 @@ function oneLine(s: ReleaseStatus): string {
   return `${head}NOT READY  ${s.files.present}/${s.files.total} files, ${humanBytes(s.bytes.missing)} of ${humanBytes(s.bytes.total)} missing`;
 }
 
-function detail(s: ReleaseStatus): string {
-  const lines = [oneLine(s)];
-  for (const m of s.missing) {
-    lines.push(`  missing ${m.paths.join(', ')}  sha256:${m.sha256}  ${m.size} bytes`);
-  }
-  return lines.join('\n');
-}
+const missingLine = (m: ReleaseStatus['missing'][number]): string => `  missing ${m.paths.join(', ')}  sha256:${m.sha256}  ${m.size} bytes`;
+
+/** lines written at a time: 50,000 missing files are ~7 MB of text, never built as one string */
+const LINES_AT_ONCE = 2000;
 
 export function register(program: Command): void {
   withCommon(
@@ -40,7 +37,14 @@ export function register(program: Command): void {
         try {
           if (release) {
             const s = await store.status(release);
-            out.result({ ok: s.ready, status: s }, detail(s));
+            if (out.json) out.result({ ok: s.ready, status: s }, '');
+            else {
+              // human text in pieces (the same lines, in order)
+              out.result({}, oneLine(s));
+              for (let i = 0; i < s.missing.length; i += LINES_AT_ONCE) {
+                out.result({}, s.missing.slice(i, i + LINES_AT_ONCE).map(missingLine).join('\n'));
+              }
+            }
             return s.ready ? 0 : NOT_READY;
           }
           const all: ReleaseStatus[] = [];
