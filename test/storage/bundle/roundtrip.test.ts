@@ -114,6 +114,29 @@ describe('bundle export → import', () => {
     expect((await plain.status('3.6.2')).ready).toBe(true);
   });
 
+  it('imports into a backend without put (its writer stream only), byte for byte', async () => {
+    const r = sampleRelease('3.6.2', 17, { file: 200_000, layer: 3_000_000 });
+    const src = await openFilled(join(dir, 'src'), r.envelope, r.blobs);
+    stores.push(src);
+    const out = join(dir, 'plain.tar');
+    await exportBundle(src, '3.6.2', { out });
+    const { fsBackend } = await import('../../../storage/index.js');
+    const fs = fsBackend(join(dir, 'noput'));
+    const backend = {
+      ...fs,
+      writer: async (e: { sha256: string; size: number }) => {
+        const w = await fs.writer(e);
+        return { stream: w.stream, commit: () => w.commit(), cancel: () => w.cancel() };
+      },
+    };
+    const dst = await openStore({ cacheDir: join(dir, 'noput'), write: true, backend });
+    stores.push(dst);
+    const im = await importBundle(dst, [out], { gate: gate() });
+    expect(im.blobs.imported).toBe(r.blobs.length);
+    expect((await dst.status('3.6.2')).ready).toBe(true);
+    for (const b of r.blobs) expect(sha(await readFile(join(dir, 'noput', 'blobs', 'sha256', b.sha256.slice(0, 2), b.sha256)))).toBe(b.sha256);
+  });
+
   it('follows a rotated root chain from the local root (root/2.json signed by v1 and v2)', async () => {
     const newRelease = generateKey();
     const root2 = signRoot(rootPayload(2, [newRootKey], [newRelease]), [rootKey, newRootKey]);
