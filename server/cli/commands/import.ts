@@ -8,6 +8,10 @@ import { readTrustFile } from '../../../common/trust-file.js';
 import { action, withCommon } from '../frame.js';
 import { requireTrust, type CommonFlags } from '../../config.js';
 
+interface ImportFlags extends CommonFlags {
+  checkVolumes?: boolean;
+}
+
 export function register(program: Command): void {
   withCommon(
     program
@@ -19,7 +23,12 @@ export function register(program: Command): void {
           'as rotations signed from it) before any blob is read; then each blob is hashed while it ' +
           'streams in. Anything that is not exactly the next expected blob is refused. Blobs already ' +
           'in the cache are skipped; an interrupted import is finished by running it again.',
+      )
+      .option(
+        '--check-volumes',
+        'also check each volume against its .sha256 beside it (a second hash pass; every blob is verified against the signed manifest either way)',
       ),
+    ['cache-dir', 'trust', 'accept-expired-until'],
   )
     .addHelpText(
       'after',
@@ -27,7 +36,7 @@ export function register(program: Command): void {
         '2 usage, 3 verification failed (signature, expiry, rollback, digest, unsafe entry, bad bundle), 4 no space.',
     )
     .action(
-      action<[string[]], CommonFlags>(async ({ config, out }, _opts, files) => {
+      action<[string[]], ImportFlags>(async ({ config, out }, opts, files) => {
         const now = new Date();
         // --accept-expired-until covers the local root too: on an air-gapped site it may expire while nobody can replace it
         const gate = openTrustGate(readTrustFile(requireTrust(config)), { now, acceptExpiredUntil: config.acceptExpiredUntil });
@@ -36,6 +45,7 @@ export function register(program: Command): void {
           let bar: ReturnType<typeof out.progress> | null = null;
           const r = await importBundle(store, files, {
             gate,
+            checkVolumes: opts.checkVolumes === true,
             onVerified: ({ verified, root: used }) => {
               const m = verified.manifest;
               out.note(
