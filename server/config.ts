@@ -193,14 +193,14 @@ function mirrorList(list: readonly string[], where: string): string[] {
   });
 }
 
-/** Commands that work on cache_dir/blobs/ itself (export, import, gc, relocate) refuse a bucket in one line rather than act on the wrong blobs. */
+/** Commands that work on cache_dir/blobs/ itself (relocate) refuse a bucket in one line rather than act on the wrong blobs. */
 export function requireFsStorage(config: AirlockConfig, command: string): void {
   const backend = config.storage?.backend ?? 'fs';
   if (backend === 'fs') return;
   throw new AirlockError(
     'EUSAGE',
     `airlock ${command} does not work with blobs in S3 yet (storage.backend: ${backend} in ${config.configFile ?? 'the config'}); ` +
-      'stage, status, verify and serve do',
+      'stage, status, verify, serve, export, import and gc do',
     { key: 'storage.backend', command },
   );
 }

@@ -2,12 +2,16 @@
  * Blobs on Ceph: the built `airlock` with `storage.backend: s3` against a REAL
  * Ceph RGW (one cluster for this file) and the in-process fault upstream.
  * stage puts verified blobs in the bucket (nothing under cache_dir/blobs),
- * a re-run fetches nothing; status is ready; serve answers GET, HEAD and
+ * a re-run, or a second cache_dir on the same bucket and prefix, fetches
+ * nothing; status is ready; serve answers GET, HEAD and
  * ranges of a blob and a file streamed from RGW; verify re-hashes from RGW and
  * reports an object overwritten behind its back as corrupt (quarantined in
- * the bucket); the commands that still need local blobs refuse in one line.
+ * the bucket); export from the bucket and import into another prefix; gc
+ * deletes the blobs no kept release needs and the bucket's quarantine;
+ * relocate refuses in one line.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { Writable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
@@ -16,6 +20,9 @@ import { join } from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Artifact, ReleaseManifest } from '../../manifests/types.js';
+import { createOutput } from '../../common/output.js';
+import { loadConfig } from '../../server/config.js';
+import { stageRelease } from '../../server/stage/stage.js';
 import { makeTrust, signRelease } from '../../scripts/world/keys.js';
 import { sha256, startFaultUpstream, type FaultUpstream } from '../support/fault-upstream.js';
 import { skipWithoutCeph, startCeph, type Ceph } from '../support/ceph.js';
@@ -29,21 +36,41 @@ let up: FaultUpstream;
 let dir: string;
 let cfg: string;
 let envelope: string;
+let trustPath: string;
+let release: (name: string, serial: number, artifacts: Artifact[]) => string;
+let art: (path: string, body: Buffer) => Artifact;
 let small: Buffer;
 let big: Buffer;
 let serve: ChildProcess | null = null;
 
 const env = (): NodeJS.ProcessEnv => cleanEnv(ceph.env);
-const airlock = (args: string[]): Promise<Run> => runCli(AIRLOCK, [...args, '--config', cfg], env());
+const airlock = (args: string[], config = cfg): Promise<Run> => runCli(AIRLOCK, [...args, '--config', config], env());
 const lastJson = (r: Run): Record<string, unknown> => {
   const lines = r.stdout.trim().split('\n').filter((l) => l.startsWith('{'));
   if (lines.length === 0) throw new Error(`no JSON from airlock (exit ${r.code}): ${r.stderr}`);
   return JSON.parse(lines[lines.length - 1]!) as Record<string, unknown>;
 };
 
-async function keysInBucket(): Promise<string[]> {
-  const r = await ceph.client().send(new ListObjectsV2Command({ Bucket: BUCKET }));
+async function keysInBucket(prefix = ''): Promise<string[]> {
+  const r = await ceph.client().send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: prefix }));
   return (r.Contents ?? []).map((o) => o.Key!).sort();
+}
+
+const blobKey = (b: Buffer, prefix = PREFIX): string => `${prefix}/blobs/sha256/${sha256(b).slice(0, 2)}/${sha256(b)}`;
+
+function writeConfig(file: string, cacheDir: string, trustPath: string, prefix: string): void {
+  // no credentials here: the CLI reads AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY from its environment
+  writeFileSync(
+    file,
+    [
+      `cache_dir: ${cacheDir}`,
+      `trust: ${trustPath}`,
+      'storage:',
+      '  backend: s3',
+      `  s3: {endpoint: "${ceph.endpoint}", bucket: ${BUCKET}, prefix: "${prefix}", region: us-east-1, force_path_style: true}`,
+      '',
+    ].join('\n'),
+  );
 }
 
 function startServe(): Promise<number> {
@@ -72,38 +99,33 @@ describe.skipIf(skipWithoutCeph)('airlock with blobs on a real Ceph RGW (storage
     await ceph.createBucket(BUCKET);
     dir = mkdtempSync(join(tmpdir(), 'airlock-s3-e2e-'));
     const trust = makeTrust(join(dir, 'keys'));
+    trustPath = trust.rootJsonPath;
     small = randomBytes(100_000);
     big = randomBytes(20 * 1024 * 1024 + 777); // over the 8 MiB part size: a multipart upload
-    const art = (path: string, body: Buffer): Artifact => {
+    art = (path, body) => {
       up.files.set(`/${path}`, { body });
       return { path, kind: 'file', sha256: sha256(body), size: body.length, urls: [`${up.url}/${path}`] };
     };
-    const now = Date.now();
-    const m: ReleaseManifest = {
-      type: 'airlock-release',
-      spec: 1,
-      product: 'stackato',
-      release: '3.6.1',
-      serial: 1,
-      issued: new Date(now - 60_000).toISOString().replace(/\.\d+Z$/, 'Z'),
-      expires: new Date(now + 86_400_000).toISOString().replace(/\.\d+Z$/, 'Z'),
-      artifacts: [art('components/small.bin', small), art('components/router.tgz', big)],
+    release = (name, serial, artifacts) => {
+      const now = Date.now();
+      const m: ReleaseManifest = {
+        type: 'airlock-release',
+        spec: 1,
+        product: 'stackato',
+        release: name,
+        serial,
+        issued: new Date(now - 60_000).toISOString().replace(/\.\d+Z$/, 'Z'),
+        expires: new Date(now + 86_400_000).toISOString().replace(/\.\d+Z$/, 'Z'),
+        artifacts,
+      };
+      const file = join(dir, `release-${name}.json`);
+      writeFileSync(file, signRelease(m, trust));
+      return file;
     };
-    envelope = join(dir, 'release.json');
-    writeFileSync(envelope, signRelease(m, trust));
+    envelope = release('3.6.1', 1, [art('components/small.bin', small), art('components/router.tgz', big)]);
     cfg = join(dir, 'airlock.yml');
-    // no credentials here: the CLI reads AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY from its environment
-    writeFileSync(
-      cfg,
-      [
-        `cache_dir: ${join(dir, 'cache')}`,
-        `trust: ${trust.rootJsonPath}`,
-        'storage:',
-        '  backend: s3',
-        `  s3: {endpoint: "${ceph.endpoint}", bucket: ${BUCKET}, prefix: "${PREFIX}", region: us-east-1, force_path_style: true}`,
-        '',
-      ].join('\n'),
-    );
+    writeConfig(cfg, join(dir, 'cache'), trust.rootJsonPath, PREFIX);
+    writeConfig(join(dir, 'airgap.yml'), join(dir, 'cache-airgap'), trust.rootJsonPath, 'site-b');
   }, 150_000);
 
   afterAll(async () => {
@@ -120,10 +142,8 @@ describe.skipIf(skipWithoutCeph)('airlock with blobs on a real Ceph RGW (storage
     const first = await airlock(['stage', envelope, '--json']);
     expect(first.code, first.stderr).toBe(0);
     expect(lastJson(first)).toMatchObject({ fetched: 2 });
-    expect(await keysInBucket()).toEqual(
-      [small, big].map((b) => `${PREFIX}/blobs/sha256/${sha256(b).slice(0, 2)}/${sha256(b)}`).sort(),
-    );
-    const got = await ceph.client().send(new GetObjectCommand({ Bucket: BUCKET, Key: `${PREFIX}/blobs/sha256/${sha256(big).slice(0, 2)}/${sha256(big)}` }));
+    expect(await keysInBucket()).toEqual([small, big].map((b) => blobKey(b)).sort());
+    const got = await ceph.client().send(new GetObjectCommand({ Bucket: BUCKET, Key: blobKey(big) }));
     expect(sha256(Buffer.from(await got.Body!.transformToByteArray()))).toBe(sha256(big));
     // local scratch only: no blob files, the partials gone
     expect(existsSync(join(dir, 'cache', 'blobs'))).toBe(false);
@@ -138,6 +158,15 @@ describe.skipIf(skipWithoutCeph)('airlock with blobs on a real Ceph RGW (storage
     const status = await airlock(['status', '3.6.1', '--json']);
     expect(status.code, status.stderr).toBe(0);
     expect(lastJson(status)).toMatchObject({ ok: true, status: { ready: true, files: { total: 2, present: 2, missing: 0 } } });
+
+    // a second cache node (its own cache_dir) on the same bucket and prefix: its stage records the release, downloads nothing
+    const second = join(dir, 'second.yml');
+    writeConfig(second, join(dir, 'cache-second'), trustPath, PREFIX);
+    const other = await airlock(['stage', envelope, '--json'], second);
+    expect(other.code, other.stderr).toBe(0);
+    expect(lastJson(other)).toMatchObject({ fetched: 0 });
+    expect(up.requests.length).toBe(requests);
+    expect((await airlock(['status', '3.6.1'], second)).code).toBe(0);
   });
 
   it('serve answers GET, HEAD and ranges of a blob and a file, streamed from RGW', async () => {
@@ -186,7 +215,7 @@ describe.skipIf(skipWithoutCeph)('airlock with blobs on a real Ceph RGW (storage
     const hex = sha256(small);
     const forged = Buffer.from(small);
     forged[500] ^= 0xff;
-    await ceph.client().send(new PutObjectCommand({ Bucket: BUCKET, Key: `${PREFIX}/blobs/sha256/${hex.slice(0, 2)}/${hex}`, Body: forged }));
+    await ceph.client().send(new PutObjectCommand({ Bucket: BUCKET, Key: blobKey(small), Body: forged }));
     const bad = await airlock(['verify', '--json']);
     expect(bad.code, bad.stderr).toBe(3);
     const report = lastJson(bad);
@@ -205,12 +234,67 @@ describe.skipIf(skipWithoutCeph)('airlock with blobs on a real Ceph RGW (storage
     expect((await airlock(['status', '3.6.1'])).code).toBe(0);
   });
 
-  it('export, gc and relocate refuse a bucket in one line (exit 2)', async () => {
-    for (const args of [['export', '3.6.1', '--out', join(dir, 'b.tar')], ['gc'], ['relocate', join(dir, 'elsewhere')]]) {
-      const r = await airlock(args);
-      expect(r.code, `${args[0]}: ${r.stderr}`).toBe(2);
-      expect(r.stderr).toMatch(/does not work with blobs in S3 yet/);
-      expect(r.stderr.trim().split('\n')).toHaveLength(1);
-    }
+  it('export reads the bucket, import into another prefix verifies every blob into it; status ready there', async () => {
+    const bundle = join(dir, 'bundle.tar');
+    const ex = await airlock(['export', '3.6.1', '--out', bundle, '--json']);
+    expect(ex.code, ex.stderr).toBe(0);
+    expect(lastJson(ex)).toMatchObject({ blobs: 2, bytes: small.length + big.length });
+    const airgap = join(dir, 'airgap.yml');
+    const im = await airlock(['import', bundle, '--json'], airgap);
+    expect(im.code, im.stderr).toBe(0);
+    expect(lastJson(im)).toMatchObject({ blobs: { total: 2, imported: 2, skipped: 0 } });
+    expect(await keysInBucket('site-b/')).toEqual([small, big].map((b) => blobKey(b, 'site-b')).sort());
+    expect(existsSync(join(dir, 'cache-airgap', 'blobs'))).toBe(false);
+    const st = await airlock(['status', '3.6.1', '--json'], airgap);
+    expect(st.code, st.stderr).toBe(0);
+    expect(lastJson(st)).toMatchObject({ ok: true, status: { ready: true } });
+  });
+
+  it('gc deletes the blobs no kept release needs and empties the bucket\'s quarantine', async () => {
+    const extra = randomBytes(50_000);
+    const next = release('3.6.2', 2, [art('components/small.bin', small), art('components/extra.bin', extra)]);
+    const st = await airlock(['stage', next, '--json']);
+    expect(st.code, st.stderr).toBe(0);
+    expect((await keysInBucket(`${PREFIX}/quarantine/`)).length).toBe(1); // verify's, above
+    const dry = await airlock(['gc', '--keep', '3.6.2', '--dry-run', '--json']);
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(lastJson(dry)).toMatchObject({ blobs: { deleted: { count: 1, bytes: big.length } }, quarantine: { count: 1, bytes: small.length } });
+    expect(await keysInBucket(`${PREFIX}/blobs/`)).toHaveLength(3);
+    const gc = await airlock(['gc', '--keep', '3.6.2', '--json']);
+    expect(gc.code, gc.stderr).toBe(0);
+    expect(await keysInBucket(PREFIX + '/')).toEqual([extra, small].map((b) => blobKey(b)).sort());
+    expect((await airlock(['status', '3.6.2'])).code).toBe(0);
+  });
+
+  it('the disk preflight counts only the partial files of the downloads in flight, not the whole release', async () => {
+    const GiB = 2 ** 30;
+    const huge = Array.from({ length: 40 }, (_, i): Artifact => ({
+      path: `huge/${i}.bin`,
+      kind: 'file',
+      sha256: sha256(Buffer.from(`huge ${i}`)),
+      size: 8 * GiB + i,
+      urls: [`${up.url}/huge/${i}`],
+    }));
+    const file = release('9.0.0', 9, huge);
+    const sink = new Writable({ write: (_c, _e, cb) => cb() });
+    const out = createOutput(true, { stdout: sink, stderr: sink });
+    // in this process, as the CLI would: credentials from the environment
+    Object.assign(process.env, ceph.env);
+    const s3 = await stageRelease(loadConfig({ config: cfg, parallel: '2' }), out, { source: file, plan: true });
+    for (const k of Object.keys(ceph.env)) delete process.env[k];
+    expect(s3.plan.space.needed).toBe(2 * 8 * GiB + 39 + 38 + s3.plan.space.margin);
+    // the same release into cache_dir needs room for all of it
+    const fs = await stageRelease(loadConfig({ cacheDir: join(dir, 'cache-fs'), trust: trustPath, parallel: '2' }, dir, { file: false }), out, {
+      source: file,
+      plan: true,
+    });
+    expect(fs.plan.space.needed).toBeGreaterThan(320 * GiB);
+  });
+
+  it('relocate refuses a bucket in one line (exit 2)', async () => {
+    const r = await airlock(['relocate', join(dir, 'elsewhere')]);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/relocate does not work with blobs in S3 yet/);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
   });
 });

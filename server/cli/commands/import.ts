@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { openTrustGate } from '../../../manifests/index.js';
 import { importBundle } from '../../../storage/bundle/index.js';
-import { openStore } from '../../../storage/index.js';
+import { backendFromConfig, openStore } from '../../../storage/index.js';
 import { humanBytes } from '../../../common/output.js';
 import { readTrustFile } from '../../../common/trust-file.js';
 import { action, withCommon } from '../frame.js';
@@ -40,7 +40,7 @@ export function register(program: Command): void {
         const now = new Date();
         // --accept-expired-until covers the local root too: on an air-gapped site it may expire while nobody can replace it
         const gate = openTrustGate(readTrustFile(requireTrust(config)), { now, acceptExpiredUntil: config.acceptExpiredUntil });
-        const store = await openStore({ cacheDir: config.cacheDir, write: true });
+        const store = await openStore({ cacheDir: config.cacheDir, write: true, backend: await backendFromConfig(config) });
         try {
           let bar: ReturnType<typeof out.progress> | null = null;
           const r = await importBundle(store, files, {
