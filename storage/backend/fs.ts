@@ -22,7 +22,7 @@ export const CHUNK = 1024 * 1024;
 /** positional writes in flight per writer */
 const MAX_INFLIGHT = 4;
 /** Flush written data to disk every this many bytes while hashing goes on, so commit's fsync finds little left to do. */
-const SYNC_EVERY = 64 * 1024 * 1024;
+const SYNC_EVERY = 16 * 1024 * 1024;
 
 const isNoEnt = (e: unknown): boolean => (e as NodeJS.ErrnoException)?.code === 'ENOENT';
 

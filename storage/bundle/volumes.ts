@@ -156,8 +156,12 @@ export class VolumeWriter {
   }
 }
 
-/** a background fdatasync every this many bytes */
-const SYNC_EVERY = 64 * 1024 * 1024;
+/**
+ * A background fdatasync every this many bytes: the disk writes while more is
+ * written, and the fsync at the end finds little left (export of 1 GiB:
+ * 0.82-0.84 s at 16 MiB, 0.91-1.24 s at 64 MiB, 1.03-1.21 s with none).
+ */
+const SYNC_EVERY = 16 * 1024 * 1024;
 
 async function writeAll(handle: FileHandle, buf: Buffer, position: number): Promise<void> {
   let done = 0;
