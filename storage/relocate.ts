@@ -8,7 +8,9 @@
  *
  *   copying   free space checked; files copied (temp + rename, so a copied
  *             file is always whole); config still → OLD
- *   verified  every blob in NEW re-hashed; NEW's index rebuilt; config → OLD
+ *   verified  every blob in NEW hashed from the bytes it was copied from (read once)
+ *             or, copied by an earlier run, read back; each fsynced; NEW's index
+ *             rebuilt; config → OLD
  *   (switch)  the config's cache_dir rewritten atomically → NEW: the commit point
  *   switched  config → NEW; OLD is being removed (unless --keep-old)
  *
