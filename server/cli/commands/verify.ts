@@ -16,7 +16,8 @@ export function register(program: Command): void {
       .command('verify [release]')
       .description(
         'Re-hash every blob in the cache (or those RELEASE needs) against its sha256. A corrupt blob\n' +
-          'is moved to cache_dir/quarantine/ (never served again; `airlock stage` fetches it anew)\n' +
+          'is moved to cache_dir/quarantine/, or PREFIX/quarantine/ in the bucket with storage.backend s3\n' +
+          '(never served again; `airlock stage` fetches it anew)\n' +
           'and reported with expected and found digest and size; missing blobs are listed too.\n' +
           '--rebuild-index first rebuilds the index database from blobs/ and the stored envelopes.\n' +
           'Takes the writer lock. Needs no trust root.',
