@@ -1,8 +1,10 @@
 /**
- * A sha256 that runs on another core. Bundles hash the same bytes twice
- * (the volume's checksum and each blob's digest, which SHA-256 cannot derive
- * from one another), and relocation re-hashes a whole cache; on a 2-core
- * cache node one hash on the main thread and one here halves the wall time.
+ * A sha256 that runs on another core, while the main thread does the I/O:
+ * export's volume checksum (computed once, as the bundle is written), the
+ * optional volume check of import (--check-volumes), relocate's copies
+ * (read once into a borrowed slot of the ring, written out from it and
+ * hashed here: copy-hash.ts) and `airlock verify` (hashFile, one hasher per
+ * core).
  *
  * Why this shape: the bytes travel through a small SharedArrayBuffer ring
  * (SLOTS × SLOT bytes, copied in with one memcpy), never as posted Buffers:
