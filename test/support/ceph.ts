@@ -63,7 +63,7 @@ export async function startCeph(): Promise<Ceph> {
   for (let attempt = 1; attempt <= 2; attempt++) {
     const [monPort, rgwPort] = await freePorts(2);
     const env = { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin`, MON_PORT: String(monPort), RGW_PORT: String(rgwPort) };
-    const r = await run('bash', [START, dir, 'bluestore'], env, 90_000);
+    const r = await run('bash', [START, dir, 'bluestore'], env, 60_000);
     if (r.code === 0) {
       const endpoint = `http://127.0.0.1:${rgwPort}`;
       const clients: S3Client[] = [];
