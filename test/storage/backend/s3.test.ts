@@ -49,7 +49,7 @@ describe.skipIf(skipWithoutCeph)('s3 backend on a real Ceph RGW', () => {
   beforeAll(async () => {
     ceph = await startCeph();
     await ceph.createBucket(BUCKET);
-  }, 120_000);
+  }, 150_000);
   afterAll(async () => {
     await ceph?.stop();
   });
