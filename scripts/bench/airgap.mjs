@@ -117,6 +117,10 @@ try {
     await rm(tarOut);
     // the same work as export: archive, make it durable, checksum it
     keep('tarCw', timed('sh', ['-c', `tar cf ${tarOut} -C ${join(cache, 'blobs')} sha256 && sync ${tarOut} && sha256sum ${tarOut} > ${tarOut}.sha256`]));
+    // each writer, baseline or airlock, starts right after its previous output is removed (on a VM,
+    // writing into pages freed a moment ago costs far less than into new ones: the order must not pick the winner)
+    await rm(bundle, { force: true });
+    await rm(`${bundle}.sha256`, { force: true });
     keep('exp', timed(process.execPath, [CLI, 'export', '1.0', '--out', bundle, '--cache-dir', cache, '--trust', rootFile]));
 
     await mkdir(join(dir, 'untar'));
@@ -134,6 +138,7 @@ try {
     // every writer starts with the same room: what the baselines extracted goes first
     await rm(join(dir, 'untar'), { recursive: true, force: true });
     keep('sha', timed('sha256sum', [bundle]));
+    await rm(join(dir, 'imported'), { recursive: true, force: true });
     keep('imp', timed(process.execPath, [CLI, 'import', bundle, '--cache-dir', join(dir, 'imported'), '--trust', rootFile]));
 
     await writeFile(join(dir, 'airlock.yml'), 'cache_dir: ./cache\n');
@@ -143,6 +148,7 @@ try {
     await rm(join(dir, 'cp-copy'), { recursive: true });
     keep('cph', timed('sh', ['-c', `cp -a ${cache} ${join(dir, 'cp-copy')} && find ${join(dir, 'cp-copy', 'blobs')} -type f -exec sha256sum {} + > /dev/null`]));
     await rm(join(dir, 'cp-copy'), { recursive: true, force: true });
+    await rm(join(dir, 'relocated'), { recursive: true, force: true });
     keep('rel', timed(process.execPath, [CLI, 'relocate', join(dir, 'relocated'), '--keep-old', '--config', join(dir, 'airlock.yml')], {
       cwd: dir,
     }));
