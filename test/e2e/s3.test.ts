@@ -291,6 +291,27 @@ describe.skipIf(skipWithoutCeph)('airlock with blobs on a real Ceph RGW (storage
     expect(fs.plan.space.needed).toBeGreaterThan(320 * GiB);
   });
 
+  // after gc: 3.6.2 is the release in this cache
+  it('no credentials, a missing bucket, a gateway that does not answer: one line each, no stack trace', async () => {
+    const noKeys = await runCli(AIRLOCK, ['status', '3.6.2', '--config', cfg], cleanEnv({ HOME: dir }));
+    expect(noKeys.code).toBe(2);
+    expect(noKeys.stderr).toMatch(/no S3 credentials .*AWS_ACCESS_KEY_ID/);
+    const noBucket = join(dir, 'no-bucket.yml');
+    writeFileSync(noBucket, `cache_dir: ${join(dir, 'cache')}\nstorage: {backend: s3, s3: {endpoint: "${ceph.endpoint}", bucket: not-there}}\n`);
+    const nb = await airlock(['status', '3.6.2'], noBucket);
+    expect(nb.code).toBe(2);
+    expect(nb.stderr).toMatch(/bucket does not exist/);
+    const dead = join(dir, 'dead.yml');
+    writeFileSync(dead, `cache_dir: ${join(dir, 'cache')}\nstorage: {backend: s3, s3: {endpoint: "http://127.0.0.1:1", bucket: ${BUCKET}}}\n`);
+    const d = await airlock(['status', '3.6.2'], dead);
+    expect(d.code).toBe(5);
+    expect(d.stderr).toMatch(/EUPSTREAM/);
+    for (const r of [noKeys, nb, d]) {
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    }
+  });
+
   it('relocate refuses a bucket in one line (exit 2)', async () => {
     const r = await airlock(['relocate', join(dir, 'elsewhere')]);
     expect(r.code, r.stderr).toBe(2);
