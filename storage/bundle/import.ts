@@ -133,7 +133,7 @@ function truncated(where: string, at: CutAt): AirlockError {
   });
 }
 
-/** Raw tar-stream failures → one-line codes; `at` says where the reading was, for a cut bundle. */
+/** The tar reader's failures (tar-read.ts) → one-line codes; `at` says where the reading was, for a cut bundle. */
 function tarError(e: unknown, where: string, at: CutAt = {}): AirlockError {
   // the store wraps a failing source stream as EINTERNAL: look at what the tar parser said
   if (e instanceof AirlockError && e.code !== 'EINTERNAL') return e;
