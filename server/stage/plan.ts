@@ -86,11 +86,23 @@ export function blobSources(manifest: ReleaseManifest, registry: RegistryClient)
   });
 }
 
+/** store lookups in flight while planning */
+const HAS_CONCURRENCY = 16;
+
 export async function planStage(inputs: PlanInputs): Promise<StagePlan> {
   const { manifest } = inputs;
   const blobs = blobSources(manifest, inputs.registry);
-  const missing: PlannedBlob[] = [];
-  for (const b of blobs) if (!(await inputs.has(b.sha256))) missing.push(b);
+  // several lookups at a time: a store in S3 answers each with a round trip (HeadObject)
+  const held = new Array<boolean>(blobs.length);
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < blobs.length) {
+      const i = next++;
+      held[i] = await inputs.has(blobs[i]!.sha256);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(HAS_CONCURRENCY, blobs.length) }, lane));
+  const missing = blobs.filter((_, i) => !held[i]);
   const missingBytes = missing.reduce((n, b) => n + b.size, 0);
   const rows = new Map<string, HostRow>();
   for (const b of missing) {
