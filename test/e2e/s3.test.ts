@@ -77,11 +77,13 @@ function startServe(): Promise<number> {
   const child = spawn(process.execPath, [AIRLOCK, 'serve', '--config', cfg, '--listen', '127.0.0.1:0'], { env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
   serve = child;
   const lines: string[] = [];
+  let seen = '';
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`airlock serve did not start: ${lines.join('\n')}`)), 30_000);
     child.stdout!.on('data', (d: Buffer) => {
       lines.push(d.toString());
-      const m = /"address":"http:\/\/[^"]*:(\d+)"/.exec(d.toString());
+      seen += d.toString(); // a line may come in two chunks
+      const m = /"address":"http:\/\/[^"]*:(\d+)"/.exec(seen);
       if (m) {
         clearTimeout(timer);
         resolve(Number(m[1]));
