@@ -65,8 +65,10 @@ export function register(program: Command): void {
     )
     .addHelpText(
       'after',
-      '\nConfig keys: listen, cache_dir, admin_token, tls: {cert, key}, passthrough (forward\n' +
-        'non-staged proxy requests upstream instead of answering 403), max_connections.\n' +
+      '\nConfig keys: listen, cache_dir, storage (fs or s3), admin_token, tls: {cert, key},\n' +
+        'passthrough (forward non-staged proxy requests upstream instead of answering 403),\n' +
+        'max_connections, accel_redirect (behind nginx: X-Accel-Redirect to the blob file),\n' +
+        'apt_signing_key (default: made on first use in cache_dir), mirrors (for POST /stage).\n' +
         'Limits: a connection must send a complete request head within 20 s of opening (a later\n' +
         'request on a kept-alive connection: within 20 s of its first byte; an idle kept-alive\n' +
         'connection is closed after 30 s); no byte moving for 60 s (--idle-timeout) cuts it; a bad\n' +
@@ -77,7 +79,8 @@ export function register(program: Command): void {
         'cache_dir must hold an airlock cache (its index/ folder, made by the first stage or import;\n' +
         'empty is fine): a folder without one, or none, is refused at start with exit 2.\n' +
         'Endpoints: /healthz /metrics /releases /releases/R/manifest /blobs/sha256/HEX\n' +
-        '           /files/R/PATH /v2/… /apt/R/ POST /stage\n' +
+        '           /files/R/PATH /v2/… /apt/airlock.gpg /apt/PRODUCT/dists/SUITE/… /apt/R/\n' +
+        '           /gems/R/ POST /stage (docs/http-api.md has them all)\n' +
         'Exit status: 0 after a clean shutdown, 1 failure, 2 usage (bad flag, address in use).',
     )
     .action(
