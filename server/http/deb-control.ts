@@ -10,28 +10,13 @@
  */
 import { spawn } from 'node:child_process';
 import { gunzipSync } from 'node:zlib';
-import type { Readable } from 'node:stream';
 import { AirlockError } from '../../manifests/errors.js';
 import type { Store } from '../../storage/index.js';
+import { readCapped } from './read-capped.js';
 
 const AR_MAGIC = '!<arch>\n';
 const MAX_CONTROL = 16 * 1024 * 1024;
 const HEAD_BYTES = 128 * 1024;
-
-async function collect(stream: Readable, cap: number): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  let n = 0;
-  for await (const chunk of stream) {
-    const b = chunk as Buffer;
-    n += b.length;
-    if (n > cap) {
-      stream.destroy();
-      throw new AirlockError('EINTEGRITY', `control data larger than ${cap} bytes`);
-    }
-    parts.push(b);
-  }
-  return Buffer.concat(parts);
-}
 
 function decompressWith(cmd: string, input: Buffer, what: string): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -76,7 +61,7 @@ function tarEntry(tar: Buffer, wanted: (name: string) => boolean): Buffer | null
 
 /** The control file text of the .deb stored as `sha256` (`what` names it in errors). */
 export async function readDebControl(store: Store, sha256: string, size: number, what: string): Promise<string> {
-  const head = await collect(await store.read(sha256, { start: 0, end: Math.min(size, HEAD_BYTES) - 1 }), HEAD_BYTES);
+  const head = await readCapped(await store.read(sha256, { start: 0, end: Math.min(size, HEAD_BYTES) - 1 }), HEAD_BYTES, 'deb header');
   if (head.subarray(0, 8).toString('latin1') !== AR_MAGIC) {
     throw new AirlockError('EINTEGRITY', `${what} is not a Debian package (no ar header)`, { sha256 });
   }
@@ -91,7 +76,7 @@ export async function readDebControl(store: Store, sha256: string, size: number,
       const member =
         start + memberSize <= head.length
           ? head.subarray(start, start + memberSize)
-          : await collect(await store.read(sha256, { start, end: start + memberSize - 1 }), MAX_CONTROL);
+          : await readCapped(await store.read(sha256, { start, end: start + memberSize - 1 }), MAX_CONTROL, 'control data');
       let tar: Buffer;
       if (name === 'control.tar') tar = Buffer.from(member);
       else if (name === 'control.tar.gz') tar = gunzipSync(member);

@@ -7,11 +7,11 @@
  * range), `metadata.gz` is gunzipped with a cap and its YAML parsed with the
  * `yaml` package; Ruby's `!ruby/object:Gem::…` tags come out as plain maps.
  */
-import type { Readable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
 import { parse } from 'yaml';
 import { AirlockError } from '../../manifests/errors.js';
 import type { Store } from '../../storage/index.js';
+import { readCapped } from './read-capped.js';
 
 const HEAD_BYTES = 64 * 1024;
 const MAX_METADATA_GZ = 4 * 1024 * 1024;
@@ -46,21 +46,6 @@ export interface GemSpec {
   requiredRubyVersion: Requirement;
   requiredRubygemsVersion: Requirement;
   dependencies: GemDependency[];
-}
-
-async function collect(stream: Readable, cap: number): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  let n = 0;
-  for await (const chunk of stream) {
-    const b = chunk as Buffer;
-    n += b.length;
-    if (n > cap) {
-      stream.destroy();
-      throw new AirlockError('EINTEGRITY', `more than ${cap} bytes where at most ${cap} were expected`);
-    }
-    parts.push(b);
-  }
-  return Buffer.concat(parts);
 }
 
 const isMap = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -120,10 +105,10 @@ export function specFromYaml(text: string): GemSpec {
 export async function readGemSpec(store: Store, sha256: string, size: number, what: string): Promise<GemSpec> {
   const bad = (why: string): AirlockError => new AirlockError('EINTEGRITY', `${what}: ${why}`, { sha256 });
   const headLen = Math.min(size, HEAD_BYTES);
-  const head = headLen > 0 ? await collect(await store.read(sha256, { start: 0, end: headLen - 1 }), HEAD_BYTES) : Buffer.alloc(0);
+  const head = headLen > 0 ? await readCapped(await store.read(sha256, { start: 0, end: headLen - 1 }), HEAD_BYTES, 'gem metadata') : Buffer.alloc(0);
   /** bytes [start, start+len) of the gem: from the head when it holds them, else a range read */
   const bytesAt = async (start: number, len: number, cap: number): Promise<Buffer> =>
-    start + len <= head.length ? head.subarray(start, start + len) : collect(await store.read(sha256, { start, end: start + len - 1 }), cap);
+    start + len <= head.length ? head.subarray(start, start + len) : readCapped(await store.read(sha256, { start, end: start + len - 1 }), cap, 'gem metadata');
   let off = 0;
   // a handful of tar members at most before metadata.gz (it is the first in every gem RubyGems builds)
   for (let i = 0; i < 8 && off + 512 <= size; i++) {
