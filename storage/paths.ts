@@ -13,12 +13,24 @@
  *   index/envelopes/<release>.json each verified envelope, byte for byte (source of truth)
  *   index/outlines/<release>.txt   what `status` needs of a release (a cache of the envelope)
  *   index/accepted.json            highest accepted serial per product (mirror of level)
+ *   index/shared                   with blobs in a bucket: index/ follows the bucket's records
  *   lock                           proper-lockfile: one writer process at a time
  *   lock.info                      who holds the lock: pid, host, command, since
  * ```
  *
  * `index/` holds the release records that storage/releases/ reads and writes;
  * its on-disk name stays `index/` so existing caches keep working.
+ *
+ * With blobs in a bucket (storage/backend/s3.ts), the release records are
+ * kept there too, relative to the configured prefix, and `index/` becomes a
+ * cache of them (storage/releases/sync.ts):
+ *
+ * ```
+ * PREFIX/blobs/sha256/ab/abcdef…      the blobs
+ * PREFIX/quarantine/<hex>.<timestamp> blobs that failed `airlock verify`
+ * PREFIX/releases/<release>.json      each verified envelope, byte for byte (the truth)
+ * PREFIX/accepted/<product>.json      highest accepted serial of a product: {product, serial, digest}
+ * ```
  *
  * Digests and release names are validated here, before they become paths.
  */
@@ -101,6 +113,24 @@ export function outlinePath(root: string, release: string): string {
   assertReleaseName(release);
   return join(root, 'index', 'outlines', `${release}.txt`);
 }
+
+/** Folders and keys of the release records on a RecordShelf (a bucket), relative to its prefix. */
+export const RECORDS_FOLDER = 'releases';
+export const ACCEPTED_FOLDER = 'accepted';
+
+export function releaseRecordKey(release: string): string {
+  assertReleaseName(release);
+  return `${RECORDS_FOLDER}/${release}.json`;
+}
+
+/** product names follow the release name rule (manifests/schema.ts NAME) */
+export function acceptedRecordKey(product: string): string {
+  assertReleaseName(product);
+  return `${ACCEPTED_FOLDER}/${product}.json`;
+}
+
+/** Marks a cache_dir whose index/ follows a shelf (written by the first sync); before it, envelopes found only here are published, not removed. */
+export const sharedMarkerPath = (root: string): string => join(root, 'index', 'shared');
 
 export const lockPath = (root: string): string => join(root, 'lock');
 export const lockInfoPath = (root: string): string => join(root, 'lock.info');

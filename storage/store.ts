@@ -8,6 +8,11 @@
  * A reader store (write: false) takes no lock and never opens the level
  * database, so `serve` and `status` work while `stage` writes from another
  * process: they read blobs/ and the envelope files only.
+ *
+ * With a backend that has a record shelf (blobs in a bucket), the bucket's
+ * release records are the truth and index/ follows them: every store syncs
+ * at open (a writer under its lock), `syncRecords()` again on demand (serve
+ * polls), and putRelease / removeReleases write the bucket first.
  */
 import { mkdir, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
@@ -19,7 +24,11 @@ import { fsBackend } from './backend/fs.js';
 import { ingestFeed, ingestFromUrls, ingestStream, type IngestContext, type IngestTuning } from './content/ingest.js';
 import {
   LevelIndex,
+  forgetReleases,
   listEnvelopeFiles,
+  newSyncMemo,
+  putAccepted,
+  syncRecords,
   mergeAccepted,
   readAcceptedFile,
   readEnvelopeFile,
@@ -29,9 +38,10 @@ import {
   writeAcceptedFile,
   writeEnvelopeFile,
   writeOutline,
+  type SyncReport,
 } from './releases/index.js';
 import { acquireWriterLock, type WriterLock } from './lock.js';
-import { assertReleaseName, envelopesDir, indexDir, outlinePath, partialDir } from './paths.js';
+import { assertReleaseName, envelopesDir, indexDir, outlinePath, partialDir, releaseRecordKey } from './paths.js';
 import { heldSet, releaseStatus, StreamedStatus } from './status.js';
 import type { BlobBackend, BlobStat, ByteRange, Fetcher, IngestResult, ReleaseStatus, StoredRelease } from './types.js';
 import { rehashBlobs, type RehashReport, type RehashTarget } from './rehash.js';
@@ -50,6 +60,15 @@ export interface OpenStoreOptions {
   lockWaitMs?: number;
   /** defaults to the filesystem backend under cache_dir/blobs */
   backend?: BlobBackend;
+  /** how records read from the backend's shelf are checked (only with a backend that has one: S3) */
+  records?: RecordsOptions;
+}
+
+export interface RecordsOptions {
+  /** root.json bytes (the config's `trust`): a record is taken only with enough valid release signatures; null: decoded only */
+  trustRoot?: Uint8Array | null;
+  /** one line per record skipped (default: stderr) */
+  warn?: (line: string, details: Record<string, unknown>) => void;
 }
 
 /** Ingest tuning: abort signal, progress, retries with backoff, stall timeout (storage/content/ingest.ts). */
@@ -82,8 +101,12 @@ export interface Store {
   ): Promise<IngestResult>;
 
   // ---- releases ----
-  /** Stores the verified envelope and persists the new accepted serial, atomically. */
+  /** Stores the verified envelope and persists the new accepted serial, atomically (with a shelf: the bucket's record first). */
   putRelease(verified: VerifiedRelease): Promise<void>;
+  /** Takes releases out (gc): the bucket's records first, then the local files; accepted serials stay. The caller re-indexes. */
+  removeReleases(releases: string[]): Promise<void>;
+  /** Pulls the shelf's release records into index/ (storage/releases/sync.ts); null without a shelf. */
+  syncRecords(): Promise<SyncReport | null>;
   getRelease(release: string): Promise<StoredRelease | null>;
   listReleases(): Promise<StoredRelease[]>;
   /** Changes whenever a release is stored or removed (by any process): readers compare it to know their view is stale. */
@@ -117,6 +140,32 @@ export async function openStore(opts: OpenStoreOptions): Promise<Store> {
   const backend = opts.backend ?? fsBackend(cacheDir);
   const ctx: IngestContext = { root: cacheDir, backend, inflight: new Map() };
   let closed = false;
+  const shelf = backend.shelf?.() ?? null;
+  const memo = newSyncMemo();
+  // one sync at a time per store (serve's poll and a request may ask together)
+  let syncing: Promise<SyncReport> | null = null;
+  const sync = (): Promise<SyncReport | null> => {
+    if (!shelf) return Promise.resolve(null);
+    syncing ??= syncRecords(cacheDir, shelf, {
+      trustRoot: opts.records?.trustRoot ?? null,
+      warn: opts.records?.warn,
+      publish: writable,
+      db,
+      memo,
+    }).finally(() => {
+      syncing = null;
+    });
+    return syncing;
+  };
+  if (shelf) {
+    try {
+      await sync();
+    } catch (e) {
+      await db?.close();
+      await lock?.release();
+      throw e;
+    }
+  }
 
   const writer = (what: string): LevelIndex => {
     if (closed) throw new AirlockError('EINTERNAL', `${what}: the store is closed`);
@@ -187,9 +236,16 @@ export async function openStore(opts: OpenStoreOptions): Promise<Store> {
       const known = (await acceptedSerials())[manifest.product];
       const next = verified.accepted;
       assertNoRollback(known, next);
-      // Order matters for crash safety: the envelope file is the source of
-      // truth (rebuild recovers the rest), then one atomic level batch with
-      // the accepted serial, then its mirror for readers.
+      const accepted = known && known.serial > next.serial ? known : next;
+      // Order matters for crash safety: with blobs in a bucket, its record
+      // first (what every process over the bucket, and their gc, go by);
+      // then the envelope file, the source of truth here (rebuild recovers
+      // the rest), then one atomic level batch with the accepted serial,
+      // then its mirror for readers.
+      if (shelf) {
+        await shelf.put(releaseRecordKey(manifest.release), verified.envelope);
+        await putAccepted(shelf, accepted);
+      }
       await writeEnvelopeFile(cacheDir, manifest.release, verified.envelope);
       const stored: StoredRelease = {
         product: manifest.product,
@@ -199,11 +255,19 @@ export async function openStore(opts: OpenStoreOptions): Promise<Store> {
         digest: verified.digest,
         manifest,
       };
-      const accepted = known && known.serial > next.serial ? known : next;
       await writeOutline(cacheDir, stored);
       await d.putRelease(stored, accepted);
       await writeAcceptedFile(cacheDir, mergeAccepted(await readAcceptedFile(cacheDir), { [accepted.product]: accepted }));
     },
+
+    async removeReleases(releases: string[]): Promise<void> {
+      writer('removeReleases');
+      for (const r of releases) assertReleaseName(r);
+      if (shelf) for (const r of releases) await shelf.delete(releaseRecordKey(r));
+      await forgetReleases(cacheDir, releases);
+    },
+
+    syncRecords: sync,
 
     getRelease,
     listReleases,

@@ -1,8 +1,9 @@
 /**
  * Which BlobBackend a cache node's config asks for (`storage:` in
  * airlock.yml). The filesystem one under cache_dir is the default; S3 keeps
- * the blobs in a bucket and everything else (partials, the lock, release
- * records) under cache_dir. The S3 SDK is loaded only when it is used.
+ * the blobs and the release records in a bucket (index/ under cache_dir
+ * follows the records), partials and the lock under cache_dir. The S3 SDK is
+ * loaded only when it is used.
  */
 import type { BlobBackend } from '../types.js';
 
@@ -13,7 +14,13 @@ export interface S3StorageConfig {
   prefix: string;
   region: string;
   forcePathStyle: boolean;
+  /** `airlock serve`: how often the bucket's release records are looked at (storage.s3.poll; default 5 s) */
+  pollMs?: number;
+  /** `airlock gc`: unreferenced blobs younger than this stay (storage.s3.gc_grace; default 1 h) */
+  gcGraceMs?: number;
 }
+
+export const DEFAULT_POLL_MS = 5000;
 
 export type StorageConfig = { backend: 'fs' } | { backend: 's3'; s3: S3StorageConfig };
 

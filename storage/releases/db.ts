@@ -114,6 +114,14 @@ export class LevelIndex {
     await this.db.put(K.accepted(a.product), a);
   }
 
+  /** Every release and artifact key, in one batch (the blob records stay). */
+  async clearReleases(): Promise<void> {
+    const ops: Op[] = [];
+    for await (const key of this.db.keys(K.prefix('r'))) ops.push({ type: 'del', key });
+    for await (const key of this.db.keys(K.prefix('a'))) ops.push({ type: 'del', key });
+    await this.db.batch(ops);
+  }
+
   async clear(): Promise<void> {
     await this.db.clear();
   }

@@ -3,7 +3,8 @@
  * outlines (what `status` reads), the accepted serial per product, and the
  * level database that indexes all of it for the writer (rebuilt from the
  * envelope files and blobs/ by rebuildIndex). On disk they live under
- * `cache_dir/index/` (paths.ts).
+ * `cache_dir/index/` (paths.ts); with blobs in a bucket, that folder follows
+ * the bucket's records (sync.ts).
  */
 export { LevelIndex, type ArtifactRecord, type BlobRecord, type ReleaseRecord } from './db.js';
 export {
@@ -16,5 +17,6 @@ export {
   writeEnvelopeFile,
 } from './envelopes.js';
 export { readOutline, removeOutline, scanOutline, writeOutline, type OutlineHead } from './outline.js';
-export { rebuildIndex } from './rebuild.js';
+export { rebuildIndex, reindexReleases } from './rebuild.js';
+export { syncRecords, admitRecord, newSyncMemo, putAccepted, type SyncOptions, type SyncReport, type SyncMemo, type SkippedRecord } from './sync.js';
 export { forgetReleases } from './remove.js';

@@ -41,3 +41,21 @@ export async function rebuildIndex(root: string, db: LevelIndex, backend: BlobBa
   if (batch.length) await db.putBlobs(batch);
   return { releases: names.length, blobs };
 }
+
+/**
+ * The releases and accepted serials of the level database made again from
+ * the envelope files, without listing the blobs (a bucket's listing costs a
+ * request per blob to stat): what a sync of the release records needs.
+ */
+export async function reindexReleases(root: string, db: LevelIndex): Promise<void> {
+  await db.clearReleases();
+  const fromEnvelopes: Record<string, AcceptedSerial> = {};
+  for (const name of await listEnvelopeFiles(root)) {
+    const stored = await readEnvelopeFile(root, name).catch(() => null);
+    if (!stored) continue;
+    const known = fromEnvelopes[stored.product];
+    if (!known || stored.serial > known.serial) fromEnvelopes[stored.product] = { product: stored.product, serial: stored.serial, digest: stored.digest };
+    await db.putRelease(stored, null);
+  }
+  for (const a of Object.values(mergeAccepted(await readAcceptedFile(root), fromEnvelopes, await db.accepted()))) await db.putAccepted(a);
+}

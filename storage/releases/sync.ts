@@ -1,0 +1,300 @@
+/**
+ * The local index as a cache of a shelf (a bucket shared by several cache
+ * nodes): `syncRecords` makes `index/envelopes/`, the outlines and
+ * `index/accepted.json` follow the shelf's `releases/` and `accepted/`.
+ *
+ * - One listing of `releases/` per call; a record is fetched only when the
+ *   local copy is not the same bytes (its MD5, which is the ETag of a single
+ *   PUT, computed once per file and process), so a poll of an unchanged
+ *   bucket costs one LIST.
+ * - A record is taken only if it decodes as an envelope of the release its
+ *   key names and, when a trust root is given, its signatures meet the root's
+ *   release threshold (expiry does not block: the release was accepted when
+ *   it was staged, and readers of local envelopes do not check it either).
+ *   One that fails is skipped with one warning line naming its key (once
+ *   per version of the record and process) and is not served.
+ * - A local envelope whose record is gone (gc on any node) is removed,
+ *   unless it was written after the listing began (a writer of this
+ *   cache_dir puts the record first, then its local copy).
+ * - Before the first sync of a cache_dir (no `index/shared`), envelopes
+ *   found only here were staged before records went to the bucket: a writer
+ *   publishes them, a reader keeps them (and leaves the marker to a writer).
+ * - Accepted serials only rise: the shelf's and the local ones are merged.
+ *
+ * The level database (writers only) is re-indexed when anything changed.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { readSelfSignedRoot, verifyRelease, type TrustedRoot } from '../../manifests/index.js';
+import { AirlockError, isAirlockError } from '../../manifests/errors.js';
+import type { AcceptedSerial } from '../../manifests/types.js';
+import {
+  ACCEPTED_FOLDER,
+  RECORDS_FOLDER,
+  acceptedRecordKey,
+  assertReleaseName,
+  envelopePath,
+  envelopesDir,
+  isDigest,
+  releaseRecordKey,
+  sharedMarkerPath,
+} from '../paths.js';
+import type { RecordShelf, StoredRelease } from '../types.js';
+import type { LevelIndex } from './db.js';
+import { decodeStored, listEnvelopeFiles, mergeAccepted, readAcceptedFile, writeAcceptedFile, writeEnvelopeFile } from './envelopes.js';
+import { removeOutline, writeOutline } from './outline.js';
+import { reindexReleases } from './rebuild.js';
+
+/** a local file written this close to the listing may be a writer's newest release: kept until the next sync */
+const FRESH_MS = 1000;
+
+export interface SyncOptions {
+  /** root.json bytes (the config's `trust`): records must carry enough valid release signatures; null: decoded only */
+  trustRoot?: Uint8Array | null;
+  /** one line per record skipped */
+  warn?: (line: string, details: Record<string, unknown>) => void;
+  /** writers: publish envelopes found only here before the first sync, and re-index `db` on change */
+  publish?: boolean;
+  db?: LevelIndex | null;
+  /** what this process already knows (kept across calls by openStore) */
+  memo?: SyncMemo;
+}
+
+export interface SkippedRecord {
+  key: string;
+  reason: string;
+  /** the release as the record says, when it at least decodes (gc keeps its blobs: it may be a release this root cannot check) */
+  claimed: StoredRelease | null;
+}
+
+export interface SyncReport {
+  /** records taken into the local cache (new or changed) */
+  fetched: string[];
+  /** local envelopes removed: their record is gone */
+  removed: string[];
+  /** local envelopes put on the shelf (staged before records were shared) */
+  published: string[];
+  skipped: SkippedRecord[];
+  /** releases on the shelf, taken or already current */
+  releases: number;
+  /** whether anything under index/ changed */
+  changed: boolean;
+}
+
+/** Per process: the MD5 of each local envelope by (mtime, size), and the record versions already warned about. */
+export interface SyncMemo {
+  md5: Map<string, { mtimeMs: number; size: number; md5: string }>;
+  warned: Map<string, string>;
+  accepted: Map<string, string>;
+  root: { bytes: Uint8Array; root: TrustedRoot } | null;
+}
+
+export const newSyncMemo = (): SyncMemo => ({ md5: new Map(), warned: new Map(), accepted: new Map(), root: null });
+
+/** "No expiry" for verifying a stored record: the latest date a Date holds. */
+const NO_EXPIRY = new Date(8.64e15);
+
+/**
+ * Decodes (and, given a root, verifies) a record read from a shelf; throws
+ * one AirlockError saying why it must not be used.
+ */
+export function admitRecord(bytes: Buffer, release: string, root: TrustedRoot | null): StoredRelease {
+  if (root) {
+    // signatures and threshold over the raw bytes, strict form and schema; expiry and rollback are not this step's
+    const v = verifyRelease(bytes, { root, now: new Date(), acceptExpiredUntil: NO_EXPIRY });
+    if (v.manifest.release !== release) {
+      throw new AirlockError('EMANIFEST', `holds release "${v.manifest.release}", not "${release}"`, { release });
+    }
+    return { product: v.manifest.product, release, serial: v.manifest.serial, envelope: bytes, digest: v.digest, manifest: v.manifest };
+  }
+  const stored = decodeStored(bytes, release);
+  if (stored.release !== release || typeof stored.product !== 'string' || !Array.isArray(stored.manifest.artifacts)) {
+    throw new AirlockError('EMANIFEST', `holds release "${String(stored.release)}", not "${release}"`, { release });
+  }
+  return stored;
+}
+
+async function fileMd5(path: string): Promise<string> {
+  const h = createHash('md5');
+  for await (const c of createReadStream(path, { highWaterMark: 1024 * 1024 })) h.update(c as Buffer);
+  return h.digest('hex');
+}
+
+/** the local envelope's MD5 (null when there is none), computed once per version of the file */
+async function localMd5(root: string, release: string, memo: SyncMemo): Promise<{ md5: string; mtimeMs: number } | null> {
+  const path = envelopePath(root, release);
+  const s = await stat(path).catch(() => null);
+  if (!s) return null;
+  const hit = memo.md5.get(release);
+  if (hit && hit.mtimeMs === s.mtimeMs && hit.size === s.size) return hit;
+  const md5 = await fileMd5(path);
+  const entry = { mtimeMs: s.mtimeMs, size: s.size, md5 };
+  memo.md5.set(release, entry);
+  return entry;
+}
+
+const reasonOf = (e: unknown): string => (isAirlockError(e) || e instanceof Error ? e.message : String(e));
+
+export async function syncRecords(root: string, shelf: RecordShelf, opts: SyncOptions = {}): Promise<SyncReport> {
+  const memo = opts.memo ?? newSyncMemo();
+  const warn = opts.warn ?? ((line: string) => process.stderr.write(`warning: ${line}\n`));
+  let trusted: TrustedRoot | null = null;
+  if (opts.trustRoot) {
+    if (memo.root?.bytes !== opts.trustRoot) memo.root = { bytes: opts.trustRoot, root: readSelfSignedRoot(opts.trustRoot, 'trust root') };
+    trusted = memo.root.root;
+  }
+  const report: SyncReport = { fetched: [], removed: [], published: [], skipped: [], releases: 0, changed: false };
+  await mkdir(envelopesDir(root), { recursive: true });
+  const shared = await stat(sharedMarkerPath(root)).then(
+    () => true,
+    () => false,
+  );
+
+  const started = Date.now();
+  const listing = await shelf.list(RECORDS_FOLDER);
+  const onShelf = new Set<string>();
+  for (const entry of listing) {
+    const key = `${RECORDS_FOLDER}/${entry.name}`;
+    const release = entry.name.endsWith('.json') ? entry.name.slice(0, -'.json'.length) : '';
+    try {
+      assertReleaseName(release);
+    } catch {
+      skip(key, entry.etag, 'not a release record name (releases/<release>.json)', null);
+      continue;
+    }
+    onShelf.add(release);
+    const local = await localMd5(root, release, memo);
+    if (local && local.md5 === entry.etag) {
+      report.releases++;
+      continue;
+    }
+    if (memo.warned.get(key) === entry.etag) continue; // this version was refused already
+    const got = await shelf.get(key);
+    if (!got) {
+      onShelf.delete(release); // removed since the listing
+      continue;
+    }
+    let stored: StoredRelease;
+    try {
+      stored = admitRecord(got.bytes, release, trusted);
+    } catch (e) {
+      let claimed: StoredRelease | null = null;
+      try {
+        claimed = decodeStored(got.bytes, key);
+      } catch {
+        claimed = null;
+      }
+      skip(key, got.etag, reasonOf(e), claimed);
+      continue;
+    }
+    const current = local ? await readFile(envelopePath(root, release)).catch(() => null) : null;
+    if (!current || !current.equals(got.bytes)) {
+      await writeEnvelopeFile(root, release, got.bytes);
+      await writeOutline(root, stored);
+      report.fetched.push(release);
+    }
+    report.releases++;
+  }
+
+  let localOnly = 0;
+  for (const release of await listEnvelopeFiles(root)) {
+    if (onShelf.has(release)) continue;
+    const path = envelopePath(root, release);
+    const s = await stat(path).catch(() => null);
+    if (!s) continue;
+    if (!shared) {
+      if (!opts.publish) {
+        localOnly++;
+        continue;
+      }
+      // staged here before records were shared: put it up, so that other nodes (and their gc) know it
+      const bytes = await readFile(path);
+      await shelf.put(releaseRecordKey(release), bytes);
+      report.published.push(release);
+      continue;
+    }
+    if (s.mtimeMs >= started - FRESH_MS) continue;
+    await rm(path, { force: true });
+    await removeOutline(root, release);
+    memo.md5.delete(release);
+    report.removed.push(release);
+  }
+
+  const acceptedChanged = await syncAccepted(root, shelf, memo, opts.publish === true, (key, etag, reason) => skip(key, etag, reason, null));
+
+  // from now on the shelf is the whole truth: a local envelope without its record was removed elsewhere
+  if (!shared && localOnly === 0) await writeFile(sharedMarkerPath(root), 'index/ follows the release records of the blob bucket\n');
+  report.changed = report.fetched.length + report.removed.length > 0 || acceptedChanged;
+  if (opts.db && (report.changed || report.published.length > 0)) await reindexReleases(root, opts.db);
+  return report;
+
+  function skip(key: string, version: string, reason: string, claimed: StoredRelease | null): void {
+    report.skipped.push({ key, reason, claimed });
+    if (memo.warned.get(key) === version) return;
+    memo.warned.set(key, version);
+    warn(`skipped ${shelf.where}${key}: ${reason}`, { key: `${shelf.where}${key}` });
+  }
+}
+
+function readAcceptedRecord(bytes: Buffer, product: string): AcceptedSerial {
+  const a = JSON.parse(bytes.toString('utf8')) as Partial<AcceptedSerial>;
+  if (a.product !== product || !Number.isSafeInteger(a.serial) || (a.serial ?? -1) < 0 || !isDigest(a.digest)) {
+    throw new AirlockError('EMANIFEST', `not an accepted serial of product "${product}" ({product, serial, digest})`, { product });
+  }
+  return { product, serial: a.serial!, digest: a.digest };
+}
+
+/** The shelf's accepted serials merged into index/accepted.json (and, for a writer, the local ones up); true when the local file changed. */
+async function syncAccepted(
+  root: string,
+  shelf: RecordShelf,
+  memo: SyncMemo,
+  publish: boolean,
+  skip: (key: string, etag: string, reason: string) => void,
+): Promise<boolean> {
+  const local = await readAcceptedFile(root);
+  const fromShelf: Record<string, AcceptedSerial> = {};
+  for (const entry of await shelf.list(ACCEPTED_FOLDER)) {
+    const product = entry.name.endsWith('.json') ? entry.name.slice(0, -'.json'.length) : '';
+    const key = `${ACCEPTED_FOLDER}/${entry.name}`;
+    const known = local[product];
+    // the version already merged: nothing to read
+    if (known && memo.accepted.get(key) === entry.etag) {
+      fromShelf[product] = known;
+      continue;
+    }
+    const got = await shelf.get(key);
+    if (!got) continue;
+    try {
+      fromShelf[product] = readAcceptedRecord(got.bytes, product);
+      memo.accepted.set(key, got.etag);
+    } catch (e) {
+      skip(key, got.etag, reasonOf(e));
+    }
+  }
+  const merged = mergeAccepted(local, fromShelf);
+  if (publish) {
+    for (const a of Object.values(merged)) {
+      const there = fromShelf[a.product];
+      if (!there || there.serial < a.serial) await putAccepted(shelf, a);
+    }
+  }
+  const changed = JSON.stringify(merged) !== JSON.stringify(mergeAccepted(local));
+  if (changed) await writeAcceptedFile(root, merged);
+  return changed;
+}
+
+/** Writes a product's accepted serial to the shelf, never lowering the one there. */
+export async function putAccepted(shelf: RecordShelf, next: AcceptedSerial): Promise<void> {
+  const key = acceptedRecordKey(next.product);
+  const got = await shelf.get(key);
+  if (got) {
+    try {
+      if (readAcceptedRecord(got.bytes, next.product).serial >= next.serial) return;
+    } catch {
+      // not readable: replaced by a good one
+    }
+  }
+  await shelf.put(key, Buffer.from(`${JSON.stringify({ product: next.product, serial: next.serial, digest: next.digest })}\n`));
+}
