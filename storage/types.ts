@@ -72,6 +72,40 @@ export interface BlobBackend {
   writer(expected: BlobRef): Promise<BlobWriter>;
   delete(digest: string): Promise<void>;
   list(): AsyncIterable<string>;
+  /**
+   * Only for backends shared by several cache nodes (S3): where release
+   * records are kept beside the blobs, so every process over the same bucket
+   * and prefix sees the same releases (storage/releases/sync.ts).
+   */
+  shelf?(): RecordShelf;
+}
+
+/** One object on a RecordShelf, as a listing says. */
+export interface ShelfEntry {
+  /** the key below the folder listed, e.g. "r1.json" */
+  name: string;
+  /** changes whenever the bytes do (S3: the ETag, without quotes) */
+  etag: string;
+  size: number;
+  mtimeMs: number;
+}
+
+/**
+ * Small records where every process sharing a blob backend sees them (a
+ * bucket's PREFIX/releases/…): keys are '/'-separated and relative to the
+ * backend's prefix; paths.ts names them.
+ */
+export interface RecordShelf {
+  /** for messages, e.g. s3://airlock/site-a/ (a key is appended to it) */
+  readonly where: string;
+  /** the bytes and their etag, or null when there is no such record */
+  get(key: string): Promise<{ bytes: Buffer; etag: string } | null>;
+  /** replaces the record whole (readers see the old bytes or the new, never a mix); returns the new etag */
+  put(key: string, bytes: Uint8Array): Promise<string>;
+  /** no error when absent */
+  delete(key: string): Promise<void>;
+  /** every record directly below `folder` (one paginated listing) */
+  list(folder: string): Promise<ShelfEntry[]>;
 }
 
 /** The network behind one method (python-tuf's fetcher). */

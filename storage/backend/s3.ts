@@ -1,8 +1,9 @@
 /**
  * The S3 BlobBackend (Ceph RGW, MinIO, AWS): blobs are objects under
  * `PREFIX/blobs/sha256/ab/<hex>`, quarantined ones under
- * `PREFIX/quarantine/<hex>.<timestamp>`. Everything else of the cache
- * (partials, the lock, release records) stays local under cache_dir.
+ * `PREFIX/quarantine/<hex>.<timestamp>`; release records are kept beside
+ * them through `shelf()` (s3-shelf.ts). Partials and the lock stay local
+ * under cache_dir.
  *
  * Nothing unverified ever sits under a blob's key. A writer hashes the bytes
  * as they come and lets them reach the bucket only through a gate:
@@ -51,6 +52,7 @@ import type { BlobRef } from '../../manifests/types.js';
 import type { BlobBackend, BlobStat, BlobWriter, ByteRange } from '../types.js';
 import { assertDigest, isDigest } from '../paths.js';
 import { tooLong } from './fs.js';
+import { s3Shelf } from './s3-shelf.js';
 
 /** Part size of multipart uploads; blobs up to this size go in one PUT from memory. */
 export const PART_SIZE = 8 * 1024 * 1024;
@@ -401,6 +403,8 @@ export function s3Backend(opts: S3Options): S3BlobBackend {
       } while (token);
       return out;
     },
+
+    shelf: () => s3Shelf({ client, bucket, prefix, ready, fail }),
 
     close(): void {
       client.destroy();
