@@ -20,6 +20,7 @@ declare -A PKG_CMD=(
   [ruby-bundler]=bundle
   # a real Ceph (mon + osd + radosgw) for the S3 blob backend's tests: scripts/ceph/start.sh
   [radosgw]=radosgw [ceph-mon]=ceph-mon [ceph-osd]=ceph-osd [ceph-common]=ceph
+  [haproxy]=haproxy  # in front of several serve replicas: test/support/haproxy.ts
 )
 
 installed() { [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true)" = installed ]; }
