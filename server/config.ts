@@ -6,7 +6,8 @@
 import { resolve } from 'node:path';
 import { AirlockError } from '../manifests/errors.js';
 import { loadConfigFile, localPath, parseDate, parseSize, type Schema } from '../common/config.js';
-import type { StorageConfig } from '../storage/backend/select.js';
+import { DEFAULT_POLL_MS, type StorageConfig } from '../storage/backend/select.js';
+import { DEFAULT_SHARED_GRACE_MS, parseDuration } from '../storage/gc.js';
 
 export interface AirlockConfig {
   /** absolute path of the config file read, or null */
@@ -69,6 +70,8 @@ export const CONFIG_SCHEMA: Schema = {
           prefix: { type: 'string', allowEmpty: true },
           region: { type: 'string' },
           force_path_style: { type: 'bool' },
+          poll: { type: 'string' },
+          gc_grace: { type: 'string' },
         },
       },
     },
@@ -207,7 +210,7 @@ export function requireFsStorage(config: AirlockConfig, command: string): void {
 
 interface StorageYaml {
   backend?: 'fs' | 's3';
-  s3?: { endpoint?: string; bucket?: string; prefix?: string; region?: string; force_path_style?: boolean };
+  s3?: { endpoint?: string; bucket?: string; prefix?: string; region?: string; force_path_style?: boolean; poll?: string; gc_grace?: string };
 }
 
 /** storage: {backend, s3: {…}}; credentials never come from here (the AWS SDK's chain: environment, ~/.aws) */
@@ -233,6 +236,10 @@ function storageConfig(v: StorageYaml | undefined, path: string | null): Storage
     }
     endpoint = s3.endpoint.replace(/\/+$/, '');
   }
+  const duration = (key: string, text: string, min: number): number => {
+    const ms = parseDuration(text, `config ${path}: storage.s3.${key}`);
+    return ms < min ? bad(key, `must be at least ${min} ms, got "${text}"`) : ms;
+  };
   const prefix = s3.prefix ?? '';
   if (!/^[A-Za-z0-9._/-]*$/.test(prefix) || prefix.split('/').some((seg) => seg === '.' || seg === '..')) {
     bad('prefix', `must be a key prefix of plain characters (A-Z a-z 0-9 . _ - /), got "${prefix.slice(0, 80)}"`);
@@ -246,6 +253,8 @@ function storageConfig(v: StorageYaml | undefined, path: string | null): Storage
       region: s3.region ?? 'us-east-1',
       // RGW and MinIO answer path-style (endpoint/bucket/key); AWS prefers virtual hosts
       forcePathStyle: s3.force_path_style ?? endpoint !== null,
+      pollMs: s3.poll === undefined ? DEFAULT_POLL_MS : duration('poll', s3.poll, 100),
+      gcGraceMs: s3.gc_grace === undefined ? DEFAULT_SHARED_GRACE_MS : duration('gc_grace', s3.gc_grace, 0),
     }),
   });
 }

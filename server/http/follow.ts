@@ -9,11 +9,16 @@
  *
  * It registers in the folder it serves (storage/serving.ts), so that relocate
  * knows whom to hand over and waits for it before removing the old copy.
+ *
+ * With blobs in a bucket it polls the bucket's release records every
+ * `pollMs` (one LIST, changed records only): a release staged by any process
+ * over the same bucket lands in index/envelopes/, whose new mtime makes the
+ * catalog rebuild (catalog.ts), so every replica serves it within a poll.
  */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
-import { openStore, type Store } from '../../storage/store.js';
+import { openStore, type RecordsOptions, type Store } from '../../storage/store.js';
 import type { BlobBackend } from '../../storage/types.js';
 import { registerServer, relocatedTo } from '../../storage/serving.js';
 
@@ -39,6 +44,10 @@ export interface FollowOptions {
   signal?: NodeJS.Signals | null;
   /** blobs elsewhere than cache_dir (an S3 bucket): the same backend whichever folder is served */
   backend?: BlobBackend;
+  /** how release records read from the backend's bucket are checked */
+  records?: RecordsOptions;
+  /** how often the bucket's release records are synced (only with a backend that has them; default 5 s) */
+  pollMs?: number;
 }
 
 /**
@@ -59,7 +68,7 @@ async function register(cacheDir: string, logger: Logger): Promise<{ release(): 
 }
 
 export async function followingStore(opts: FollowOptions): Promise<FollowingStore> {
-  let current = await openStore({ cacheDir: opts.cacheDir, write: false, backend: opts.backend });
+  let current = await openStore({ cacheDir: opts.cacheDir, write: false, backend: opts.backend, records: opts.records });
   // the handler first: once registered, relocate may signal at any time, and SIGHUP's default is to end the process
   const signal = opts.signal === undefined ? 'SIGHUP' : opts.signal;
   let following: FollowingStore | null = null;
@@ -84,7 +93,7 @@ export async function followingStore(opts: FollowOptions): Promise<FollowingStor
 
   const switchTo = async (to: string, reason: string): Promise<void> => {
     const from = current.cacheDir;
-    const next = await openStore({ cacheDir: to, write: false, backend: opts.backend });
+    const next = await openStore({ cacheDir: to, write: false, backend: opts.backend, records: opts.records });
     const old = current;
     current = next;
     const oldRegistration = registration;
@@ -124,6 +133,33 @@ export async function followingStore(opts: FollowOptions): Promise<FollowingStor
     return current.cacheDir;
   };
 
+  // the bucket's records, every pollMs; a failed poll is said once until one succeeds again
+  let polling = false;
+  let failing: string | null = null;
+  const poller = setInterval(() => {
+    // the store served now: its backend may have changed on a reload
+    if (polling || !current.backend.shelf) return;
+    polling = true;
+    const polled = current;
+    void polled
+      .syncRecords()
+      .then((r) => {
+        if (failing) opts.logger.info({ cacheDir: polled.cacheDir }, 'release records: the bucket answers again');
+        failing = null;
+        if (r && (r.fetched.length || r.removed.length)) {
+          opts.logger.info({ fetched: r.fetched, removed: r.removed, releases: r.releases }, 'release records synced from the bucket');
+        }
+      })
+      .catch((e: Error) => {
+        if (failing !== e.message) opts.logger.warn({ err: e.message }, 'release records: polling the bucket failed; serving what index/ holds');
+        failing = e.message;
+      })
+      .finally(() => {
+        polling = false;
+      });
+  }, opts.pollMs ?? 5000);
+  poller.unref();
+
   following = {
     store,
     cacheDir: () => current.cacheDir,
@@ -135,6 +171,7 @@ export async function followingStore(opts: FollowOptions): Promise<FollowingStor
     },
     async close() {
       if (signal) process.off(signal, onSignal);
+      clearInterval(poller);
       await chain;
       for (const t of timers) clearTimeout(t);
       await registration.release().catch(() => {});

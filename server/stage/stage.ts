@@ -31,6 +31,7 @@ import { planStage, type PlannedBlob, type StagePlan } from './plan.js';
 import { preflight } from './preflight.js';
 import { assertSameBlobs, parseImageRef, RegistryClient } from './registry.js';
 import { openMirrors, type Mirrors } from './mirrors.js';
+import { recordsOptions } from '../store-records.js';
 
 export interface StageRequest {
   /** a path or an http(s) URL of the signed envelope */
@@ -154,7 +155,7 @@ export async function stageRelease(config: AirlockConfig, out: Output, req: Stag
     // --plan changes nothing: no lock, no directory created, nothing persisted.
     if (req.plan) {
       const reader = (await cacheExists(config.cacheDir))
-        ? await openStore({ cacheDir: config.cacheDir, write: false, backend: await backendFromConfig(config) })
+        ? await openStore({ cacheDir: config.cacheDir, write: false, backend: await backendFromConfig(config), records: recordsOptions(config, (l, d) => out.warn(l, d)) })
         : null;
       try {
         const verified = admit(gate, envelope, out, reader ? await reader.acceptedSerials() : {});
@@ -173,7 +174,7 @@ export async function stageRelease(config: AirlockConfig, out: Output, req: Stag
       }
     }
 
-    store = await openStore({ cacheDir: config.cacheDir, write: true, backend: await backendFromConfig(config) });
+    store = await openStore({ cacheDir: config.cacheDir, write: true, backend: await backendFromConfig(config), records: recordsOptions(config, (l, d) => out.warn(l, d)) });
     const verified = admit(gate, envelope, out, await store.acceptedSerials());
     const s = store;
     const plan = await planStage({ manifest: verified.manifest, cacheDir: config.cacheDir, has: async (d) => (await s.stat(d)) !== null, http, registry, mirrors: mirrorBases, partialsOnly: partialsOnly(config) });

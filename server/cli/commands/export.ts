@@ -8,6 +8,7 @@ import { humanBytes } from '../../../common/output.js';
 import { readTrustFile } from '../../../common/trust-file.js';
 import { action, withCommon } from '../frame.js';
 import type { CommonFlags } from '../../config.js';
+import { recordsOptions } from '../../store-records.js';
 
 interface ExportFlags extends CommonFlags {
   out?: string;
@@ -44,7 +45,7 @@ export function register(program: Command): void {
         const rootFiles = [...(config.trust ? [config.trust] : []), ...(opts.root ?? [])];
         const roots = rootFiles.map((f) => readTrustFile(f));
         if (roots.length === 0) out.warn('no --trust root given: the bundle carries no root chain (the importer uses its own root)');
-        const store = await openStore({ cacheDir: config.cacheDir, backend: await backendFromConfig(config) });
+        const store = await openStore({ cacheDir: config.cacheDir, backend: await backendFromConfig(config), records: recordsOptions(config, (l, d) => out.warn(l, d)) });
         try {
           let bar: ReturnType<typeof out.progress> | null = null;
           const r = await exportBundle(store, release, {

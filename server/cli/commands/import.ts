@@ -7,6 +7,7 @@ import { humanBytes } from '../../../common/output.js';
 import { readTrustFile } from '../../../common/trust-file.js';
 import { action, withCommon } from '../frame.js';
 import { requireTrust, type CommonFlags } from '../../config.js';
+import { recordsOptions } from '../../store-records.js';
 
 interface ImportFlags extends CommonFlags {
   checkVolumes?: boolean;
@@ -40,7 +41,7 @@ export function register(program: Command): void {
         const now = new Date();
         // --accept-expired-until covers the local root too: on an air-gapped site it may expire while nobody can replace it
         const gate = openTrustGate(readTrustFile(requireTrust(config)), { now, acceptExpiredUntil: config.acceptExpiredUntil });
-        const store = await openStore({ cacheDir: config.cacheDir, write: true, backend: await backendFromConfig(config) });
+        const store = await openStore({ cacheDir: config.cacheDir, write: true, backend: await backendFromConfig(config), records: recordsOptions(config, (l, d) => out.warn(l, d)) });
         try {
           let bar: ReturnType<typeof out.progress> | null = null;
           const r = await importBundle(store, files, {

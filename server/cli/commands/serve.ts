@@ -18,6 +18,7 @@ import { followingStore } from '../../http/follow.js';
 import { backendFromConfig } from '../../../storage/backend/select.js';
 import { action, withCommon, UPSTREAM_FLAGS } from '../frame.js';
 import { loadConfig, type CommonFlags } from '../../config.js';
+import { recordsOptions } from '../../store-records.js';
 
 interface ServeFlags extends CommonFlags {
   grace?: string;
@@ -94,12 +95,15 @@ export function register(program: Command): void {
         const workers = workerCount(opts.workers);
         // --workers: this process only starts and stops the workers, each of which runs what follows (server/http/cluster.ts)
         if (workers > 1 && !isWorker()) return runPrimary(workers, logger);
-        await assertCacheLayout(config.cacheDir);
+        // with blobs in a bucket, cache_dir is a cache of its release records: an empty one is filled at open
+        if (config.storage?.backend !== 's3') await assertCacheLayout(config.cacheDir);
         // follows cache_dir on SIGHUP, which `airlock relocate` sends too (server/http/follow.ts)
         const follow = await followingStore({
           cacheDir: config.cacheDir,
           configuredCacheDir: () => loadConfig(opts).cacheDir,
           backend: await backendFromConfig(config),
+          records: recordsOptions(config, (line, details) => logger.warn(details, line)),
+          pollMs: config.storage?.backend === 's3' ? config.storage.s3.pollMs : undefined,
           logger,
           onSwitch: () => airlock.catalog.invalidate(),
         });

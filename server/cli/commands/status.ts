@@ -4,6 +4,7 @@ import { backendFromConfig, openStore, type ReleaseStatus } from '../../../stora
 import { humanBytes } from '../../../common/output.js';
 import type { CommonFlags } from '../../config.js';
 import { action, withCommon } from '../frame.js';
+import { recordsOptions } from '../../store-records.js';
 
 const NOT_READY = 1;
 
@@ -33,7 +34,7 @@ export function register(program: Command): void {
     .addHelpText('after', '\nExit status: 0 ready (every release, without RELEASE), 1 not ready or no such release, 2 usage.')
     .action(
       action<[string | undefined], CommonFlags>(async ({ config, out }, _opts, release) => {
-        const store = await openStore({ cacheDir: config.cacheDir, backend: await backendFromConfig(config) });
+        const store = await openStore({ cacheDir: config.cacheDir, backend: await backendFromConfig(config), records: recordsOptions(config, (l, d) => out.warn(l, d)) });
         try {
           if (release) {
             const s = await store.status(release);

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { backendFromConfig, openStore } from '../../../storage/index.js';
 import type { CommonFlags } from '../../config.js';
 import { action, withCommon } from '../frame.js';
+import { recordsOptions } from '../../store-records.js';
 
 interface VerifyFlags extends CommonFlags {
   rebuildIndex?: boolean;
@@ -28,7 +29,7 @@ export function register(program: Command): void {
     .addHelpText('after', '\nExit status: 0 all blobs intact, 1 failure (e.g. cache locked), 2 usage, 3 corrupt blobs found.')
     .action(
       action<[string | undefined], VerifyFlags>(async ({ config, out }, opts, release) => {
-        const store = await openStore({ cacheDir: config.cacheDir, write: true, backend: await backendFromConfig(config) });
+        const store = await openStore({ cacheDir: config.cacheDir, write: true, backend: await backendFromConfig(config), records: recordsOptions(config, (l, d) => out.warn(l, d)) });
         try {
           if (opts.rebuildIndex) {
             const r = await store.rebuildIndex();
