@@ -55,6 +55,20 @@ export interface BlobBackend {
   /** `highWaterMark`: chunk size of the stream (serving many streams at once wants smaller chunks than ingest) */
   read(digest: string, range?: ByteRange, opts?: { highWaterMark?: number }): Promise<Readable>;
   /**
+   * Only for backends a client can fetch from itself (S3): a URL that GETs
+   * the blob's bytes for `ttlSeconds` without credentials (a presigned URL),
+   * answered with `contentType` when given. It is not checked that the blob
+   * is there. `airlock serve` with `redirect_blobs` sends clients there (307);
+   * nothing above storage/ builds it.
+   */
+  presign?(digest: string, ttlSeconds: number, opts?: { contentType?: string }): Promise<string>;
+  /**
+   * Optional: every blob with its size, as one listing gives them (S3's
+   * ListObjectsV2 has each object's size), for figures that would otherwise
+   * need a stat per blob. Backends without it: `list` and `stat`.
+   */
+  listSized?(): AsyncIterable<{ digest: string; size: number }>;
+  /**
    * Only for backends that have descriptors (the filesystem): the blob opened
    * for reading, or null when absent. Serving prefers it to `read` (positional
    * reads into reused buffers, no stream per response); a backend without it

@@ -26,6 +26,7 @@
  * trailers, which RGW answers with 411 MissingContentLength.
  */
 import { createHash } from 'node:crypto';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { createReadStream } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
 import { Agent as HttpAgent } from 'node:http';
@@ -218,6 +219,11 @@ export function s3Backend(opts: S3Options): S3BlobBackend {
     });
 
   async function* listKeys(): AsyncGenerator<string> {
+    for await (const blob of listSized()) yield blob.digest;
+  }
+
+  /** every blob with its size: ListObjectsV2 names each object's size, so one paginated listing and no HEAD per blob */
+  async function* listSized(): AsyncGenerator<{ digest: string; size: number }> {
     await ready();
     let token: string | undefined;
     do {
@@ -231,17 +237,40 @@ export function s3Backend(opts: S3Options): S3BlobBackend {
         const rest = o.Key?.slice(blobsPrefix.length) ?? '';
         // ab/<hex>: anything else under the prefix (stray keys) is not a blob of ours
         const digest = rest.slice(3);
-        if (rest.length === 67 && rest[2] === '/' && isDigest(digest) && digest.startsWith(rest.slice(0, 2))) yield digest;
+        if (rest.length === 67 && rest[2] === '/' && isDigest(digest) && digest.startsWith(rest.slice(0, 2))) yield { digest, size: o.Size ?? 0 };
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
   }
+
+  /**
+   * A presigned GET of the blob's object: signed here with the SDK's
+   * credentials (no request to the server), valid for `ttlSeconds` (SigV4
+   * allows at most 7 days), for whoever holds the URL.
+   */
+  const presign = async (digest: string, ttlSeconds: number, opts: { contentType?: string } = {}): Promise<string> => {
+    assertDigest(digest, 'blob presign');
+    if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > 7 * 24 * 3600) {
+      throw new AirlockError('EUSAGE', `blob presign: a URL is valid from 1 s to 7 days, not ${ttlSeconds} s`, { sha256: digest, ttlSeconds });
+    }
+    try {
+      return await getSignedUrl(
+        client,
+        new GetObjectCommand({ Bucket: bucket, Key: key(digest), ResponseContentType: opts.contentType }),
+        { expiresIn: ttlSeconds },
+      );
+    } catch (e) {
+      throw fail(e, `presign sha256:${digest}`, { sha256: digest });
+    }
+  };
 
   return {
     bucket,
     client,
     key,
     stat,
+    presign,
+    listSized,
 
     async read(digest: string, range?: ByteRange): Promise<Readable> {
       assertDigest(digest, 'blob read');
