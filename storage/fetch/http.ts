@@ -17,7 +17,10 @@
  *   to another scheme than http(s), a loop, more than `maxRedirects`, and a
  *   hop into loopback or link-local addresses from a host that is not one.
  * - A stall (no bytes for `stallTimeoutMs`), a reset, a short body or a 5xx
- *   is EUPSTREAM with `details.retryable = true`; 404/410 is ENOTFOUND. An
+ *   is EUPSTREAM with `details.retryable = true`; 404/410 is ENOTFOUND. So
+ *   is a 401/403 from a host a redirect sent us to: presigned URLs (a cache
+ *   with `redirect_blobs`, a registry's blob storage) expire, and asking the
+ *   URL we were given again gets a fresh one; Range is sent on every hop. An
  *   answer that is not HTTP, or a Content-Range other than asked for, is a
  *   protocol error: EUPSTREAM with `retryable = false`.
  * - `maxLength` cuts the body (size + 1 lets the verifier see "too long"); a
@@ -436,7 +439,24 @@ export function fetchResult(res: HttpResponse, url: string, offset: number, maxL
     });
   }
   res.body.destroy();
+  if ((status === 401 || status === 403) && res.url !== url) throw refusedAfterRedirect(status, url, res.url);
   throw statusError(status, url);
+}
+
+/** A redirect target that refused us: retryable, since `url` redirects afresh (the signature's query is left out of the message). */
+function refusedAfterRedirect(status: number, url: string, target: string): AirlockError {
+  let where = target;
+  try {
+    const t = new URL(target);
+    where = `${t.origin}${t.pathname}`;
+  } catch {
+    // keep it whole
+  }
+  return new AirlockError(
+    'EUPSTREAM',
+    `${url}: redirected to ${where}, which answered ${status} (an expired or refused presigned URL: asking ${url} again gets a fresh one)`,
+    { url, status, redirectedTo: where, cause: 'redirect target', retryable: true },
+  );
 }
 
 export function statusError(status: number, url: string): AirlockError {
