@@ -9,11 +9,11 @@ import { isAbsolute, resolve, dirname } from 'node:path';
 import { parseDocument } from 'yaml';
 import { AirlockError } from '../manifests/errors.js';
 
-export type FieldType = 'string' | 'path' | 'int' | 'size' | 'bool' | 'string[]' | 'map';
+export type FieldType = 'string' | 'path' | 'int' | 'size' | 'duration' | 'bool' | 'string[]' | 'map';
 
 export interface FieldSpec {
   type: FieldType;
-  /** inclusive bounds for ints */
+  /** inclusive bounds for ints (and durations, in seconds) */
   min?: number;
   max?: number;
   /** allowed string values */
@@ -112,6 +112,14 @@ export function checkValue(value: unknown, spec: FieldSpec, file: string, base: 
       } catch {
         return bad('a size such as 512M, 4G or a number of bytes');
       }
+    case 'duration': {
+      // seconds, or a number with a unit: 90s, 15m, 1h, 7d
+      const n = typeof value === 'number' && Number.isInteger(value) ? value : typeof value === 'string' ? parseDuration(value) : null;
+      if (n === null) return bad('a duration such as 15m, 1h, 90s or a number of seconds');
+      if (spec.min !== undefined && n < spec.min) bad(`at least ${spec.min} s`);
+      if (spec.max !== undefined && n > spec.max) bad(`at most ${spec.max} s`);
+      return n;
+    }
     case 'bool':
       if (typeof value !== 'boolean') bad('true or false');
       return value;
@@ -130,6 +138,13 @@ export function parseSize(text: string, what: string): number {
   if (!m) throw new AirlockError('EUSAGE', `${what}: cannot read "${text}" as a size (examples: 512M, 4G, 1048576)`);
   const mult = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 }[m[2]!.toLowerCase() as '' | 'k' | 'm' | 'g' | 't'];
   return Math.round(Number(m[1]) * mult);
+}
+
+/** `90`, `90s`, `15m`, `1h`, `7d` → seconds; null when it is not one. */
+export function parseDuration(text: string): number | null {
+  const m = /^\s*(\d+)\s*([smhd]?)\s*$/i.exec(text);
+  if (!m) return null;
+  return Number(m[1]) * { '': 1, s: 1, m: 60, h: 3600, d: 86_400 }[m[2]!.toLowerCase() as '' | 's' | 'm' | 'h' | 'd'];
 }
 
 /** Parses `2027-03-01` or a full RFC 3339 time; EUSAGE otherwise. */

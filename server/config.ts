@@ -29,6 +29,8 @@ export interface AirlockConfig {
   maxConnections?: number;
   /** `airlock serve` behind nginx: the internal location that maps cache_dir/blobs/ (X-Accel-Redirect), or null */
   accelRedirect?: string | null;
+  /** `airlock serve` with blobs in S3: blob and file GETs answer 307 to a presigned URL valid this long (redirect_blobs, redirect_ttl), or null */
+  redirectBlobs?: { ttlSeconds: number } | null;
   json: boolean;
   /** bytes/s a download must keep up over `rateWindowMs`, or the next URL is tried (0: no check) */
   minRate: number;
@@ -57,6 +59,9 @@ export const CONFIG_SCHEMA: Schema = {
   rate_window: { type: 'int', min: 1, max: 3600 },
   max_connections: { type: 'int', min: 1, max: 1_000_000 },
   accel_redirect: { type: 'string' },
+  redirect_blobs: { type: 'bool' },
+  // SigV4 presigned URLs are valid for at most 7 days
+  redirect_ttl: { type: 'duration', min: 1, max: 7 * 86_400 },
   apt_signing_key: { type: 'path' },
   storage: {
     type: 'map',
@@ -102,6 +107,8 @@ export interface CommonFlags {
 export const DEFAULT_CONFIG_FILE = 'airlock.yml';
 export const DEFAULT_CACHE_DIR = 'airlock-cache';
 export const DEFAULT_LISTEN = '0.0.0.0:7070';
+/** redirect_ttl: how long a presigned blob URL is valid (15 minutes) */
+export const DEFAULT_REDIRECT_TTL = 15 * 60;
 
 /** accel_redirect: an absolute URI path ending in '/', plain characters only (it goes into a response header) */
 function accelPrefix(text: string | undefined, path: string | null): string | null {
@@ -134,6 +141,8 @@ export function loadConfig(flags: CommonFlags, cwd: string = process.cwd(), opts
     apt_signing_key?: string;
     storage?: StorageYaml;
     accel_redirect?: string;
+    redirect_blobs?: boolean;
+    redirect_ttl?: number;
     mirrors?: string[];
   };
   let parallel = v.parallel ?? 8;
@@ -151,6 +160,7 @@ export function loadConfig(flags: CommonFlags, cwd: string = process.cwd(), opts
     }
     tls = { cert: v.tls.cert, key: v.tls.key };
   }
+  const storage = storageConfig(v.storage, file.path);
   const listen = flags.listen ?? v.listen ?? DEFAULT_LISTEN;
   if (!/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(listen)) {
     throw new AirlockError('EUSAGE', `listen address must be HOST:PORT, got "${listen}"`, { key: 'listen' });
@@ -172,10 +182,24 @@ export function loadConfig(flags: CommonFlags, cwd: string = process.cwd(), opts
     maxConnections: v.max_connections,
     accelRedirect: accelPrefix(v.accel_redirect, file.path),
     aptSigningKey: v.apt_signing_key ?? null,
-    storage: storageConfig(v.storage, file.path),
+    storage,
+    redirectBlobs: redirectBlobs(v.redirect_blobs, v.redirect_ttl, storage, file.path),
     mirrors: Object.freeze(flags.mirror ? mirrorList(flags.mirror, '--mirror') : mirrorList(v.mirrors ?? [], `config ${file.path}: mirrors`)),
     json: flags.json ?? false,
   });
+}
+
+/** redirect_blobs presign blob URLs in the bucket: a filesystem store has no URL to send a client to (accel_redirect hands its files to nginx) */
+function redirectBlobs(on: boolean | undefined, ttl: number | undefined, storage: StorageConfig, path: string | null): AirlockConfig['redirectBlobs'] {
+  if (!on) return null;
+  if (storage.backend !== 's3') {
+    throw new AirlockError(
+      'EUSAGE',
+      `config ${path}: redirect_blobs needs blobs in S3 (storage.backend: s3), not on the filesystem; behind nginx, accel_redirect offloads files instead`,
+      { key: 'redirect_blobs' },
+    );
+  }
+  return Object.freeze({ ttlSeconds: ttl ?? DEFAULT_REDIRECT_TTL });
 }
 
 /** Mirror caches: http(s)://host[:port][/prefix] of another `airlock serve`, without query or credentials; the trailing '/' dropped. */
