@@ -13,6 +13,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Router, type RouterContext } from '@koa/router';
 import Koa from 'koa';
 import pino, { type Logger } from 'pino';
+import { AirlockError } from '../../manifests/errors.js';
 import type { AirlockConfig } from '../config.js';
 import type { Store } from '../../storage/index.js';
 // from its own module, as serve.ts takes openStore: the facade would load the got-based fetcher
@@ -64,7 +65,15 @@ export interface AirlockApp {
   callback(): (req: IncomingMessage, res: ServerResponse) => void;
 }
 
-export type ServeConfig = Pick<AirlockConfig, 'adminToken' | 'passthrough'> & Partial<Pick<AirlockConfig, 'aptSigningKey' | 'accelRedirect'>>;
+export type ServeConfig = Pick<AirlockConfig, 'adminToken' | 'passthrough'> & Partial<Pick<AirlockConfig, 'aptSigningKey' | 'accelRedirect' | 'redirectBlobs'>>;
+
+/** redirect_blobs needs a backend that presigns URLs (S3); the config refuses it on the filesystem already, this catches a store built by hand */
+function redirectBlobs(on: { ttlSeconds: number } | null, store: Store): { ttlSeconds: number } | null {
+  if (on && !store.backend.presign) {
+    throw new AirlockError('EUSAGE', 'redirect_blobs needs blobs in S3 (storage.backend: s3): this store has no URL to send a client to', { key: 'redirect_blobs' });
+  }
+  return on;
+}
 
 export function createServer(config: ServeConfig, deps: ServerDeps): AirlockApp {
   const logger = deps.logger ?? pino({ level: 'silent' });
@@ -87,6 +96,7 @@ export function createServer(config: ServeConfig, deps: ServerDeps): AirlockApp 
     mediaTypes: new Map(),
     smallBlobs: new SmallBlobCache(deps.smallBlobCacheBytes),
     accelRedirect: config.accelRedirect ?? null,
+    redirectBlobs: redirectBlobs(config.redirectBlobs ?? null, deps.store),
   };
 
   const app = new Koa();

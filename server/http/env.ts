@@ -38,6 +38,8 @@ export interface ServeEnv {
   smallBlobs: SmallBlobCache;
   /** accel_redirect: blob bodies go to the front end (send-blob.ts); null: airlock sends them */
   accelRedirect: string | null;
+  /** redirect_blobs: blob GETs answer 307 to a presigned URL in the bucket (send-blob.ts); null: airlock sends them */
+  redirectBlobs: { ttlSeconds: number } | null;
   /** media type per manifest digest, sniffed once when a manifest did not record it */
   mediaTypes: Map<string, string>;
 }

@@ -13,7 +13,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ServeEnv } from './env.js';
-import { blobAnswer, blobSource, OCTET_STREAM, sourceSize, writeBlobAnswer } from './send-blob.js';
+import { blobAnswer, blobSource, OCTET_STREAM, redirects, sourceSize, writeBlobAnswer } from './send-blob.js';
 import { track, type TrackState } from './track.js';
 
 const BLOB_URL = /^\/blobs\/sha256\/([0-9a-f]{64})$/;
@@ -42,5 +42,6 @@ function answer(env: ServeEnv, req: IncomingMessage, res: ServerResponse, sha256
   track(req, res, state, env.metrics, env.logger, t0);
   env.metrics.hit('blobs');
   const a = blobAnswer(req.method!, req.headers, { sha256, size: sourceSize(source), contentType: OCTET_STREAM });
+  if (redirects(a, source)) env.metrics.redirected('blobs');
   state.bodyBytes = writeBlobAnswer(res, a, source);
 }

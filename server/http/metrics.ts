@@ -10,6 +10,8 @@ export interface Metrics {
   registry: Registry;
   hit(route: string): void;
   miss(route: string): void;
+  /** a blob GET answered with a 307 to the object store (redirect_blobs) */
+  redirected(route: string): void;
   /** call when a request starts; the returned function once when its response is done */
   start(): (route: string, method: string, status: number, bytesOut: number, seconds: number) => void;
   /** the listening server's open connections (read at scrape time) and its cap */
@@ -96,6 +98,12 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics 
   const misses = new Counter({
     name: 'airlock_cache_misses_total',
     help: 'Requests for something the store does not hold, by route',
+    labelNames: ['route'] as const,
+    registers: [registry],
+  });
+  const redirects = new Counter({
+    name: 'airlock_blob_redirects_total',
+    help: 'Blob and file GETs answered with a 307 to a presigned URL in the object store (redirect_blobs), by route',
     labelNames: ['route'] as const,
     registers: [registry],
   });
@@ -225,6 +233,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics 
     cut: (reason) => cut.inc({ reason }),
     hit: (route) => hits.inc({ route }),
     miss: (route) => misses.inc({ route }),
+    redirected: (route) => redirects.inc({ route }),
     start() {
       inFlight.inc();
       return (route, method, status, bytes, seconds) => {

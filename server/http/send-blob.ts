@@ -16,6 +16,14 @@
  * blobs the backend can `open` (files) through `pumpFile` (reused buffers,
  * backpressure by write completion), other backends through their `read`
  * stream.
+ *
+ * Offloads: with `accel_redirect` a front-end nginx sends a file's body
+ * (X-Accel-Redirect); with `redirect_blobs` (blobs in S3) a GET that has a
+ * body to send is answered `307 Temporary Redirect` to a presigned URL of the
+ * blob's object, and the client fetches the bytes from the object store
+ * itself (re-sending its Range there). Either way the decision stays here:
+ * the blob is looked up first (a missing one is still 404), and HEAD, 304,
+ * 416 and empty bodies are airlock's own answers.
  */
 import { close, read } from 'node:fs';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerResponse } from 'node:http';
@@ -27,6 +35,7 @@ import type { OpenBlob, Store } from '../../storage/index.js';
 import type { Metrics } from './metrics.js';
 import { pumpFile } from './pump-file.js';
 import { SMALL_BLOB_MAX, type SmallBlobCache } from './small-blobs.js';
+import type { ProxiedState } from './routes/proxy.js';
 import { routeOf } from './track.js';
 
 /** chunk size for backends that are not files (their stream, not our pool) */
@@ -45,6 +54,8 @@ export interface BlobToSend {
   cacheControl?: string;
   /** what the blob was asked for as, for error messages */
   what?: string;
+  /** false: answered by airlock even with `redirect_blobs` (see SourceOptions) */
+  redirect?: boolean;
 }
 
 export interface SendContext {
@@ -56,10 +67,26 @@ export interface SendContext {
    * backend's blob folder (e.g. `/_airlock_blobs/`); null or absent: airlock sends every body
    */
   accelRedirect?: string | null;
+  /** `redirect_blobs`: GETs of blob bodies answer 307 to a presigned URL valid `ttlSeconds`; null or absent: airlock sends every body */
+  redirectBlobs?: { ttlSeconds: number } | null;
+}
+
+/** What the caller knows of the blob before its source is chosen. */
+export interface SourceOptions {
+  /** false: never answer with a 307 (OCI manifests, whose Content-Type clients read; proxy mode, whose clients would come back through us) */
+  redirect?: boolean;
+  /** the type the presigned URL's answer should carry (the bucket holds every blob as application/octet-stream) */
+  contentType?: string;
 }
 
 /** What the blob's bytes come from: memory, an open descriptor, a backend's stream, or the front end (X-Accel-Redirect). */
-export type BlobSource = Buffer | OpenBlob | BackendBlob | OffloadedBlob;
+export type BlobSource = Buffer | OpenBlob | BackendBlob | OffloadedBlob | RedirectedBlob;
+
+/** a blob the client fetches from the object store: the presigned URL it is sent to */
+export interface RedirectedBlob {
+  size: number;
+  location: string;
+}
 
 /** a blob whose body the front end sends from its file: the URI to redirect it to */
 export interface OffloadedBlob {
@@ -146,6 +173,19 @@ export function writeBlobAnswer(res: ServerResponse, a: BlobAnswer, source: Blob
     res.end(a.text);
     return a.text ? Buffer.byteLength(a.text) : 0;
   }
+  if (isRedirected(source)) {
+    // the bytes come from the object store: only the digest travels with the redirect, and the redirect
+    // itself must not be cached past the URL's expiry
+    const headers: OutgoingHttpHeaders = {
+      Location: source.location,
+      'Docker-Content-Digest': a.headers['Docker-Content-Digest'],
+      'Cache-Control': 'no-store',
+      'Content-Length': 0,
+    };
+    res.writeHead(307, headers);
+    res.end();
+    return 0;
+  }
   if (isOffloaded(source)) {
     // the front end sends the body from the file (its range filter applies Range, against our ETag): no body here
     const headers: OutgoingHttpHeaders = { ...a.headers, 'X-Accel-Redirect': source.accelRedirect, 'Content-Length': 0 };
@@ -171,6 +211,11 @@ export function writeBlobAnswer(res: ServerResponse, a: BlobAnswer, source: Blob
 const isOpenBlob = (s: BlobSource): s is OpenBlob => !Buffer.isBuffer(s) && 'fd' in s;
 
 const isOffloaded = (s: BlobSource): s is OffloadedBlob => !Buffer.isBuffer(s) && 'accelRedirect' in s;
+
+const isRedirected = (s: BlobSource): s is RedirectedBlob => !Buffer.isBuffer(s) && 'location' in s;
+
+/** Does `writeBlobAnswer` answer this with a 307 (for the redirect counter)? */
+export const redirects = (a: BlobAnswer, s: BlobSource): boolean => a.body && isRedirected(s);
 
 const closeBlob = (b: OpenBlob): void => close(b.fd, () => {});
 
@@ -203,13 +248,26 @@ export function readWhole(file: OpenBlob, sha256: string): Promise<Buffer> {
  * came through a front end that sends them (`X-Sendfile-Type:
  * X-Accel-Redirect`; small blobs are still answered from memory), else the
  * backend's descriptor when it has them (small blobs are read whole and
- * cached on the way), else the backend's stream. null when the store does
- * not hold it.
+ * cached on the way), else the backend's stream. With `redirect_blobs` a
+ * GET is sent to a presigned URL of a backend that makes them (S3), once a
+ * stat found the blob. null when the store does not hold it.
  */
-export async function blobSource(sc: SendContext, sha256: string, method: string, headers?: IncomingHttpHeaders): Promise<BlobSource | null> {
+export async function blobSource(
+  sc: SendContext,
+  sha256: string,
+  method: string,
+  headers?: IncomingHttpHeaders,
+  opts: SourceOptions = {},
+): Promise<BlobSource | null> {
   const cached = sc.smallBlobs?.get(sha256);
   if (cached) return cached;
   const backend = sc.store.backend;
+  if (sc.redirectBlobs && backend.presign && method === 'GET' && opts.redirect !== false) {
+    const st = await backend.stat(sha256);
+    if (!st) return null;
+    const contentType = opts.contentType && opts.contentType !== OCTET_STREAM ? opts.contentType : undefined;
+    return { size: st.size, location: await backend.presign(sha256, sc.redirectBlobs.ttlSeconds, { contentType }) };
+  }
   if (sc.accelRedirect && backend.localPath && headers?.[SENDFILE_TYPE] === 'X-Accel-Redirect') {
     const st = await backend.stat(sha256);
     if (!st) return null;
@@ -237,7 +295,9 @@ export const sourceSize = (s: BlobSource): number => (Buffer.isBuffer(s) ? s.len
 /** The koa routes' way in: errors (not stored, wrong size) are thrown for renderError to answer. */
 export async function sendBlob(ctx: Context, sc: SendContext, blob: BlobToSend): Promise<void> {
   const route = routeOf(ctx);
-  const source = await blobSource(sc, blob.sha256, ctx.method, ctx.req.headers);
+  // a client that has us as its proxy would ask us for the bucket's URL next: its blobs are never redirected
+  const redirect = blob.redirect !== false && !(ctx.state as ProxiedState).proxied;
+  const source = await blobSource(sc, blob.sha256, ctx.method, ctx.req.headers, { redirect, contentType: blob.contentType });
   if (!source) {
     sc.metrics.miss(route);
     throw new AirlockError('ENOTFOUND', `${blob.what ?? `blob sha256:${blob.sha256}`} is not in the cache`, { sha256: blob.sha256 });
@@ -259,5 +319,6 @@ export async function sendBlob(ctx: Context, sc: SendContext, blob: BlobToSend):
   const answer = blobAnswer(ctx.method, ctx.req.headers, { sha256: blob.sha256, size, contentType, cacheControl: blob.cacheControl });
   // from here on the response is ours, not koa's: it would otherwise wrap the body in a stream of fresh buffers
   ctx.respond = false;
+  if (redirects(answer, source)) sc.metrics.redirected(route);
   (ctx.state as { bodyBytes?: number }).bodyBytes = writeBlobAnswer(ctx.res, answer, source);
 }

@@ -183,6 +183,8 @@ export function ociRoutes(router: ServeRouter, env: ServeEnv): void {
         contentType,
         cacheControl: hex ? undefined : 'no-cache',
         what: `manifest of ${repo.name}:${ref}`,
+        // clients read a manifest's type from our Content-Type; a manifest is small, and registry:2 does not redirect them either
+        redirect: false,
       });
     }),
   );

@@ -79,6 +79,11 @@ export async function ownPath(ctx: Context): Promise<string | null> {
   return `${url.pathname}${url.search}`;
 }
 
+/** ctx.state of a request that came in absolute form (this server as the client's proxy), also when it names one of our own paths */
+export interface ProxiedState {
+  proxied?: boolean;
+}
+
 /**
  * An absolute-form request: a staged artifact URL is answered from the
  * store; a URL naming this server itself goes on to the routes (`next`) as
@@ -86,6 +91,8 @@ export async function ownPath(ctx: Context): Promise<string | null> {
  */
 export async function proxyRequest(ctx: Context, env: ServeEnv, next: () => Promise<unknown>): Promise<void> {
   (ctx.state as { route?: string }).route = 'proxy';
+  // its blobs are sent by us, never redirected (send-blob.ts): the client would ask us, its proxy, for the bucket's URL next
+  (ctx.state as ProxiedState).proxied = true;
   const raw = ctx.req.url ?? '';
   const url = normalizeUrl(raw);
   if (url && (ctx.method === 'GET' || ctx.method === 'HEAD')) {
