@@ -1,7 +1,8 @@
 /**
  * The store's figures for /metrics: blob count and bytes (a walk of the
- * blob backend), free disk on cache_dir's filesystem, and which releases are
- * ready. A walk of a large store is not free, so a scrape never waits for
+ * blob backend: one listing with sizes where the backend gives them, as
+ * S3's paginated ListObjectsV2 does, else a stat per blob), free disk on
+ * cache_dir's filesystem, and which releases are ready. A walk of a large store is not free, so a scrape never waits for
  * one after the first: figures older than `maxAgeMs` (default 30 s) are
  * answered as they are while one refresh runs in the background.
  */
@@ -23,11 +24,19 @@ export function storeFigures(
   const measure = async (): Promise<StoreFigures> => {
     let bytes = 0;
     let blobs = 0;
-    for await (const digest of store.backend.list()) {
-      const st = await store.stat(digest);
-      if (!st) continue; // removed by gc while we walked
-      bytes += st.size;
-      blobs++;
+    const backend = store.backend;
+    if (backend.listSized) {
+      for await (const blob of backend.listSized()) {
+        bytes += blob.size;
+        blobs++;
+      }
+    } else {
+      for await (const digest of backend.list()) {
+        const st = await store.stat(digest);
+        if (!st) continue; // removed by gc while we walked
+        bytes += st.size;
+        blobs++;
+      }
     }
     const diskFree = await freeDiskBytes(store.cacheDir).then(
       (d) => d.free,
