@@ -151,6 +151,35 @@ describe('httpFetcher against the fault upstream', () => {
   });
 });
 
+describe('a presigned URL behind a redirect (a cache with redirect_blobs, a registry\'s blob storage)', () => {
+  it('a 403 from the host the redirect sent us to is retryable, and asking again redirects afresh; Range goes on every hop; a 403 without a redirect is not retryable', async () => {
+    const up = await startFaultUpstream();
+    const bucket = await startFaultUpstream();
+    try {
+      bucket.files.set('/blob', { body: data, fault: { kind: 'status', status: 403, times: 1 } });
+      up.files.set('/cache/blob', { body: data, fault: { kind: 'redirect', to: `${bucket.url}/blob?X-Amz-Signature=secret` } });
+      const f = httpFetcher({ env: {} });
+      const expired = await f.fetch(`${up.url}/cache/blob`, { offset: 1000, maxLength: data.length + 1 }).catch((e: unknown) => e);
+      expect(expired).toMatchObject({ code: 'EUPSTREAM', details: { status: 403, cause: 'redirect target', retryable: true, redirectedTo: `${bucket.url}/blob` } });
+      // the signature stays out of the message (it is logged)
+      expect((expired as Error).message).not.toMatch(/secret/);
+      const again = await f.fetch(`${up.url}/cache/blob`, { offset: 1000, maxLength: data.length + 1 });
+      expect(again.offset).toBe(1000);
+      expect(bucket.requests.map((r) => r.headers.range)).toEqual(['bytes=1000-', 'bytes=1000-']);
+      expect((await drain(again.stream)).equals(data.subarray(1000))).toBe(true);
+
+      up.files.set('/direct', { body: data, fault: { kind: 'status', status: 403 } });
+      await expect(f.fetch(`${up.url}/direct`, { offset: 0, maxLength: 10 })).rejects.toMatchObject({
+        code: 'EUPSTREAM',
+        details: { status: 403, retryable: false },
+      });
+    } finally {
+      await bucket.close();
+      await up.close();
+    }
+  });
+});
+
 describe('hostile answers are refused, not retried', () => {
   let up: FaultUpstream;
   beforeEach(async () => {
