@@ -144,7 +144,9 @@ describe.skipIf(skipWithoutCeph)('airlock with blobs on a real Ceph RGW (storage
     const first = await airlock(['stage', envelope, '--json']);
     expect(first.code, first.stderr).toBe(0);
     expect(lastJson(first)).toMatchObject({ fetched: 2 });
-    expect(await keysInBucket()).toEqual([small, big].map((b) => blobKey(b)).sort());
+    expect(await keysInBucket(`${PREFIX}/blobs/`)).toEqual([small, big].map((b) => blobKey(b)).sort());
+    // and the release record beside them, shared by every cache node over this bucket and prefix
+    expect(await keysInBucket()).toEqual([...[small, big].map((b) => blobKey(b)), `${PREFIX}/accepted/stackato.json`, `${PREFIX}/releases/3.6.1.json`].sort());
     const got = await ceph.client().send(new GetObjectCommand({ Bucket: BUCKET, Key: blobKey(big) }));
     expect(sha256(Buffer.from(await got.Body!.transformToByteArray()))).toBe(sha256(big));
     // local scratch only: no blob files, the partials gone
@@ -245,7 +247,7 @@ describe.skipIf(skipWithoutCeph)('airlock with blobs on a real Ceph RGW (storage
     const im = await airlock(['import', bundle, '--json'], airgap);
     expect(im.code, im.stderr).toBe(0);
     expect(lastJson(im)).toMatchObject({ blobs: { total: 2, imported: 2, skipped: 0 } });
-    expect(await keysInBucket('site-b/')).toEqual([small, big].map((b) => blobKey(b, 'site-b')).sort());
+    expect(await keysInBucket('site-b/blobs/')).toEqual([small, big].map((b) => blobKey(b, 'site-b')).sort());
     expect(existsSync(join(dir, 'cache-airgap', 'blobs'))).toBe(false);
     const st = await airlock(['status', '3.6.1', '--json'], airgap);
     expect(st.code, st.stderr).toBe(0);
@@ -258,13 +260,15 @@ describe.skipIf(skipWithoutCeph)('airlock with blobs on a real Ceph RGW (storage
     const st = await airlock(['stage', next, '--json']);
     expect(st.code, st.stderr).toBe(0);
     expect((await keysInBucket(`${PREFIX}/quarantine/`)).length).toBe(1); // verify's, above
-    const dry = await airlock(['gc', '--keep', '3.6.2', '--dry-run', '--json']);
+    // --grace 0: every blob here is minutes old, younger than the 1h a shared bucket keeps by default
+    const dry = await airlock(['gc', '--keep', '3.6.2', '--dry-run', '--grace', '0', '--json']);
     expect(dry.code, dry.stderr).toBe(0);
     expect(lastJson(dry)).toMatchObject({ blobs: { deleted: { count: 1, bytes: big.length } }, quarantine: { count: 1, bytes: small.length } });
     expect(await keysInBucket(`${PREFIX}/blobs/`)).toHaveLength(3);
-    const gc = await airlock(['gc', '--keep', '3.6.2', '--json']);
+    const gc = await airlock(['gc', '--keep', '3.6.2', '--grace', '0', '--json']);
     expect(gc.code, gc.stderr).toBe(0);
-    expect(await keysInBucket(PREFIX + '/')).toEqual([extra, small].map((b) => blobKey(b)).sort());
+    expect(await keysInBucket(`${PREFIX}/blobs/`)).toEqual([extra, small].map((b) => blobKey(b)).sort());
+    expect(await keysInBucket(`${PREFIX}/releases/`)).toEqual([`${PREFIX}/releases/3.6.2.json`]);
     expect((await airlock(['status', '3.6.2'])).code).toBe(0);
   });
 
