@@ -10,9 +10,11 @@
  * size. haproxy's health check takes the dead replica out: new requests all
  * land on the other two.
  *
- * The replicas share one cache_dir (serve only reads it): release records
- * live there for now, so replicas with cache_dirs of their own would not see
- * the release staged through another.
+ * Each replica has its own cache_dir, empty at start: the release records
+ * live in the bucket beside the blobs, and each replica fills its cache_dir
+ * from them (at start, then polling the bucket). The stage runs with a
+ * cache_dir of its own too; a release staged while the replicas run appears
+ * on all three.
  */
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -49,8 +51,10 @@ let dir: string;
 let trust: Trust;
 let manifest: ReleaseManifest;
 let replicas: Server[] = [];
+let replicaUrls: string[] = [];
 let haproxy: Haproxy;
 
+/** A config over the bucket; the replicas poll it every second (default 5 s) so that the test is quick. */
 function writeConfig(file: string, cacheDir: string): void {
   // credentials come from the environment (ceph.env), as in production
   writeFileSync(
@@ -60,7 +64,7 @@ function writeConfig(file: string, cacheDir: string): void {
       `trust: ${trust.rootJsonPath}`,
       'storage:',
       '  backend: s3',
-      `  s3: {endpoint: "${ceph.endpoint}", bucket: ${BUCKET}, prefix: "site", region: us-east-1, force_path_style: true}`,
+      `  s3: {endpoint: "${ceph.endpoint}", bucket: ${BUCKET}, prefix: "site", region: us-east-1, force_path_style: true, poll: 1s}`,
       '',
     ].join('\n'),
   );
@@ -80,6 +84,36 @@ function blobRequests(server: Server): number {
   return readFileSync(server.logPath, 'utf8').split('\n').filter((l) => l.includes('/blobs/sha256/')).length;
 }
 
+function releaseManifest(release: string, serial: number, artifacts: Artifact[]): ReleaseManifest {
+  const now = Date.now();
+  return {
+    type: 'airlock-release',
+    spec: 1,
+    product: 'stackato',
+    release,
+    serial,
+    issued: new Date(now - 60_000).toISOString().replace(/\.\d+Z$/, 'Z'),
+    expires: new Date(now + 86_400_000).toISOString().replace(/\.\d+Z$/, 'Z'),
+    artifacts,
+  };
+}
+
+/** `airlock stage` of a signed release into the bucket, from a cache_dir of its own (not a replica's). */
+function stage(m: ReleaseManifest): Promise<Run> {
+  const envelope = join(dir, `release-${m.release}.json`);
+  writeFileSync(envelope, signRelease(m, trust));
+  const cfg = join(dir, 'stage.yml');
+  writeConfig(cfg, join(dir, 'stage-cache'));
+  return runCli(AIRLOCK, ['stage', envelope, '--config', cfg], cleanEnv(ceph.env));
+}
+
+/** The releases a replica lists as ready (GET /releases). */
+async function readyOn(url: string): Promise<string[]> {
+  const r = await fetch(`${url}/releases`);
+  if (r.status !== 200) return [];
+  return ((await r.json()) as Array<{ release: string; ready: boolean }>).filter((x) => x.ready).map((x) => x.release);
+}
+
 describe.skipIf(skipWithoutCeph || skipWithoutHaproxy)('serve replicas over one bucket behind haproxy', () => {
   beforeAll(async () => {
     if (!existsSync(AIRLOCK) || !existsSync(NODE_CLI)) throw new Error('dist/ is missing: run npm run build (scripts/test.sh does)');
@@ -94,34 +128,22 @@ describe.skipIf(skipWithoutCeph || skipWithoutHaproxy)('serve replicas over one 
       up.files.set(`/${path}`, { body });
       return { path, kind: 'file', sha256: sha256(body), size, urls: [`${up.url}/${path}`] };
     });
-    const now = Date.now();
-    manifest = {
-      type: 'airlock-release',
-      spec: 1,
-      product: 'stackato',
-      release: RELEASE,
-      serial: 1,
-      issued: new Date(now - 60_000).toISOString().replace(/\.\d+Z$/, 'Z'),
-      expires: new Date(now + 86_400_000).toISOString().replace(/\.\d+Z$/, 'Z'),
-      artifacts,
-    };
-    const envelope = join(dir, 'release.json');
-    writeFileSync(envelope, signRelease(manifest, trust));
-
-    // one cache_dir for the three replicas (and the stage that fills the bucket)
-    const cfg = join(dir, 'airlock.yml');
-    writeConfig(cfg, join(dir, 'cache'));
-    const staged = await runCli(AIRLOCK, ['stage', envelope, '--config', cfg], cleanEnv(ceph.env));
+    manifest = releaseManifest(RELEASE, 1, artifacts);
+    const staged = await stage(manifest);
     expect(staged.code, staged.stderr).toBe(0);
     up.files.clear(); // from here on, the bucket is the only copy
 
+    // each replica on a cache_dir of its own, which does not exist yet
     const ports = await freePorts(REPLICAS);
-    replicas = ports.map((port, i) =>
-      startServer(`airlock-serve-${i + 1}`, process.execPath, [AIRLOCK, 'serve', '--config', cfg, '--listen', `127.0.0.1:${port}`, '--grace', '1'], join(dir, `serve-${i + 1}.log`), {
+    replicas = ports.map((port, i) => {
+      const cfg = join(dir, `replica-${i + 1}.yml`);
+      writeConfig(cfg, join(dir, `replica-${i + 1}`));
+      return startServer(`airlock-serve-${i + 1}`, process.execPath, [AIRLOCK, 'serve', '--config', cfg, '--listen', `127.0.0.1:${port}`, '--grace', '1'], join(dir, `serve-${i + 1}.log`), {
         env: cleanEnv(ceph.env),
-      }),
-    );
-    await Promise.all(replicas.map((r, i) => waitUntil(r.name, async () => (await httpStatus(`http://127.0.0.1:${ports[i]}/healthz`)) === 200, r.exited, 30_000)));
+      });
+    });
+    replicaUrls = ports.map((p) => `http://127.0.0.1:${p}`);
+    await Promise.all(replicas.map((r, i) => waitUntil(r.name, async () => (await httpStatus(`${replicaUrls[i]}/healthz`)) === 200, r.exited, 30_000)));
     haproxy = await startHaproxy(ports);
   }, 150_000);
 
@@ -148,6 +170,25 @@ describe.skipIf(skipWithoutCeph || skipWithoutHaproxy)('serve replicas over one 
       ['replica2', 'UP'],
       ['replica3', 'UP'],
     ]);
+  });
+
+  it('each replica, on an empty cache_dir of its own, serves the release staged into the bucket, and one staged while they run', async () => {
+    for (const url of replicaUrls) expect(await readyOn(url), url).toEqual([RELEASE]);
+    const body = randomBytes(300_000);
+    up.files.set('/components/hotfix.bin', { body });
+    const hotfix = releaseManifest('1.0.1', 2, [{ path: 'components/hotfix.bin', kind: 'file', sha256: sha256(body), size: body.length, urls: [`${up.url}/components/hotfix.bin`] }]);
+    const staged = await stage(hotfix);
+    expect(staged.code, staged.stderr).toBe(0);
+    up.files.clear();
+    // each replica polls the bucket: the new release shows up on every one of them, ready, its manifest byte for byte
+    const envelope = readFileSync(join(dir, 'release-1.0.1.json'));
+    for (const url of replicaUrls) {
+      await waitUntil(`1.0.1 on ${url}`, async () => (await readyOn(url)).includes('1.0.1'), () => null, 30_000);
+      const m = await fetch(`${url}/releases/1.0.1/manifest`);
+      expect(Buffer.from(await m.arrayBuffer()).equals(envelope), url).toBe(true);
+      const f = await fetch(`${url}/files/1.0.1/components/hotfix.bin`);
+      expect(sha256(new Uint8Array(await f.arrayBuffer())), url).toBe(sha256(body));
+    }
   });
 
   it(`${NODES} nodes download through haproxy; a replica SIGKILLed a third of the way; every node finishes with verified bytes`, async () => {
