@@ -69,6 +69,8 @@ export function register(program: Command): void {
       '\nConfig keys: listen, cache_dir, storage (fs or s3), admin_token, tls: {cert, key},\n' +
         'passthrough (forward non-staged proxy requests upstream instead of answering 403),\n' +
         'max_connections, accel_redirect (behind nginx: X-Accel-Redirect to the blob file),\n' +
+        'redirect_blobs (storage s3 only: blob and file GETs answer 307 to a presigned URL in the\n' +
+        'bucket; nodes need a route to its endpoint), redirect_ttl (its validity, default 15m),\n' +
         'apt_signing_key (default: made on first use in cache_dir), mirrors (for POST /stage).\n' +
         'Limits: a connection must send a complete request head within 20 s of opening (a later\n' +
         'request on a kept-alive connection: within 20 s of its first byte; an idle kept-alive\n' +
