@@ -33,6 +33,8 @@ export function blobRoutes(router: ServeRouter, env: ServeEnv): void {
         size: a.size,
         contentType: contentTypeOf(a.kind === 'oci-image' ? { ...a, mediaType: env.mediaTypes.get(a.sha256) ?? a.mediaType } : a),
         what: `${path} of release ${release}`,
+        // an image's path is its manifest: answered by us, as under /v2/ (its type matters to the client)
+        redirect: a.kind !== 'oci-image',
       });
     }),
   );
