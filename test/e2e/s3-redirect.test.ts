@@ -205,6 +205,17 @@ describe.skipIf(skipWithoutCeph)('airlock serve with redirect_blobs against a re
     expect(r.headers['content-range']).toBeUndefined();
   });
 
+  it('a typed file (a .deb) comes from RGW with its type; an image\'s path under /files/ is its manifest, answered by airlock', async () => {
+    const deb = fx.manifest.artifacts.find((a) => a.kind === 'deb')!;
+    const got = await curl(['-L', '-o', join(dir, 'deb'), '-w', '%{http_code} %{num_redirects} %{content_type}', `${base}/files/${fx.release}/${deb.path}`]);
+    expect(got.code, got.stderr).toBe(0);
+    expect(got.stdout).toBe('200 1 application/vnd.debian.binary-package');
+    expect(sha(readFileSync(join(dir, 'deb')))).toBe(deb.sha256);
+    const image = await ask(`/files/${fx.release}/images/demo/app`);
+    expect(image.status).toBe(200);
+    expect(sha(image.body)).toBe(fx.imageDigest);
+  });
+
   it('through airlock as a proxy (http_proxy=cache), a file is sent by airlock, never redirected: the client would ask its proxy for the bucket next', async () => {
     const app = readFileSync(fx.local.get('components/app.tgz')!);
     const staged = await curl(['-x', base, '-w', '\n%{http_code} %{num_redirects}', 'http://files.upstream.test/3.6.2/app.tgz']);
