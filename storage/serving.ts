@@ -13,11 +13,18 @@
  * names NEW), opens NEW, registers there and removes its entry in OLD.
  * Relocate waits for every entry to go (or its process to end) before it
  * removes OLD. Downloads in flight keep their open descriptors throughout.
+ *
+ * A move of the blobs between the filesystem and a bucket
+ * (storage/relocate-storage.ts) may keep the folder: each entry also names
+ * the blob storage it serves from (`storage`, see storageLabel), a server
+ * re-registers once it serves from the new one, and the hand-over waits for
+ * that instead of the entry going.
  */
 import { readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../common/atomic.js';
+import type { StorageConfig } from './backend/select.js';
 
 /** The relocate journal's name (storage/relocate.ts): in OLD with phase `switched`, it names the folder to follow. */
 export const RELOCATE_JOURNAL = 'relocate.json';
@@ -31,6 +38,16 @@ export interface ServingEntry {
   /** the process's start time in clock ticks since boot ('' where /proc is not there) */
   start: string;
   cacheDir: string;
+  /** where its blobs come from (storageLabel); absent in entries of servers that predate it */
+  storage?: string;
+}
+
+/** One line naming a blob storage, equal for equal configs: "fs", or "s3 ENDPOINT BUCKET/PREFIX/". */
+export function storageLabel(storage: StorageConfig | undefined): string {
+  if (!storage || storage.backend === 'fs') return 'fs';
+  const s = storage.s3;
+  const prefix = s.prefix.replace(/^\/+|\/+$/g, '');
+  return `s3 ${s.endpoint ?? `aws:${s.region}`} ${s.bucket}/${prefix ? `${prefix}/` : ''}`;
 }
 
 /** Field 22 of /proc/PID/stat (after the command name, which may hold spaces and parentheses); '' when unknown. */
@@ -43,9 +60,9 @@ export function processStart(pid: number): string {
   }
 }
 
-/** This process serves `cacheDir` from now on; `release` says it no longer does. */
-export async function registerServer(cacheDir: string): Promise<{ release(): Promise<void> }> {
-  const entry: ServingEntry = { pid: process.pid, start: processStart(process.pid), cacheDir };
+/** This process serves `cacheDir` (its blobs from `storage`) from now on; `release` says it no longer does. */
+export async function registerServer(cacheDir: string, storage = 'fs'): Promise<{ release(): Promise<void> }> {
+  const entry: ServingEntry = { pid: process.pid, start: processStart(process.pid), cacheDir, storage };
   await mkdir(servingDir(cacheDir), { recursive: true });
   await writeFileAtomic(entryPath(cacheDir, process.pid), `${JSON.stringify(entry)}\n`);
   return { release: () => rm(entryPath(cacheDir, process.pid), { force: true }) };
@@ -86,11 +103,14 @@ export interface HandOverResult {
 
 /**
  * SIGHUP to every live server of `from`, then waits (up to `waitMs`, default
- * 15 s) until each has left it. The caller removes `from` only when none is
- * stuck.
+ * 15 s) until each has left it, or (`storage` given: the blobs moved, the
+ * folder stayed) serves its blobs from that storage. The caller removes the
+ * old copy only when none is stuck.
  */
-export async function handOverServers(from: string, opts: { waitMs?: number } = {}): Promise<HandOverResult> {
-  const servers = await liveServers(from);
+export async function handOverServers(from: string, opts: { waitMs?: number; storage?: string } = {}): Promise<HandOverResult> {
+  const serving = async (): Promise<ServingEntry[]> =>
+    (await liveServers(from)).filter((s) => opts.storage === undefined || s.storage !== opts.storage);
+  const servers = await serving();
   const result: HandOverResult = { moved: [], stuck: [] };
   const waiting = new Set<number>();
   for (const s of servers) {
@@ -104,7 +124,7 @@ export async function handOverServers(from: string, opts: { waitMs?: number } = 
   }
   const deadline = Date.now() + (opts.waitMs ?? 15_000);
   while (waiting.size > 0) {
-    const still = new Set((await liveServers(from)).map((s) => s.pid));
+    const still = new Set((await serving()).map((s) => s.pid));
     for (const pid of [...waiting]) {
       if (!still.has(pid)) {
         waiting.delete(pid);

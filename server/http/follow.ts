@@ -20,7 +20,8 @@ import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { openStore, type RecordsOptions, type Store } from '../../storage/store.js';
 import type { BlobBackend } from '../../storage/types.js';
-import { registerServer, relocatedTo } from '../../storage/serving.js';
+import { registerServer, relocatedTo, storageLabel } from '../../storage/serving.js';
+import { backendFromConfig, type StorageConfig } from '../../storage/backend/select.js';
 
 export interface FollowingStore {
   /** stands for the current store: hand it to createServer */
@@ -42,12 +43,16 @@ export interface FollowOptions {
   closeOldAfterMs?: number;
   /** reload on this signal (default SIGHUP; null: only by calling reload) */
   signal?: NodeJS.Signals | null;
-  /** blobs elsewhere than cache_dir (an S3 bucket): the same backend whichever folder is served */
+  /** blobs elsewhere than cache_dir (an S3 bucket): the same backend whichever folder is served, until `storage` changes */
   backend?: BlobBackend;
   /** how release records read from the backend's bucket are checked */
   records?: RecordsOptions;
   /** how often the bucket's release records are synced (only with a backend that has them; default 5 s) */
   pollMs?: number;
+  /** the storage config `backend` was made from (default: the filesystem under cache_dir) */
+  storage?: StorageConfig;
+  /** the `storage:` section as the config says now (throws on a broken config); absent: the storage never changes */
+  configuredStorage?: () => StorageConfig | undefined;
 }
 
 /**
@@ -55,9 +60,9 @@ export interface FollowOptions {
  * mount, a unit's ReadWritePaths= that does not name it) is served all the
  * same, with a warning: relocate will not know to hand it over.
  */
-async function register(cacheDir: string, logger: Logger): Promise<{ release(): Promise<void> }> {
+async function register(cacheDir: string, storage: string, logger: Logger): Promise<{ release(): Promise<void> }> {
   try {
-    return await registerServer(cacheDir);
+    return await registerServer(cacheDir, storage);
   } catch (e) {
     logger.warn(
       { cacheDir, err: (e as Error).message },
@@ -78,7 +83,8 @@ export async function followingStore(opts: FollowOptions): Promise<FollowingStor
     else early = true;
   };
   if (signal) process.on(signal, onSignal);
-  let registration = await register(current.cacheDir, opts.logger);
+  let storage = opts.storage;
+  let registration = await register(current.cacheDir, storageLabel(storage), opts.logger);
   // a change of cache_dir in the config is followed; the same value (e.g. --cache-dir on the command line) is not gone back to
   let configured = resolve(opts.cacheDir);
   let chain: Promise<unknown> = Promise.resolve();
@@ -91,16 +97,25 @@ export async function followingStore(opts: FollowOptions): Promise<FollowingStor
     },
   });
 
-  const switchTo = async (to: string, reason: string): Promise<void> => {
+  let backend = opts.backend;
+
+  const switchTo = async (to: string, nextStorage: StorageConfig | undefined, reason: string): Promise<void> => {
     const from = current.cacheDir;
-    const next = await openStore({ cacheDir: to, write: false, backend: opts.backend, records: opts.records });
+    const fromStorage = storageLabel(storage);
+    const storageMoved = storageLabel(nextStorage) !== fromStorage;
+    const nextBackend = storageMoved ? await backendFromConfig({ storage: nextStorage }) : backend;
+    const next = await openStore({ cacheDir: to, write: false, backend: nextBackend, records: opts.records });
     const old = current;
     current = next;
+    backend = nextBackend;
+    storage = nextStorage;
     const oldRegistration = registration;
-    registration = await register(next.cacheDir, opts.logger);
-    await oldRegistration.release().catch(() => {});
+    // in the same folder the new entry replaces the old one (the same file), which must then stay
+    registration = await register(next.cacheDir, storageLabel(storage), opts.logger);
+    if (next.cacheDir !== from) await oldRegistration.release().catch(() => {});
     opts.onSwitch?.(from, next.cacheDir);
-    opts.logger.info({ from, to: next.cacheDir, reason }, 'cache_dir moved: serving from the new folder');
+    if (next.cacheDir !== from) opts.logger.info({ from, to: next.cacheDir, reason }, 'cache_dir moved: serving from the new folder');
+    if (storageMoved) opts.logger.info({ from: fromStorage, to: storageLabel(storage), reason }, 'blob storage moved: serving blobs from the new one');
     const t = setTimeout(() => {
       timers.delete(t);
       void old.close().catch(() => {});
@@ -116,9 +131,17 @@ export async function followingStore(opts: FollowOptions): Promise<FollowingStor
     } catch (e) {
       opts.logger.warn({ reason, err: (e as Error).message }, 'reload: the config cannot be read; still serving from the same folder');
     }
+    let nextStorage = storage;
+    if (opts.configuredStorage) {
+      try {
+        nextStorage = opts.configuredStorage();
+      } catch (e) {
+        opts.logger.warn({ reason, err: (e as Error).message }, 'reload: the config cannot be read; still serving from the same storage');
+      }
+    }
     const changed = fromConfig !== null && fromConfig !== configured ? fromConfig : null;
     const target = resolve(changed ?? (await relocatedTo(current.cacheDir)) ?? current.cacheDir);
-    if (target === current.cacheDir) {
+    if (target === current.cacheDir && storageLabel(nextStorage) === storageLabel(storage)) {
       if (changed) configured = changed;
       opts.logger.info({ reason, cacheDir: current.cacheDir }, 'reload: cache_dir unchanged');
       return current.cacheDir;
@@ -128,7 +151,7 @@ export async function followingStore(opts: FollowOptions): Promise<FollowingStor
       opts.logger.warn({ reason, cacheDir: target }, 'reload: the new cache_dir does not exist; still serving from the old one');
       return current.cacheDir;
     }
-    await switchTo(target, reason);
+    await switchTo(target, nextStorage, reason);
     if (changed) configured = changed;
     return current.cacheDir;
   };

@@ -104,6 +104,9 @@ export function register(program: Command): void {
           cacheDir: config.cacheDir,
           configuredCacheDir: () => loadConfig(opts).cacheDir,
           backend: await backendFromConfig(config),
+          // and the storage: section on SIGHUP, which relocate sends after moving the blobs into a bucket or back
+          storage: config.storage,
+          configuredStorage: () => loadConfig(opts).storage,
           records: recordsOptions(config, (line, details) => logger.warn(details, line)),
           pollMs: config.storage?.backend === 's3' ? config.storage.s3.pollMs : undefined,
           logger,
