@@ -14,6 +14,7 @@
  *   index/outlines/<release>.txt   what `status` needs of a release (a cache of the envelope)
  *   index/accepted.json            highest accepted serial per product (mirror of level)
  *   index/shared                   with blobs in a bucket: index/ follows the bucket's records
+ *   index/envelope-md5.json        with blobs in a bucket: each envelope's MD5 by mtime and size (a cache)
  *   lock                           proper-lockfile: one writer process at a time
  *   lock.info                      who holds the lock: pid, host, command, since
  * ```
@@ -131,6 +132,9 @@ export function acceptedRecordKey(product: string): string {
 
 /** Marks a cache_dir whose index/ follows a shelf (written by the first sync); before it, envelopes found only here are published, not removed. */
 export const sharedMarkerPath = (root: string): string => join(root, 'index', 'shared');
+
+/** MD5 of each local envelope by (mtime, size), so that a sync compares it with the record's ETag without reading the file again. */
+export const envelopeMd5Path = (root: string): string => join(root, 'index', 'envelope-md5.json');
 
 export const lockPath = (root: string): string => join(root, 'lock');
 export const lockInfoPath = (root: string): string => join(root, 'lock.info');

@@ -26,6 +26,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { writeFileAtomic } from '../../common/atomic.js';
 import { readSelfSignedRoot, verifyRelease, type TrustedRoot } from '../../manifests/index.js';
 import { AirlockError, isAirlockError } from '../../manifests/errors.js';
 import type { AcceptedSerial } from '../../manifests/types.js';
@@ -34,6 +35,7 @@ import {
   RECORDS_FOLDER,
   acceptedRecordKey,
   assertReleaseName,
+  envelopeMd5Path,
   envelopePath,
   envelopesDir,
   isDigest,
@@ -84,13 +86,39 @@ export interface SyncReport {
 
 /** Per process: the MD5 of each local envelope by (mtime, size), and the record versions already warned about. */
 export interface SyncMemo {
+  /** also kept in index/envelope-md5.json, so that a new process need not read every envelope again */
   md5: Map<string, { mtimeMs: number; size: number; md5: string }>;
+  md5Loaded: boolean;
+  md5Changed: boolean;
   warned: Map<string, string>;
   accepted: Map<string, string>;
   root: { bytes: Uint8Array; root: TrustedRoot } | null;
 }
 
-export const newSyncMemo = (): SyncMemo => ({ md5: new Map(), warned: new Map(), accepted: new Map(), root: null });
+export const newSyncMemo = (): SyncMemo => ({ md5: new Map(), md5Loaded: false, md5Changed: false, warned: new Map(), accepted: new Map(), root: null });
+
+type Md5Entry = { mtimeMs: number; size: number; md5: string };
+
+/** a damaged or missing file is an empty cache: every entry is checked against the file's mtime and size before use */
+async function loadMd5s(root: string, memo: SyncMemo): Promise<void> {
+  memo.md5Loaded = true;
+  try {
+    const saved = JSON.parse(await readFile(envelopeMd5Path(root), 'utf8')) as Record<string, Md5Entry>;
+    for (const [release, e] of Object.entries(saved)) {
+      if (!memo.md5.has(release) && typeof e?.md5 === 'string' && typeof e.mtimeMs === 'number' && typeof e.size === 'number') {
+        memo.md5.set(release, { mtimeMs: e.mtimeMs, size: e.size, md5: e.md5 });
+      }
+    }
+  } catch {
+    // none yet
+  }
+}
+
+async function saveMd5s(root: string, memo: SyncMemo): Promise<void> {
+  if (!memo.md5Changed) return;
+  memo.md5Changed = false;
+  await writeFileAtomic(envelopeMd5Path(root), Buffer.from(JSON.stringify(Object.fromEntries(memo.md5))));
+}
 
 /** "No expiry" for verifying a stored record: the latest date a Date holds. */
 const NO_EXPIRY = new Date(8.64e15);
@@ -131,6 +159,7 @@ async function localMd5(root: string, release: string, memo: SyncMemo): Promise<
   const md5 = await fileMd5(path);
   const entry = { mtimeMs: s.mtimeMs, size: s.size, md5 };
   memo.md5.set(release, entry);
+  memo.md5Changed = true;
   return entry;
 }
 
@@ -146,6 +175,7 @@ export async function syncRecords(root: string, shelf: RecordShelf, opts: SyncOp
   }
   const report: SyncReport = { fetched: [], removed: [], published: [], skipped: [], releases: 0, changed: false };
   await mkdir(envelopesDir(root), { recursive: true });
+  if (!memo.md5Loaded) await loadMd5s(root, memo);
   const shared = await stat(sharedMarkerPath(root)).then(
     () => true,
     () => false,
@@ -218,6 +248,7 @@ export async function syncRecords(root: string, shelf: RecordShelf, opts: SyncOp
     await rm(path, { force: true });
     await removeOutline(root, release);
     memo.md5.delete(release);
+    memo.md5Changed = true;
     report.removed.push(release);
   }
 
@@ -225,6 +256,7 @@ export async function syncRecords(root: string, shelf: RecordShelf, opts: SyncOp
 
   // from now on the shelf is the whole truth: a local envelope without its record was removed elsewhere
   if (!shared && localOnly === 0) await writeFile(sharedMarkerPath(root), 'index/ follows the release records of the blob bucket\n');
+  await saveMd5s(root, memo);
   report.changed = report.fetched.length + report.removed.length > 0 || acceptedChanged;
   if (opts.db && (report.changed || report.published.length > 0)) await reindexReleases(root, opts.db);
   return report;

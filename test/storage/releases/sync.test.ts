@@ -8,7 +8,7 @@
  * never fall; gc keeps young unreferenced blobs.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, rm, utimes } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -112,6 +112,10 @@ describe('release records on a shelf', () => {
     expect(await names(fresh)).toEqual(['r1', 'r2']);
     // the records are the local bytes (their MD5 is the etag): only the accepted serial, unknown to the new process, is read
     expect(gets).toBe(1);
+    // and the local envelopes' MD5s are kept beside them, by mtime and size, for the next process
+    const md5s = JSON.parse(await readFile(join(base, 'b', 'index', 'envelope-md5.json'), 'utf8')) as Record<string, { md5: string }>;
+    expect(Object.keys(md5s).sort()).toEqual(['r1', 'r2']);
+    expect(md5s.r1!.md5).toBe(shelf.records.get('releases/r1.json')!.etag);
   });
 
   it('a record that fails the trust root, or names another release, is skipped with one warning per version and not served', async () => {
