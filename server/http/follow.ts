@@ -53,6 +53,8 @@ export interface FollowOptions {
   storage?: StorageConfig;
   /** the `storage:` section as the config says now (throws on a broken config); absent: the storage never changes */
   configuredStorage?: () => StorageConfig | undefined;
+  /** how records are checked once the storage moved (a bucket's records against the trust root); default: `records` */
+  recordsFor?: (storage: StorageConfig | undefined) => RecordsOptions | undefined;
 }
 
 /**
@@ -98,16 +100,20 @@ export async function followingStore(opts: FollowOptions): Promise<FollowingStor
   });
 
   let backend = opts.backend;
+  let records = opts.records;
 
   const switchTo = async (to: string, nextStorage: StorageConfig | undefined, reason: string): Promise<void> => {
     const from = current.cacheDir;
     const fromStorage = storageLabel(storage);
     const storageMoved = storageLabel(nextStorage) !== fromStorage;
     const nextBackend = storageMoved ? await backendFromConfig({ storage: nextStorage }) : backend;
-    const next = await openStore({ cacheDir: to, write: false, backend: nextBackend, records: opts.records });
+    // a filesystem store had no records to check: a bucket's must be checked as any store over it checks them
+    const nextRecords = storageMoved && opts.recordsFor ? opts.recordsFor(nextStorage) : records;
+    const next = await openStore({ cacheDir: to, write: false, backend: nextBackend, records: nextRecords });
     const old = current;
     current = next;
     backend = nextBackend;
+    records = nextRecords;
     storage = nextStorage;
     const oldRegistration = registration;
     // in the same folder the new entry replaces the old one (the same file), which must then stay

@@ -107,6 +107,7 @@ export function register(program: Command): void {
           // and the storage: section on SIGHUP, which relocate sends after moving the blobs into a bucket or back
           storage: config.storage,
           configuredStorage: () => loadConfig(opts).storage,
+          recordsFor: (storage) => recordsOptions({ storage, trust: config.trust }, (line, details) => logger.warn(details, line)),
           records: recordsOptions(config, (line, details) => logger.warn(details, line)),
           pollMs: config.storage?.backend === 's3' ? config.storage.s3.pollMs : undefined,
           logger,
