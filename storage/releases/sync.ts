@@ -27,7 +27,15 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../../common/atomic.js';
-import { readSelfSignedRoot, verifyRelease, type TrustedRoot } from '../../manifests/index.js';
+import {
+  decodeEnvelope,
+  parseCanonicalJson,
+  readSelfSignedRoot,
+  sha256Hex,
+  validateReleaseManifest,
+  verifyRelease,
+  type TrustedRoot,
+} from '../../manifests/index.js';
 import { AirlockError, isAirlockError } from '../../manifests/errors.js';
 import type { AcceptedSerial } from '../../manifests/types.js';
 import {
@@ -136,11 +144,13 @@ export function admitRecord(bytes: Buffer, release: string, root: TrustedRoot | 
     }
     return { product: v.manifest.product, release, serial: v.manifest.serial, envelope: bytes, digest: v.digest, manifest: v.manifest };
   }
-  const stored = decodeStored(bytes, release);
-  if (stored.release !== release || typeof stored.product !== 'string' || !Array.isArray(stored.manifest.artifacts)) {
-    throw new AirlockError('EMANIFEST', `holds release "${String(stored.release)}", not "${release}"`, { release });
+  // no root to check signatures against: still the strict form and the schema the gate applies
+  const { payload } = decodeEnvelope(bytes);
+  const manifest = validateReleaseManifest(parseCanonicalJson(payload, 'manifest payload'));
+  if (manifest.release !== release) {
+    throw new AirlockError('EMANIFEST', `holds release "${manifest.release}", not "${release}"`, { release });
   }
-  return stored;
+  return { product: manifest.product, release, serial: manifest.serial, envelope: bytes, digest: sha256Hex(payload), manifest };
 }
 
 async function fileMd5(path: string): Promise<string> {
