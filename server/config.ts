@@ -220,25 +220,13 @@ function mirrorList(list: readonly string[], where: string): string[] {
   });
 }
 
-/** Commands that work on cache_dir/blobs/ itself (relocate) refuse a bucket in one line rather than act on the wrong blobs. */
-export function requireFsStorage(config: AirlockConfig, command: string): void {
-  const backend = config.storage?.backend ?? 'fs';
-  if (backend === 'fs') return;
-  throw new AirlockError(
-    'EUSAGE',
-    `airlock ${command} does not work with blobs in S3 yet (storage.backend: ${backend} in ${config.configFile ?? 'the config'}); ` +
-      'stage, status, verify, serve, export, import and gc do',
-    { key: 'storage.backend', command },
-  );
-}
-
-interface StorageYaml {
+export interface StorageYaml {
   backend?: 'fs' | 's3';
   s3?: { endpoint?: string; bucket?: string; prefix?: string; region?: string; force_path_style?: boolean; poll?: string; gc_grace?: string };
 }
 
 /** storage: {backend, s3: {…}}; credentials never come from here (the AWS SDK's chain: environment, ~/.aws) */
-function storageConfig(v: StorageYaml | undefined, path: string | null): StorageConfig {
+export function storageConfig(v: StorageYaml | undefined, path: string | null): StorageConfig {
   if ((v?.backend ?? 'fs') === 'fs') return Object.freeze({ backend: 'fs' as const });
   const bad = (key: string, why: string): never => {
     throw new AirlockError('EUSAGE', `config ${path}: storage.s3.${key} ${why}`, { key: `storage.s3.${key}` });

@@ -49,6 +49,8 @@ export type RelocatePhase = 'copying' | 'verified' | 'switched';
 
 export interface RelocateJournal {
   version: 1;
+  /** absent: a folder move; "storage": a move of the blobs into a bucket or back (relocate-storage.ts) */
+  kind?: undefined;
   phase: RelocatePhase;
   from: string;
   to: string;
@@ -155,7 +157,7 @@ async function hashFile(path: string): Promise<{ sha256: string; size: number }>
 }
 
 /** Removes OLD's content, the journal last, then the folder itself when it is not a mount point. */
-async function removeOld(from: string, pausePoint: (point: RelocatePausePoint) => Promise<void>): Promise<void> {
+export async function removeOld(from: string, pausePoint: (point: RelocatePausePoint) => Promise<void>): Promise<void> {
   for (const name of await readdir(from).catch(() => [] as string[])) {
     if (name === JOURNAL_NAME) continue;
     await rm(join(from, name), { recursive: true, force: true });
@@ -222,6 +224,13 @@ export async function relocate(opts: RelocateOptions): Promise<RelocateResult> {
   }
   if (!existsSync(from)) throw new AirlockError('ENOTFOUND', `relocate: the cache ${from} does not exist`, { from });
   const earlier = await readJournal(from);
+  if (earlier && (earlier as { kind?: string }).kind === 'storage') {
+    throw new AirlockError(
+      'EUSAGE',
+      `relocate: a move of the blobs of ${from} between the filesystem and a bucket is in progress (${journalPath(from)}); run that relocate again to finish it first`,
+      { from, to, journal: earlier },
+    );
+  }
   if (earlier && earlier.to !== to) {
     throw new AirlockError(
       'EUSAGE',

@@ -8,7 +8,7 @@
  * reports an object overwritten behind its back as corrupt (quarantined in
  * the bucket); export from the bucket and import into another prefix; gc
  * deletes the blobs no kept release needs and the bucket's quarantine;
- * relocate refuses in one line.
+ * relocate NEW_DIR says in one line that --to-fs is the way (test/e2e/relocate-s3.test.ts moves the blobs).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Writable } from 'node:stream';
@@ -318,10 +318,10 @@ describe.skipIf(skipWithoutCeph)('airlock with blobs on a real Ceph RGW (storage
     }
   });
 
-  it('relocate refuses a bucket in one line (exit 2)', async () => {
+  it('relocate NEW_DIR with blobs in a bucket points to --to-fs in one line (exit 2)', async () => {
     const r = await airlock(['relocate', join(dir, 'elsewhere')]);
     expect(r.code, r.stderr).toBe(2);
-    expect(r.stderr).toMatch(/relocate does not work with blobs in S3 yet/);
+    expect(r.stderr).toMatch(/the blobs are in s3:\/\/airlock\/site-a; "airlock relocate --to-fs .*elsewhere" brings them back/);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
   });
 });
