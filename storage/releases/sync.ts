@@ -98,12 +98,24 @@ export interface SyncMemo {
   md5: Map<string, { mtimeMs: number; size: number; md5: string }>;
   md5Loaded: boolean;
   md5Changed: boolean;
-  warned: Map<string, string>;
-  accepted: Map<string, string>;
+  /** release → the record version its local file (mtime, size) was found equal to, where an ETag is not the MD5 (multipart, KMS) */
+  matched: Map<string, { etag: string; mtimeMs: number; size: number }>;
+  /** key → the record version refused, and why (said once; reported on every sync, so gc still sees what it claims) */
+  refused: Map<string, { etag: string; record: SkippedRecord }>;
+  /** key → the version of an accepted record read, and what it said (null: refused) */
+  accepted: Map<string, { etag: string; value: AcceptedSerial | null }>;
   root: { bytes: Uint8Array; root: TrustedRoot } | null;
 }
 
-export const newSyncMemo = (): SyncMemo => ({ md5: new Map(), md5Loaded: false, md5Changed: false, warned: new Map(), accepted: new Map(), root: null });
+export const newSyncMemo = (): SyncMemo => ({
+  md5: new Map(),
+  md5Loaded: false,
+  md5Changed: false,
+  matched: new Map(),
+  refused: new Map(),
+  accepted: new Map(),
+  root: null,
+});
 
 type Md5Entry = { mtimeMs: number; size: number; md5: string };
 
@@ -159,18 +171,27 @@ async function fileMd5(path: string): Promise<string> {
   return h.digest('hex');
 }
 
-/** the local envelope's MD5 (null when there is none), computed once per version of the file */
-async function localMd5(root: string, release: string, memo: SyncMemo): Promise<{ md5: string; mtimeMs: number } | null> {
+/** whether the local envelope is known to be the record of version `etag`: its MD5 (computed once per version of the file), or an earlier comparison */
+async function localIsCurrent(root: string, release: string, etag: string, memo: SyncMemo): Promise<{ present: boolean; current: boolean }> {
   const path = envelopePath(root, release);
   const s = await stat(path).catch(() => null);
-  if (!s) return null;
-  const hit = memo.md5.get(release);
-  if (hit && hit.mtimeMs === s.mtimeMs && hit.size === s.size) return hit;
-  const md5 = await fileMd5(path);
-  const entry = { mtimeMs: s.mtimeMs, size: s.size, md5 };
-  memo.md5.set(release, entry);
-  memo.md5Changed = true;
-  return entry;
+  if (!s) return { present: false, current: false };
+  const same = (e: { mtimeMs: number; size: number } | undefined): boolean => e !== undefined && e.mtimeMs === s.mtimeMs && e.size === s.size;
+  const matched = memo.matched.get(release);
+  if (same(matched) && matched!.etag === etag) return { present: true, current: true };
+  let hit = memo.md5.get(release);
+  if (!same(hit)) {
+    hit = { mtimeMs: s.mtimeMs, size: s.size, md5: await fileMd5(path) };
+    memo.md5.set(release, hit);
+    memo.md5Changed = true;
+  }
+  return { present: true, current: hit!.md5 === etag };
+}
+
+/** remembers that the local file, as it is now, holds the record of version `etag` */
+async function noteMatched(root: string, release: string, etag: string, memo: SyncMemo): Promise<void> {
+  const s = await stat(envelopePath(root, release)).catch(() => null);
+  if (s) memo.matched.set(release, { etag, mtimeMs: s.mtimeMs, size: s.size });
 }
 
 const reasonOf = (e: unknown): string => (isAirlockError(e) || e instanceof Error ? e.message : String(e));
@@ -204,12 +225,17 @@ export async function syncRecords(root: string, shelf: RecordShelf, opts: SyncOp
       continue;
     }
     onShelf.add(release);
-    const local = await localMd5(root, release, memo);
-    if (local && local.md5 === entry.etag) {
+    const local = await localIsCurrent(root, release, entry.etag, memo);
+    if (local.current) {
       report.releases++;
       continue;
     }
-    if (memo.warned.get(key) === entry.etag) continue; // this version was refused already
+    const refused = memo.refused.get(key);
+    if (refused && refused.etag === entry.etag) {
+      // this version was refused already: not fetched again, still reported
+      report.skipped.push(refused.record);
+      continue;
+    }
     const got = await shelf.get(key);
     if (!got) {
       onShelf.delete(release); // removed since the listing
@@ -228,12 +254,13 @@ export async function syncRecords(root: string, shelf: RecordShelf, opts: SyncOp
       skip(key, got.etag, reasonOf(e), claimed);
       continue;
     }
-    const current = local ? await readFile(envelopePath(root, release)).catch(() => null) : null;
+    const current = local.present ? await readFile(envelopePath(root, release)).catch(() => null) : null;
     if (!current || !current.equals(got.bytes)) {
       await writeEnvelopeFile(root, release, got.bytes);
       await writeOutline(root, stored);
       report.fetched.push(release);
     }
+    await noteMatched(root, release, got.etag, memo);
     report.releases++;
   }
 
@@ -258,6 +285,7 @@ export async function syncRecords(root: string, shelf: RecordShelf, opts: SyncOp
     await rm(path, { force: true });
     await removeOutline(root, release);
     memo.md5.delete(release);
+    memo.matched.delete(release);
     memo.md5Changed = true;
     report.removed.push(release);
   }
@@ -272,9 +300,10 @@ export async function syncRecords(root: string, shelf: RecordShelf, opts: SyncOp
   return report;
 
   function skip(key: string, version: string, reason: string, claimed: StoredRelease | null): void {
-    report.skipped.push({ key, reason, claimed });
-    if (memo.warned.get(key) === version) return;
-    memo.warned.set(key, version);
+    const record: SkippedRecord = { key, reason, claimed };
+    report.skipped.push(record);
+    if (memo.refused.get(key)?.etag === version) return;
+    memo.refused.set(key, { etag: version, record });
     warn(`skipped ${shelf.where}${key}: ${reason}`, { key: `${shelf.where}${key}` });
   }
 }
@@ -300,18 +329,20 @@ async function syncAccepted(
   for (const entry of await shelf.list(ACCEPTED_FOLDER)) {
     const product = entry.name.endsWith('.json') ? entry.name.slice(0, -'.json'.length) : '';
     const key = `${ACCEPTED_FOLDER}/${entry.name}`;
-    const known = local[product];
-    // the version already merged: nothing to read
-    if (known && memo.accepted.get(key) === entry.etag) {
-      fromShelf[product] = known;
+    // a version already read: nothing to fetch
+    const seen = memo.accepted.get(key);
+    if (seen && seen.etag === entry.etag) {
+      if (seen.value) fromShelf[product] = seen.value;
       continue;
     }
     const got = await shelf.get(key);
     if (!got) continue;
     try {
-      fromShelf[product] = readAcceptedRecord(got.bytes, product);
-      memo.accepted.set(key, got.etag);
+      const value = readAcceptedRecord(got.bytes, product);
+      fromShelf[product] = value;
+      memo.accepted.set(key, { etag: got.etag, value });
     } catch (e) {
+      memo.accepted.set(key, { etag: got.etag, value: null });
       skip(key, got.etag, reasonOf(e));
     }
   }

@@ -145,6 +145,27 @@ describe('release records on a shelf', () => {
     expect(warnings).toHaveLength(5);
   });
 
+  it('a gateway whose ETags are not MD5s: a record is fetched once per version and process, not at every poll', async () => {
+    const a = await open('a', true);
+    await a.putRelease(signed('r1', 1, [await putBlob(a, 'one')]));
+    const opaque: RecordShelf = {
+      where: shelf.where,
+      get: async (k) => {
+        gets++;
+        const r = await shelf.get(k);
+        return r && { bytes: r.bytes, etag: `x-${r.etag}` };
+      },
+      put: (k, b) => shelf.put(k, b),
+      delete: (k) => shelf.delete(k),
+      list: async (f) => (await shelf.list(f)).map((e) => ({ ...e, etag: `x-${e.etag}` })),
+    };
+    const b = await open('b', false, [], opaque);
+    expect(await names(b)).toEqual(['r1']);
+    gets = 0;
+    expect(await b.syncRecords()).toMatchObject({ fetched: [], releases: 1 });
+    expect(gets).toBe(0);
+  });
+
   it('without a trust root, records are decoded and checked against their key only', async () => {
     const a = await open('a', true);
     await a.putRelease(signed('r1', 1, [await putBlob(a, 'one')]));
@@ -232,20 +253,27 @@ describe('gc over a shared shelf', () => {
     expect(await b.stat(stray.sha256)).toBeNull();
     expect(await b.stat(one.sha256)).not.toBeNull();
 
-    // a record this node cannot check still keeps its blobs
+    // a record this node cannot check still keeps its blobs, whether it was first seen at open or by gc's own sync
     const theirs = await putBlob(b, 'theirs');
     const other = makeTrust(join(base, 'other-trust'));
     await shelf.put('releases/foreign.json', signRelease(releaseManifest({ release: 'foreign', serial: 9, artifacts: [theirs] }), other));
     const kept = await gc(b, { graceMs: 0 });
     expect(kept.blobs.deleted.count).toBe(0);
+    await b.close();
+    const warnings: string[] = [];
+    const again = await open('b', true, warnings);
+    expect(warnings).toHaveLength(1);
+    expect((await gc(again, { graceMs: 0 })).blobs.deleted.count).toBe(0);
+    expect(await again.stat(theirs.sha256)).not.toBeNull();
+    expect(warnings).toHaveLength(1);
     await shelf.delete('releases/foreign.json');
 
-    const r2 = await putBlob(b, 'two');
-    await b.putRelease(signed('r2', 2, [r2]));
-    const dropped = await gc(b, { keep: ['r2'], graceMs: 0 });
+    const r2 = await putBlob(again, 'two');
+    await again.putRelease(signed('r2', 2, [r2]));
+    const dropped = await gc(again, { keep: ['r2'], graceMs: 0 });
     expect(dropped.releases.removed).toEqual(['r1']);
     expect(shelf.records.has('releases/r1.json')).toBe(false);
-    expect(await b.stat(one.sha256)).toBeNull();
+    expect(await again.stat(one.sha256)).toBeNull();
     expect(JSON.parse(shelf.records.get('accepted/stackato.json')!.bytes.toString())).toMatchObject({ serial: 2 });
   });
 
