@@ -153,8 +153,9 @@ export function register(program: Command, deps: ProgramDeps = {}): void {
         'credentials, denied or no such bucket; exit 5 the endpoint does not answer). A prefix that already\n' +
         'holds blobs is fine: blobs are content-addressed, those there are hashed in the bucket and kept\n' +
         'when they match (sent again when not); others are left alone. Each blob goes through the\n' +
-        "backend's verified writer (the bytes sent hashed and checked before the upload completes, each\n" +
-        'request with its Content-MD5), then is read back from the bucket and hashed again. Release\n' +
+        "backend's verified writer (the bytes sent are hashed and the upload completes only when they\n" +
+        'are the blob; a blob up to 8 MiB is one PUT with its Content-MD5), then is read back from the\n' +
+        'bucket and hashed again (size and sha256). Release\n' +
         'records (index/envelopes, accepted serials) are put in the bucket (and read back) before the switch;\n' +
         'a release whose record there is another envelope is refused before anything is copied.\n' +
         'Back to a folder (--to-fs): each blob is read from the bucket, hashed as it is written, fsynced\n' +
