@@ -14,6 +14,7 @@ import { createServer, inProcessStager, listenApp } from '../../http/index.js';
 import { defaultMaxConnections } from '../../http/listen.js';
 import { inCluster, isWorker, onPrimaryStop, runPrimary, shareMetrics, workerCount } from '../../http/cluster.js';
 import { followingStore } from '../../http/follow.js';
+import { LogWriter } from '../../http/log-writer.js';
 // not the storage facade: it also loads the got-based fetcher, which serving never uses
 import { backendFromConfig } from '../../../storage/backend/select.js';
 import { action, withCommon, UPSTREAM_FLAGS } from '../frame.js';
@@ -93,7 +94,10 @@ export function register(program: Command): void {
         const maxConnections = connectionCap(opts.maxConnections, config.maxConnections);
         // more libuv threads: each concurrent download keeps one busy per disk read
         process.env.UV_THREADPOOL_SIZE ??= '16';
-        const logger = pino({ base: null, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ dest: 1, sync: false }));
+        // lines written together, one write in flight (log-writer.ts says why not pino.destination)
+        const log = new LogWriter(1);
+        process.once('exit', () => log.flushSync());
+        const logger = pino({ base: null, timestamp: pino.stdTimeFunctions.isoTime }, log);
         const workers = workerCount(opts.workers);
         // --workers: this process only starts and stops the workers, each of which runs what follows (server/http/cluster.ts)
         if (workers > 1 && !isWorker()) return runPrimary(workers, logger);
