@@ -194,6 +194,14 @@ export async function relocate(opts: RelocateOptions): Promise<RelocateResult> {
   // ---- after the switch: the config already says NEW_DIR ----
   if (from === to) {
     const j = await readJournal(to);
+    if (j && (j as { kind?: string }).kind === 'storage') {
+      // a move of the blobs that kept this folder: its from is this very cache, never to be removed from here
+      throw new AirlockError(
+        'EUSAGE',
+        `relocate: a move of the blobs of ${to} between the filesystem and a bucket is in progress (${journalPath(to)}); run that relocate again to finish it`,
+        { to },
+      );
+    }
     if (!j) {
       note(`cache_dir is already ${to}; nothing to do`);
       return result;

@@ -332,6 +332,13 @@ describe.skipIf(skipWithoutCeph)('airlock relocate between the filesystem and a 
     expect(partway.length).toBeGreaterThan(0);
     expect(partway.length).toBeLessThan(other.blobs.length);
     await assertReady(other);
+    // a folder move meanwhile is refused: this move must finish first (and the cache is never taken for an old copy)
+    for (const to of [other.cache, join(other.home, 'elsewhere')]) {
+      const folder = await airlock(['relocate', to, '--config', other.config]);
+      expect(folder.code, folder.stderr).toBe(2);
+      expect(folder.stderr).toMatch(/^airlock: EUSAGE: relocate: a move of the blobs of .* between the filesystem and a bucket is in progress/);
+    }
+    expect(existsSync(join(other.cache, 'blobs'))).toBe(true);
 
     const again = await airlock([...args, '--json']);
     expect(again.code, again.stderr).toBe(0);
@@ -341,5 +348,15 @@ describe.skipIf(skipWithoutCeph)('airlock relocate between the filesystem and a 
     expect(configOf(other).storage).toMatchObject({ backend: 's3', s3: { prefix: 'site-k' } });
     expect(existsSync(join(other.cache, 'blobs'))).toBe(false);
     await assertReady(other);
-  }, 120_000);
+
+    // and out of the bucket into a new cache_dir: the folder's records go along, the old folder goes
+    const moved = join(other.home, 'bigdisk');
+    const out = await airlock(['relocate', '--to-fs', moved, '--config', other.config, '--json']);
+    expect(out.code, out.stderr).toBe(0);
+    expect(lastJson(out)).toMatchObject({ direction: 'to-fs', from: other.cache, to: moved, oldRemoved: true, blobs: { copied: other.blobs.length } });
+    expect(configOf(other)).toMatchObject({ cache_dir: moved, storage: { backend: 'fs' } });
+    expect(existsSync(other.cache)).toBe(false);
+    expect(existsSync(join(moved, 'relocate.json'))).toBe(false);
+    await assertReady(other);
+  }, 180_000);
 });
