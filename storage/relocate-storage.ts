@@ -11,10 +11,11 @@
  *
  *   copying   the bucket answered (credentials, bucket: checked before any
  *             copy); every blob copied and verified THERE, several at a time:
- *             - into the bucket: sent through the S3 backend's verified
- *               writer (the bytes sent are hashed, and a blob whose digest
- *               or size does not match is never completed in the bucket),
- *               then read back from the bucket and hashed again;
+ *             - into the bucket: uploaded as stage uploads (uploadBlob: one
+ *               hash pass over the file, sha256 and each part's MD5, then
+ *               every request with the Content-MD5 of the bytes hashed, so
+ *               the gateway takes no other bytes), then read back from the
+ *               bucket and hashed again;
  *             - into a folder: read from the bucket into the filesystem
  *               backend's writer, which hashes while writing, fsyncs and
  *               renames into place only on a match (EINTEGRITY otherwise).
@@ -33,9 +34,9 @@
  *             --keep-old; a bucket's objects only with --remove-from-bucket,
  *             since other cache nodes may share the prefix.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, link as fsLink, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -48,7 +49,7 @@ import { fsBackend } from './backend/fs.js';
 import type { S3BlobBackend } from './backend/s3.js';
 import { backendFromConfig, type StorageConfig } from './backend/select.js';
 import { acquireWriterLock } from './lock.js';
-import { RECORDS_FOLDER, blobsDir, envelopePath, lockInfoPath, lockPath, partialDir, quarantineDir, releaseRecordKey, sharedMarkerPath } from './paths.js';
+import { RECORDS_FOLDER, blobPath, blobsDir, envelopePath, lockInfoPath, lockPath, partialDir, quarantineDir, releaseRecordKey, sharedMarkerPath } from './paths.js';
 import { LevelIndex, decodeStored, listEnvelopeFiles, putAccepted, readAcceptedFile, syncRecords } from './releases/index.js';
 import { journalPath, removeOld, type RelocateHooks, type RelocateJournal, type RelocatePausePoint } from './relocate.js';
 import { handOverServers, servingDir, storageLabel, type HandOverResult } from './serving.js';
@@ -56,7 +57,7 @@ import { openStore } from './store.js';
 import { freeDiskBytes } from './support/probe.js';
 import type { BlobBackend, RecordShelf } from './types.js';
 
-/** blobs in flight at once: each holds up to 8 MiB (one PUT) or a few parts of a multipart upload */
+/** blobs in flight at once (an upload streams from the file: little memory each) */
 const LANES = 3;
 
 export type StorageDirection = 'to-s3' | 'to-fs';
@@ -234,6 +235,32 @@ async function syncAsWriter(cacheDir: string, shelf: RecordShelf, trustRoot: Uin
     await syncRecords(cacheDir, shelf, { trustRoot, publish: true, db, warn: (line) => note(line) });
   } finally {
     await db.close();
+  }
+}
+
+/**
+ * Into the bucket as stage puts a blob there (the S3 backend's `adopt`): the
+ * local file is hashed once (its sha256 must be its name; the MD5 of each
+ * part is taken in the same pass), then uploaded from the file, one PUT or
+ * parts in parallel, each request carrying the Content-MD5 of the bytes
+ * hashed, so the gateway refuses anything else; memory stays flat whatever
+ * the blob's size. `adopt` consumes the file it is given: a hard link under
+ * partial/ (same filesystem), so the blob itself stays for the serves still
+ * reading it. Where no link can be made, the verified writer streams it.
+ */
+async function uploadBlob(cacheDir: string, bucket: S3BlobBackend, digest: string, size: number): Promise<void> {
+  await mkdir(partialDir(cacheDir), { recursive: true });
+  const link = join(partialDir(cacheDir), `${digest}.${randomBytes(4).toString('hex')}.relocating`);
+  try {
+    await fsLink(blobPath(cacheDir, digest), link);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw e;
+    return sendBlob(fsBackend(cacheDir), bucket, digest, size);
+  }
+  try {
+    await bucket.adopt({ sha256: digest, size }, link);
+  } finally {
+    await rm(link, { force: true });
   }
 }
 
@@ -454,7 +481,8 @@ export async function relocateStorage(opts: RelocateStorageOptions): Promise<Rel
         result.blobs.replaced++;
       }
       try {
-        await sendBlob(source, target, digest, size);
+        if (direction === 'to-s3') await uploadBlob(from, bucket, digest, size);
+        else await sendBlob(source, target, digest, size);
       } catch (e) {
         if (isAirlockError(e) && e.code === 'EINTEGRITY') {
           throw new AirlockError(
