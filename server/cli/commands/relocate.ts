@@ -152,10 +152,10 @@ export function register(program: Command, deps: ProgramDeps = {}): void {
         'AWS_PROFILE); the bucket must exist and answer, checked before anything is copied (exit 2 no\n' +
         'credentials, denied or no such bucket; exit 5 the endpoint does not answer). A prefix that already\n' +
         'holds blobs is fine: blobs are content-addressed, those there are hashed in the bucket and kept\n' +
-        'when they match (sent again when not); others are left alone. Each blob goes through the\n' +
-        "backend's verified writer (the bytes sent are hashed and the upload completes only when they\n" +
-        'are the blob; a blob up to 8 MiB is one PUT with its Content-MD5), then is read back from the\n' +
-        'bucket and hashed again (size and sha256). Release\n' +
+        'when they match (sent again when not); others are left alone. Each blob is uploaded as stage\n' +
+        'uploads: its file hashed once (sha256 against its name, and the MD5 of each part), then sent\n' +
+        'from the file, each request with the Content-MD5 of the bytes hashed, so the gateway takes no\n' +
+        'other bytes; then it is read back from the bucket and hashed again (size and sha256). Release\n' +
         'records (index/envelopes, accepted serials) are put in the bucket (and read back) before the switch;\n' +
         'a release whose record there is another envelope is refused before anything is copied.\n' +
         'Back to a folder (--to-fs): each blob is read from the bucket, hashed as it is written, fsynced\n' +
