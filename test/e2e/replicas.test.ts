@@ -24,6 +24,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Artifact, ReleaseManifest } from '../../manifests/types.js';
+import { generateAptKey } from '../../server/http/apt-signer.js';
 import { openStore } from '../../storage/index.js';
 import { statePaths } from '../../client/state.js';
 import { makeTrust, signRelease, type Trust } from '../../scripts/world/keys.js';
@@ -55,7 +56,7 @@ let replicaUrls: string[] = [];
 let haproxy: Haproxy;
 
 /** A config over the bucket; the replicas poll it every second (default 5 s) so that the test is quick. */
-function writeConfig(file: string, cacheDir: string): void {
+function writeConfig(file: string, cacheDir: string, extra: string[] = []): void {
   // credentials come from the environment (ceph.env), as in production
   writeFileSync(
     file,
@@ -65,6 +66,7 @@ function writeConfig(file: string, cacheDir: string): void {
       'storage:',
       '  backend: s3',
       `  s3: {endpoint: "${ceph.endpoint}", bucket: ${BUCKET}, prefix: "site", region: us-east-1, force_path_style: true, poll: 1s}`,
+      ...extra,
       '',
     ].join('\n'),
   );
@@ -133,11 +135,13 @@ describe.skipIf(skipWithoutCeph || skipWithoutHaproxy)('serve replicas over one 
     expect(staged.code, staged.stderr).toBe(0);
     up.files.clear(); // from here on, the bucket is the only copy
 
-    // each replica on a cache_dir of its own, which does not exist yet
+    // each replica on a cache_dir of its own, which does not exist yet, all with one apt signing key
+    const aptKey = join(dir, 'apt-signing-key.asc');
+    writeFileSync(aptKey, await generateAptKey('airlock replicas', new Date()), { mode: 0o600 });
     const ports = await freePorts(REPLICAS);
     replicas = ports.map((port, i) => {
       const cfg = join(dir, `replica-${i + 1}.yml`);
-      writeConfig(cfg, join(dir, `replica-${i + 1}`));
+      writeConfig(cfg, join(dir, `replica-${i + 1}`), [`apt_signing_key: ${aptKey}`]);
       return startServer(`airlock-serve-${i + 1}`, process.execPath, [AIRLOCK, 'serve', '--config', cfg, '--listen', `127.0.0.1:${port}`, '--grace', '1'], join(dir, `serve-${i + 1}.log`), {
         env: cleanEnv(ceph.env),
       });
@@ -174,6 +178,10 @@ describe.skipIf(skipWithoutCeph || skipWithoutHaproxy)('serve replicas over one 
 
   it('each replica, on an empty cache_dir of its own, serves the release staged into the bucket, and one staged while they run', async () => {
     for (const url of replicaUrls) expect(await readyOn(url), url).toEqual([RELEASE]);
+    // apt_signing_key names one key for all: apt's signatures verify whichever replica answers
+    const keys = await Promise.all(replicaUrls.map(async (url) => Buffer.from(await (await fetch(`${url}/apt/airlock.asc`)).arrayBuffer()).toString()));
+    expect(keys[0]).toContain('BEGIN PGP PUBLIC KEY BLOCK');
+    expect(new Set(keys).size).toBe(1);
     const body = randomBytes(300_000);
     up.files.set('/components/hotfix.bin', { body });
     const hotfix = releaseManifest('1.0.1', 2, [{ path: 'components/hotfix.bin', kind: 'file', sha256: sha256(body), size: body.length, urls: [`${up.url}/components/hotfix.bin`] }]);
@@ -231,7 +239,15 @@ describe.skipIf(skipWithoutCeph || skipWithoutHaproxy)('serve replicas over one 
     const servedBeforeKill = blobRequests(victim);
 
     const runs = await Promise.all(nodes);
-    for (const [i, r] of runs.entries()) expect(r.code, `node ${i}: ${r.stderr}${r.stdout.slice(-2000)}`).toBe(0);
+    // on failure: the node's warnings and its last line (the error), haproxy's view of the servers and its answers other than 200/206
+    const told = async (r: Run): Promise<string> =>
+      [
+        r.stderr,
+        ...r.stdout.trim().split('\n').filter((l, i, all) => l.includes('"warning"') || i === all.length - 1),
+        `haproxy: ${JSON.stringify(await haproxy.servers())}`,
+        ...readFileSync(haproxy.logPath, 'utf8').split('\n').filter((l) => l.includes('airlock_replicas') && !/ 20[06] /.test(l)).slice(-20),
+      ].join('\n');
+    for (const [i, r] of runs.entries()) if (r.code !== 0) expect.fail(`node ${i} exit ${r.code}: ${await told(r)}`);
 
     // the kill cut downloads in flight: they went on from their partials (Range) on a live replica
     const retried = runs.filter((r) => /"event":"warning","message":"[^"]*retry \d+ after/.test(r.stdout)).length;
