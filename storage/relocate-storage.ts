@@ -458,7 +458,7 @@ export async function relocateStorage(opts: RelocateStorageOptions): Promise<Rel
     const phase = direction === 'to-s3' ? 'upload' : 'download';
     await lanes(items, async ({ digest, size }) => {
       if (gate) await gate;
-      await copyOne(digest, size);
+      await withRetries(`blob sha256:${digest}`, () => copyOne(digest, size));
       done++;
       doneBytes += size;
       opts.onProgress?.({ phase, bytes: doneBytes, total: result.blobs.bytes, current: digest });
@@ -478,6 +478,7 @@ export async function relocateStorage(opts: RelocateStorageOptions): Promise<Rel
         // wrong bytes under the blob's name (a damaged object, a truncated file): replaced by the right ones
         note(`${where(opts.target)}: blob sha256:${digest} there holds ${found.size} bytes${found.sha256 ? ` with sha256:${found.sha256}` : ''}; sending it again`);
         await target.delete(digest);
+        inBucket.delete(digest);
         result.blobs.replaced++;
       }
       try {
@@ -508,6 +509,7 @@ export async function relocateStorage(opts: RelocateStorageOptions): Promise<Rel
           { sha256: digest, expected: { size }, found: back },
         );
       }
+      if (direction === 'to-s3') inBucket.set(digest, size);
       result.blobs.copied++;
       result.blobs.copiedBytes += size;
     }
@@ -649,6 +651,31 @@ async function emptyBucket(
   if (unreadable) note(`${where(j.source)}: ${unreadable} cannot be read, so no blob was deleted from the bucket (it may name any of them)`);
   else if (out.kept > 0) note(`${where(j.source)}: kept ${out.kept} blob(s) that this cache does not hold or that other release records there name`);
   return out;
+}
+
+/** errno codes of this host's own disk: a copy that failed with one of them is not tried again */
+const LOCAL_FAILURES = new Set(['ENOSPC', 'EDQUOT', 'EACCES', 'EPERM', 'EROFS', 'EIO', 'ENOENT', 'EMFILE', 'ENFILE']);
+
+/**
+ * One blob's copy, tried again (3 times in all) when the network or the
+ * gateway failed it (a reset, a 5xx, a body cut short); wrong bytes, a full
+ * disk and the like are final. A copy is whole or absent, so a new attempt
+ * starts over.
+ */
+async function withRetries(what: string, copy: () => Promise<void>): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await copy();
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      const transient = isAirlockError(e) ? e.code === 'EUPSTREAM' : !(code && LOCAL_FAILURES.has(code));
+      if (!transient) throw e;
+      if (attempt >= 3) {
+        throw isAirlockError(e) ? e : new AirlockError('EUPSTREAM', `relocate: ${what}: ${(e as Error).message}; run again to continue`, {}, { cause: e });
+      }
+      await new Promise((r) => setTimeout(r, 500 * attempt));
+    }
+  }
 }
 
 /** Runs `work` over `items`, LANES at a time; the first failure stops new work and is thrown once all in flight ended. */

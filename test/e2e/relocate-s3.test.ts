@@ -12,7 +12,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -320,6 +320,22 @@ describe.skipIf(skipWithoutCeph)('airlock relocate between the filesystem and a 
     expect(existsSync(join(site.cache, 'index', 'envelopes', '9.9.9.json'))).toBe(false);
     await assertReady(site, 2);
   }, 120_000);
+
+  it('fs → s3 refuses a blob damaged on the local disk: EINTEGRITY, nothing switched, never in the bucket', async () => {
+    const damaged = await makeSite();
+    const victim = damaged.blobs.find((b) => b.size > 100_000)!;
+    const file = join(damaged.cache, 'blobs', 'sha256', victim.sha256.slice(0, 2), victim.sha256);
+    await chmod(file, 0o644);
+    const bytes = Buffer.from(victim.bytes);
+    bytes[7] ^= 0xff;
+    await writeFile(file, bytes);
+    const r = await airlock(['relocate', ...s3('site-d'), '--config', damaged.config]);
+    expect(r.code, r.stderr).toBe(3);
+    expect(r.stderr).toMatch(new RegExp(`^airlock: EINTEGRITY: relocate: blob sha256:${victim.sha256} in .*/blobs is not that blob.*nothing switched.*\\n$`));
+    expect(configOf(damaged).storage).toBeUndefined();
+    expect(await keys(blobKey('site-d', victim.sha256))).toEqual([]);
+    expect(await keys('site-d/releases/')).toEqual([]);
+  }, 60_000);
 
   it('SIGKILLed while copying into the bucket: the config still names the complete folder; the same command finishes', async () => {
     const other = await makeSite();
