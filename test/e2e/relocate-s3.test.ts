@@ -375,4 +375,24 @@ describe.skipIf(skipWithoutCeph)('airlock relocate between the filesystem and a 
     expect(existsSync(join(moved, 'relocate.json'))).toBe(false);
     await assertReady(other);
   }, 180_000);
+
+  it('SIGKILLed at each later point into the bucket (verified, switched, removing): the config names a complete copy; the same command finishes', async () => {
+    for (const point of ['verified', 'switched', 'removing']) {
+      const site = await makeSite();
+      const prefix = `site-${point}`;
+      const args = ['relocate', ...s3(prefix), '--config', site.config];
+      const killed = await airlock(args, { ...cleanEnv(ceph.env), AIRLOCK_TEST_RELOCATE_PAUSE: point }, new RegExp(`paused at ${point}`));
+      expect(killed.signal, `${point}: ${killed.stderr}`).toBe('SIGKILL');
+      // before the switch the folder, after it the bucket: either way the config's place is complete
+      expect(configOf(site).storage?.backend ?? 'fs').toBe(point === 'verified' ? 'fs' : 's3');
+      const st = await airlock(['status', '3.6.2', '--config', site.config]);
+      expect(st.code, `${point}: ${st.stderr}`).toBe(0);
+      const again = await airlock(args);
+      expect(again.code, `${point}: ${again.stderr}`).toBe(0);
+      expect(configOf(site).storage).toMatchObject({ backend: 's3', s3: { prefix } });
+      expect(existsSync(join(site.cache, 'blobs'))).toBe(false);
+      expect(existsSync(join(site.cache, 'relocate.json'))).toBe(false);
+      await assertReady(site);
+    }
+  }, 180_000);
 });
