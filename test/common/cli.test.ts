@@ -76,11 +76,15 @@ describe('--help lists only the flags a command reads', () => {
   const flags = (text: string): string[] => [...text.matchAll(/^\s+(--[a-z-]+)/gm)].map((m) => m[1]!);
 
   it('status, gc and verify read the cache only; keygen and manifest sign read no config', async () => {
-    for (const cmd of ['status', 'verify', 'gc', 'relocate']) {
+    for (const cmd of ['status', 'verify', 'gc']) {
       const f = flags(await help(cmd));
       expect(f, cmd).toEqual(expect.arrayContaining(['--config', '--cache-dir', '--json']));
       for (const no of ['--trust', '--proxy', '--ca-file', '--insecure-registry', '--accept-expired-until']) expect(f, `${cmd} ${no}`).not.toContain(no);
     }
+    // relocate also checks the release records it reads from a bucket against --trust
+    const relocate = flags(await help('relocate'));
+    expect(relocate).toEqual(expect.arrayContaining(['--config', '--cache-dir', '--trust', '--json']));
+    for (const no of ['--proxy', '--ca-file', '--insecure-registry', '--accept-expired-until']) expect(relocate, `relocate ${no}`).not.toContain(no);
     for (const argv of [['keygen'], ['manifest', 'sign'], ['root', 'init']]) {
       const f = flags(await help(...argv));
       expect(f, argv.join(' ')).not.toContain('--config');
