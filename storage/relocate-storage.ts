@@ -173,7 +173,7 @@ async function hashStream(stream: Readable): Promise<{ sha256: string; size: num
   return { sha256: h.digest('hex'), size };
 }
 
-/** The blob's bytes as `backend` holds them, hashed; null when it cannot be read whole. */
+/** The blob's bytes as `backend` holds them, hashed. */
 async function hashThere(backend: BlobBackend, digest: string): Promise<{ sha256: string; size: number }> {
   return hashStream(await backend.read(digest));
 }
@@ -184,8 +184,8 @@ async function sendBlob(from: BlobBackend, to: BlobBackend, digest: string, size
   try {
     await pipeline(await from.read(digest), w.stream);
   } catch (e) {
+    // the writer refusing the bytes (EINTEGRITY: more than the size) or the source failing: nothing is kept
     await w.cancel().catch(() => {});
-    // the writer's own verdict (EINTEGRITY) is the clearer error when it has one
     throw e;
   }
   await w.commit();
@@ -195,10 +195,10 @@ async function sendBlob(from: BlobBackend, to: BlobBackend, digest: string, size
 const shelfOf = (b: BlobBackend): RecordShelf | null => b.shelf?.() ?? null;
 
 /**
- * Into a bucket: each release record of this cache on the shelf, or, when
- * `check` only, a refusal (before anything is copied) of a release whose
- * record there is another envelope; then the accepted serials (never
- * lowered). Each record put is read back.
+ * Into a bucket: each release record of this cache on the shelf, and the
+ * accepted serials (never lowered); each record put is read back. A release
+ * whose record there is another envelope is refused; with `result` null
+ * only that check runs (before anything is copied).
  */
 async function publishRecords(cacheDir: string, shelf: RecordShelf, result: RelocateStorageResult | null): Promise<void> {
   for (const release of await listEnvelopeFiles(cacheDir)) {
@@ -209,7 +209,7 @@ async function publishRecords(cacheDir: string, shelf: RecordShelf, result: Relo
       throw new AirlockError(
         'EUSAGE',
         `relocate: ${shelf.where}${key} holds another envelope of release ${release} than this cache (another cache node staged a different one); ` +
-          'nothing was switched: remove one of them (airlock gc) first',
+          'nothing was switched: decide which one the site keeps (airlock gc removes a release), then run again',
         { release, key: `${shelf.where}${key}` },
       );
     }

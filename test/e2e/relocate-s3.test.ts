@@ -337,6 +337,18 @@ describe.skipIf(skipWithoutCeph)('airlock relocate between the filesystem and a 
     expect(await keys('site-d/releases/')).toEqual([]);
   }, 60_000);
 
+  it('fs → s3 refuses a release whose record in the bucket is another envelope, before anything is copied', async () => {
+    const mine = await makeSite();
+    const otherEnvelope = signRelease({ release: '3.6.2', serial: 17, artifacts: [fileArt('y.bin', randomBlob(100))] });
+    await ceph.client().send(new PutObjectCommand({ Bucket: BUCKET, Key: 'site-e/releases/3.6.2.json', Body: otherEnvelope }));
+    const r = await airlock(['relocate', ...s3('site-e'), '--config', mine.config]);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/^airlock: EUSAGE: relocate: s3:\/\/airlock\/site-e\/releases\/3\.6\.2\.json holds another envelope of release 3\.6\.2 than this cache.*\n$/);
+    expect(await keys('site-e/blobs/')).toEqual([]);
+    expect(configOf(mine).storage).toBeUndefined();
+    expect(existsSync(join(mine.cache, 'relocate.json'))).toBe(false);
+  }, 60_000);
+
   it('SIGKILLed while copying into the bucket: the config still names the complete folder; the same command finishes', async () => {
     const other = await makeSite();
     const args = ['relocate', ...s3('site-k'), '--config', other.config];
