@@ -182,14 +182,16 @@ export function register(program: Command, deps: ProgramDeps = {}): void {
         if (!toS3) {
           if (opts.endpoint !== undefined) s3Only('--endpoint');
           if (opts.region !== undefined) s3Only('--region');
+          if (opts.pathStyle !== undefined) s3Only(opts.pathStyle ? '--path-style' : '--no-path-style');
         }
         if (opts.removeFromBucket && !opts.toFs) throw new AirlockError('EUSAGE', 'relocate: --remove-from-bucket goes with --to-fs');
         if (toS3 && opts.toFs) throw new AirlockError('EUSAGE', 'relocate: s3://… and --to-fs go opposite ways; give one');
+        if (!toS3 && !opts.toFs && !target) throw new AirlockError('EUSAGE', 'relocate: give NEW_DIR, s3://BUCKET[/PREFIX] or --to-fs');
+        const bucket = toS3 ? s3Target(target!, opts) : null;
         if (!config.configFile) {
           out.note(`no config file in use: the new place will be written to ${configFile} (the file airlock reads by default)`);
         }
-        if (!toS3 && !opts.toFs) {
-          if (!target) throw new AirlockError('EUSAGE', 'relocate: give NEW_DIR, s3://BUCKET[/PREFIX] or --to-fs');
+        if (!toS3 && !opts.toFs && target) {
           if (storage.backend === 's3') {
             throw new AirlockError(
               'EUSAGE',
@@ -203,7 +205,7 @@ export function register(program: Command, deps: ProgramDeps = {}): void {
         const r = await relocateStorage({
           cacheDir: config.cacheDir,
           storage,
-          target: toS3 ? s3Target(target!, opts) : { backend: 'fs' },
+          target: bucket ?? { backend: 'fs' },
           to: opts.toFs ? target : undefined,
           configFile,
           keepOld: opts.keepOld ? true : undefined,
