@@ -79,7 +79,8 @@ export function register(program: Command): void {
         'request is answered and its socket destroyed within 1 s, whether or not the client reads.\n' +
         'Output: one JSON line per request on stdout (pino); the listening address first.\n' +
         'Signals: SIGTERM/SIGINT stop (downloads in flight get --grace); SIGHUP (systemctl reload, and\n' +
-        '"airlock relocate" by itself) re-reads cache_dir and serves from the new folder, no restart.\n' +
+        '"airlock relocate" by itself) re-reads cache_dir and storage: and serves from the new folder\n' +
+        'or bucket, no restart.\n' +
         'cache_dir must hold an airlock cache (its index/ folder, made by the first stage or import;\n' +
         'empty is fine): a folder without one, or none, is refused at start with exit 2.\n' +
         'Endpoints: /healthz /metrics /releases /releases/R/manifest /blobs/sha256/HEX\n' +
