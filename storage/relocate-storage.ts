@@ -627,7 +627,10 @@ async function emptyBucket(
       const release = entry.name.replace(/\.json$/, '');
       const got = await shelf.get(key);
       if (!got) continue;
-      const mine = await readFile(envelopePath(j.to, release)).catch(() => null);
+      // a key that names no release (envelopePath refuses it) is not ours
+      const mine = await Promise.resolve()
+        .then(() => readFile(envelopePath(j.to, release)))
+        .catch(() => null);
       if (mine && mine.equals(got.bytes)) {
         await shelf.delete(key);
         out.records.push(release);
