@@ -114,7 +114,8 @@ export function checkValue(value: unknown, spec: FieldSpec, file: string, base: 
       }
     case 'duration': {
       // seconds, or a number with a unit: 90s, 15m, 1h, 7d
-      const n = typeof value === 'number' && Number.isInteger(value) ? value : typeof value === 'string' ? parseDuration(value) : null;
+      const ms = typeof value === 'number' && Number.isInteger(value) ? value * 1000 : typeof value === 'string' ? durationMs(value) : null;
+      const n = ms !== null && ms % 1000 === 0 ? ms / 1000 : null;
       if (n === null) return bad('a duration such as 15m, 1h, 90s or a number of seconds');
       if (spec.min !== undefined && n < spec.min) bad(`at least ${spec.min} s`);
       if (spec.max !== undefined && n > spec.max) bad(`at most ${spec.max} s`);
@@ -140,11 +141,19 @@ export function parseSize(text: string, what: string): number {
   return Math.round(Number(m[1]) * mult);
 }
 
-/** `90`, `90s`, `15m`, `1h`, `7d` → seconds; null when it is not one. */
-export function parseDuration(text: string): number | null {
-  const m = /^\s*(\d+)\s*([smhd]?)\s*$/i.exec(text);
+/** `90` (seconds), `90s`, `15m`, `1.5h`, `7d`, `2w`, `500ms` → milliseconds; null when it is not one. */
+export function durationMs(text: string): number | null {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$/i.exec(text);
   if (!m) return null;
-  return Number(m[1]) * { '': 1, s: 1, m: 60, h: 3600, d: 86_400 }[m[2]!.toLowerCase() as '' | 's' | 'm' | 'h' | 'd'];
+  const unit = (m[2] ?? 's').toLowerCase() as 'ms' | 's' | 'm' | 'h' | 'd' | 'w';
+  return Math.round(Number(m[1]) * { ms: 1, s: 1e3, m: 60e3, h: 3600e3, d: 86400e3, w: 604800e3 }[unit]);
+}
+
+/** A duration for a flag or a key (`what` names it), in milliseconds; EUSAGE when it is not one. */
+export function parseDuration(text: string, what: string): number {
+  const ms = durationMs(text);
+  if (ms === null) throw new AirlockError('EUSAGE', `${what}: cannot read "${text}" as a duration (examples: 90s, 30m, 24h, 7d)`);
+  return ms;
 }
 
 /** Parses `2027-03-01` or a full RFC 3339 time; EUSAGE otherwise. */

@@ -5,9 +5,9 @@
  */
 import { resolve } from 'node:path';
 import { AirlockError } from '../manifests/errors.js';
-import { loadConfigFile, localPath, parseDate, parseSize, type Schema } from '../common/config.js';
+import { loadConfigFile, localPath, parseDate, parseDuration, parseSize, type Schema } from '../common/config.js';
 import { DEFAULT_POLL_MS, type StorageConfig } from '../storage/backend/select.js';
-import { DEFAULT_SHARED_GRACE_MS, parseDuration } from '../storage/gc.js';
+import { DEFAULT_SHARED_GRACE_MS } from '../storage/gc.js';
 
 export interface AirlockConfig {
   /** absolute path of the config file read, or null */

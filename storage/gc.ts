@@ -56,13 +56,6 @@ export interface GcReport {
   freed: number;
 }
 
-/** `90s`, `30m`, `24h`, `7d` → milliseconds. */
-export function parseDuration(text: string, what: string): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$/i.exec(text);
-  if (!m) throw new AirlockError('EUSAGE', `${what}: cannot read "${text}" as a duration (examples: 90s, 30m, 24h, 7d)`);
-  const unit = (m[2] ?? 's').toLowerCase() as 'ms' | 's' | 'm' | 'h' | 'd' | 'w';
-  return Math.round(Number(m[1]) * { ms: 1, s: 1e3, m: 60e3, h: 3600e3, d: 86400e3, w: 604800e3 }[unit]);
-}
 
 async function filesIn(dir: string): Promise<Array<{ path: string; size: number; mtimeMs: number }>> {
   let names: string[];

@@ -1,6 +1,7 @@
 /** `airlock gc [--keep RELEASE…] [--dry-run]`: reclaim space no kept release needs. */
 import type { Command } from 'commander';
-import { gc, parseDuration } from '../../../storage/gc.js';
+import { parseDuration } from '../../../common/config.js';
+import { gc } from '../../../storage/gc.js';
 import { backendFromConfig, openStore } from '../../../storage/index.js';
 import { humanBytes } from '../../../common/output.js';
 import { action, withCommon } from '../frame.js';
