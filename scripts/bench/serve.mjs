@@ -30,10 +30,16 @@
 // --workers 2: 8 KiB 58446 req/s vs 47183 with one (1.24×), big 0.246 s CPU/GiB.
 // Behind nginx with X-Accel-Redirect (airlock-accel): big 0.99× nginx, 1.15× its
 // CPU/GiB; 16 curls 0.95×, 0.99×; 8 KiB 0.42× (every request takes the proxy hop).
-// airlock peak RSS 181 MiB over the whole run (the 16-curl runs included; 130 MiB with
-// the wrk runs alone). Earlier, `… 1024 10`, load 2.1-2.6: big 1.70× nginx, 1.40×
-// registry; 8 KiB 0.62× nginx; peak RSS 136 MiB. serve-load.mjs 20 200 24: peak RSS
-// 110 MiB at 697 MiB/s.
+// airlock peak RSS 154-192 MiB over the whole run then: at 30,000+ 8 KiB requests a
+// second, pino's sonic-boom destination fell behind and its backlog of log strings was
+// promoted to old space (80 MB before a full GC). With server/http/log-writer.ts, the same
+// command at load 12-34 (nginx's own figures were off: 0.12 s CPU/GiB): airlock peak RSS
+// 124 MiB (132 MiB in a second run, load 8-31); big 3676 MiB/s at 0.218 s CPU/GiB, 16 curls 3191 MiB/s at 0.213 s, 8 KiB
+// 37435 req/s at 20 µs CPU/req (0.78× nginx's 47745). SERVERS=airlock ROUNDS=1, old and
+// new build interleaved twice, load 8-22: peak 133/139 → 126/125 MiB, 8 KiB 32678/33502 →
+// 36848/35543 req/s, 25/23 → 21/22 µs CPU/req. Earlier, `… 1024 10`, load 2.1-2.6: big
+// 1.70× nginx, 1.40× registry; 8 KiB 0.62× nginx; peak RSS 136 MiB. serve-load.mjs 20 200
+// 24: peak RSS 110 MiB at 697 MiB/s.
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, openSync, mkdirSync, readdirSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
