@@ -34,8 +34,20 @@
 // takes the release records from the bucket). Everything is stopped and
 // removed at the end.
 //
-// Last figures: see the README's "Scaling out" section (filled in from a run of
-// this script with the command and load average).
+// Last figures (2 shared cores, load average 17-41 from other jobs during the
+// run; `flock /tmp/airlock-bench.lock node scripts/bench/scale-out.mjs`, the
+// defaults: --mib 256 --times 2 --nodes 50 --node-mib 64 --rounds 2, best of 2):
+// a. fs 4008 MiB/s (airlock 0.250 s CPU/GiB, load 41.3); s3 554 MiB/s (airlock
+//    1.257 s CPU/GiB + gateway 1.495, load 22.4); rgw 1018 MiB/s (gateway 1.346
+//    s CPU/GiB, load 33.7): s3 / fs 0.14x, s3 / rgw 0.54x. Peak RSS serve-fs
+//    100 MiB, serve-s3 180 MiB, radosgw 568 MiB.
+// b. 50 nodes x 64 MiB: 1 replica 133 MiB/s, slowest node 24.0 s (load 29.4);
+//    1 behind haproxy 127 MiB/s, 25.1 s (haproxy 0.43 s CPU/GiB, load 35.5);
+//    3 behind haproxy 120 MiB/s, 26.6 s (load 35.9): 0.90x one replica, since
+//    the two cores, not a serve process, are the limit here. Serve 2.5-3.2 s
+//    CPU/GiB, gateway 1.7-1.9. Peak RSS per serve process: 200 MiB for the one
+//    replica (200 downloads at once), 147-150 MiB for each of three; each node
+//    330 MiB.
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
