@@ -35,7 +35,6 @@ import type { OpenBlob, Store } from '../../storage/index.js';
 import type { Metrics } from './metrics.js';
 import { pumpFile } from './pump-file.js';
 import { SMALL_BLOB_MAX, type SmallBlobCache } from './small-blobs.js';
-import type { ProxiedState } from './routes/proxy.js';
 import { routeOf } from './track.js';
 
 /** chunk size for backends that are not files (their stream, not our pool) */
@@ -288,6 +287,11 @@ export async function blobSource(
   const st = await backend.stat(sha256);
   if (!st) return null;
   return { size: st.size, stream: (range) => backend.read(sha256, range, { highWaterMark: STREAM_CHUNK }) };
+}
+
+/** ctx.state of a request that came in absolute form (this server as the client's proxy, routes/proxy.ts), also when it names one of our own paths */
+export interface ProxiedState {
+  proxied?: boolean;
 }
 
 export const sourceSize = (s: BlobSource): number => (Buffer.isBuffer(s) ? s.length : s.size);

@@ -13,7 +13,7 @@ import { AirlockError } from '../../../manifests/errors.js';
 import { normalizeUrl } from '../catalog.js';
 import { contentTypeOf } from '../content-type.js';
 import type { Passthrough, ServeEnv } from '../env.js';
-import { sendBlob } from '../send-blob.js';
+import { sendBlob, type ProxiedState } from '../send-blob.js';
 
 /** True for `GET http://host/…` (absolute form); origin-form paths start with `/`. */
 export const isAbsoluteForm = (rawUrl: string): boolean => /^[a-z][a-z0-9+.-]*:\/\//i.test(rawUrl);
@@ -77,11 +77,6 @@ export async function ownPath(ctx: Context): Promise<string | null> {
   if (ctx.req.socket.localAddress) local.add(plain(ctx.req.socket.localAddress));
   if (!(await namesThisMachine(plain(url.hostname), local))) return null;
   return `${url.pathname}${url.search}`;
-}
-
-/** ctx.state of a request that came in absolute form (this server as the client's proxy), also when it names one of our own paths */
-export interface ProxiedState {
-  proxied?: boolean;
 }
 
 /**
