@@ -440,7 +440,7 @@ export function fetchResult(res: HttpResponse, url: string, offset: number, maxL
   }
   res.body.destroy();
   if ((status === 401 || status === 403) && res.url !== url) throw refusedAfterRedirect(status, url, res.url);
-  throw statusError(status, url);
+  throw statusError(status, url, res.headers);
 }
 
 /** A redirect target that refused us: retryable, since `url` redirects afresh (the signature's query is left out of the message). */
@@ -459,10 +459,21 @@ function refusedAfterRedirect(status: number, url: string, target: string): Airl
   );
 }
 
-export function statusError(status: number, url: string): AirlockError {
+export function statusError(status: number, url: string, headers?: http.IncomingHttpHeaders): AirlockError {
   if (status === 404 || status === 410) return new AirlockError('ENOTFOUND', `${url}: upstream answered ${status}`, { url, status });
   const retryable = status >= 500 || status === 408 || status === 429;
-  return new AirlockError('EUPSTREAM', `${url}: upstream answered ${status}`, { url, status, retryable });
+  // how long a 503 or a 429 asks us to stay away (a node waiting out its cache honours it)
+  const retryAfterMs = headers ? retryAfter(headers['retry-after']) : null;
+  return new AirlockError('EUPSTREAM', `${url}: upstream answered ${status}`, { url, status, retryable, ...(retryAfterMs !== null ? { retryAfterMs } : {}) });
+}
+
+/** Retry-After as milliseconds from now: delay-seconds or an HTTP-date (null when absent or unreadable). */
+export function retryAfter(value: string | undefined, now = Date.now()): number | null {
+  if (!value) return null;
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? null : Math.max(0, at - now);
 }
 
 interface GuardOptions {

@@ -34,7 +34,7 @@ export async function fetchWhole(http: HttpClient, url: string, opts: WholeOptio
   }
   if (res.status !== 200) {
     res.body.destroy();
-    const err = statusError(res.status, url);
+    const err = statusError(res.status, url, res.headers);
     throw new AirlockError(err.code, `${opts.what} ${err.message}`, err.details);
   }
   const chunks: Buffer[] = [];
