@@ -5,7 +5,7 @@
  */
 import { resolve } from 'node:path';
 import { AirlockError } from '../manifests/errors.js';
-import { loadConfigFile, localPath, parseDate, type Schema } from '../common/config.js';
+import { loadConfigFile, localPath, parseDate, parseDuration, type Schema } from '../common/config.js';
 
 /** Installer command overrides: argv prefixes (split on spaces) used instead of the built-in tools. */
 export interface InstallerCommands {
@@ -38,6 +38,8 @@ export interface NodeConfig {
   /** bytes/s a download from a cache must keep up over `rateWindowMs`, or the next cache is tried (0: no check) */
   minRate: number;
   rateWindowMs: number;
+  /** how long one outage of the cache(s) (503, 502, 504, refused, reset) is waited out before the run fails (0: not at all) */
+  cacheWaitMs: number;
 }
 
 export const NODE_CONFIG_SCHEMA: Schema = {
@@ -54,6 +56,7 @@ export const NODE_CONFIG_SCHEMA: Schema = {
   accept_expired_until: { type: 'string' },
   min_rate: { type: 'size' },
   rate_window: { type: 'int', min: 1, max: 3600 },
+  cache_wait: { type: 'duration', min: 0, max: 7 * 86400 },
   installers: {
     type: 'map',
     fields: { file: { type: 'string' }, deb: { type: 'string' }, gem: { type: 'string' }, 'oci-image': { type: 'string' } },
@@ -69,11 +72,14 @@ export interface NodeFlags {
   trust?: string;
   caFile?: string;
   acceptExpiredUntil?: string;
+  waitForCache?: string;
   json?: boolean;
 }
 
 export const DEFAULT_NODE_CONFIG_FILE = '/etc/airlock-node.yml';
 export const DEFAULT_STATE_DIR = '/var/lib/airlock-node';
+/** a rolling restart of the replicas, a load balancer without a live one for a while */
+export const DEFAULT_CACHE_WAIT_MS = 5 * 60_000;
 export const CORE_ROLES: readonly string[] = Object.freeze(['core', 'cache']);
 
 function argv(text: string | undefined): readonly string[] | null {
@@ -97,6 +103,7 @@ export function loadNodeConfig(flags: NodeFlags, cwd: string = process.cwd(), fa
     accept_expired_until?: string;
     min_rate?: number;
     rate_window?: number;
+    cache_wait?: number;
     installers?: Partial<Record<keyof InstallerCommands, string>>;
   };
   // one cache, or several separated by commas: tried in order, each resuming what the one before left
@@ -133,6 +140,7 @@ export function loadNodeConfig(flags: NodeFlags, cwd: string = process.cwd(), fa
     json: flags.json ?? false,
     minRate: v.min_rate ?? 1024,
     rateWindowMs: (v.rate_window ?? 60) * 1000,
+    cacheWaitMs: flags.waitForCache !== undefined ? parseDuration(flags.waitForCache, '--wait-for-cache') : v.cache_wait !== undefined ? v.cache_wait * 1000 : DEFAULT_CACHE_WAIT_MS,
   });
 }
 

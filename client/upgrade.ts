@@ -16,6 +16,7 @@ import { installSteps, neededBlobs, selectArtifacts } from './plan.js';
 import { preflight } from './preflight.js';
 import { cachePool, type CachePool } from './caches.js';
 import { cacheClient, newestReady } from './remote.js';
+import { cacheWaiter } from './wait.js';
 import { findClientUpdate, installClient, reexec } from './selfupdate.js';
 import {
   envelopeFile,
@@ -92,7 +93,9 @@ export async function upgrade(config: NodeConfig, opts: UpgradeOptions, out: Out
   // is never taken over for a busy moment.
   const lock = await acquireWriterLock(state.dir, { waitMs: 0, staleMs: 60_000, what: 'state dir', command: ['airlock-node', ...opts.argv].join(' ') });
   const unlock = (): Promise<void> => lock.release();
-  const caches = cachePool(config.caches, out, (base) => cacheClient(base, { caFile: config.caFile }));
+  // one outage of the cache(s) is waited out within cacheWaitMs, whether it comes at the manifest or mid-download
+  const wait = cacheWaiter({ budgetMs: config.cacheWaitMs, out });
+  const caches = cachePool(config.caches, out, (base) => cacheClient(base, { caFile: config.caFile }), wait);
   let store: Store | null = null;
   try {
     // 1. manifest, verified against the node's own trust root
@@ -111,6 +114,7 @@ export async function upgrade(config: NodeConfig, opts: UpgradeOptions, out: Out
           out,
           minRate: config.minRate,
           rateWindowMs: config.rateWindowMs,
+          wait,
         });
         const main = await installClient(update, store, state, out);
         await store.close();
@@ -153,6 +157,7 @@ export async function upgrade(config: NodeConfig, opts: UpgradeOptions, out: Out
       minRate: config.minRate,
       rateWindowMs: config.rateWindowMs,
       onBlobBytes: hooks.downloadBytes,
+      wait,
     });
     if (opts.downloadOnly) {
       return {

@@ -16,7 +16,7 @@ const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 const EXIT_HELP =
   '\nExit status: 0 ok (or already at that release), 1 failure, 2 usage, 3 verification failed\n' +
   '(signature, expiry, rollback, integrity, unsafe path), 4 preflight failed (disk, memory),\n' +
-  '5 network: the cache could not be reached; re-run to resume where it stopped.';
+  '5 network: the cache could not be reached (after --wait-for-cache); re-run to resume where it stopped.';
 
 interface AptSourceFlags {
   cache?: string;
@@ -65,6 +65,7 @@ export function buildProgram(argv: readonly string[] = process.argv.slice(2), ho
     .addOption(new Option('--role <role>', "this node's role (repeatable); artifacts for other roles are skipped").argParser(collect))
     .option('--trust <root.json>', 'trusted root got out of band; kept under the state dir on first use')
     .option('--ca-file <pem>', 'extra CA certificates for a cache served over https (or ca_file in the config)')
+    .option('--wait-for-cache <duration>', 'when the cache is briefly away (503, 502, 504, refused or reset), wait this long for it, e.g. 10m; 0: fail at once (default 5m, or cache_wait in the config)')
     .option('--accept-expired-until <date>', 'accept an expired manifest until this date (logged; skips no other check)')
     .option('--state-dir <dir>', 'node state: trust copy, serials, staging, journal (default /var/lib/airlock-node)')
     .option('--update-client', 'when the release carries a newer airlock-node, install it first and re-run with it')
