@@ -5,6 +5,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { pumpStats } from './pump-file.js';
+import { pumpUrlStats } from './pump-url.js';
 
 export interface Metrics {
   registry: Registry;
@@ -80,13 +81,25 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics 
   });
   new Gauge({
     name: 'airlock_body_buffer_bytes',
-    help: 'Memory of file-body buffers: held by responses being sent (in_use) and kept for the next ones (pooled)',
+    help: 'Memory of body buffers (files, and blobs read from the object store): held by responses being sent (in_use) and kept for the next ones (pooled)',
     labelNames: ['state'] as const,
     registers: [registry],
     collect() {
       const p = pumpStats();
-      this.set({ state: 'in_use' }, p.inUseBytes);
-      this.set({ state: 'pooled' }, p.pooledBytes);
+      const u = pumpUrlStats();
+      this.set({ state: 'in_use' }, p.inUseBytes + u.inUseBytes);
+      this.set({ state: 'pooled' }, p.pooledBytes + u.pooledBytes);
+    },
+  });
+  new Gauge({
+    name: 'airlock_object_store_sockets',
+    help: "Sockets to the object store's gateway that serve reads blob bodies on: streaming one (busy) or kept for the next (idle)",
+    labelNames: ['state'] as const,
+    registers: [registry],
+    collect() {
+      const u = pumpUrlStats();
+      this.set({ state: 'busy' }, u.sockets - u.idleSockets);
+      this.set({ state: 'idle' }, u.idleSockets);
     },
   });
   const hits = new Counter({

@@ -14,8 +14,9 @@
  * (fast-blobs.ts). Both decide the answer with `blobAnswer` and write it with
  * `writeBlobAnswer` straight to the Node response: small blobs from memory,
  * blobs the backend can `open` (files) through `pumpFile` (reused buffers,
- * backpressure by write completion), other backends through their `read`
- * stream.
+ * backpressure by write completion), blobs in a bucket on plain http through
+ * `pumpUrl` (a presigned GET read into reused buffers, the same way), other
+ * backends through their `read` stream.
  *
  * Offloads: with `accel_redirect` a front-end nginx sends a file's body
  * (X-Accel-Redirect); with `redirect_blobs` (blobs in S3) a GET that has a
@@ -34,6 +35,7 @@ import { AirlockError } from '../../manifests/errors.js';
 import type { OpenBlob, Store } from '../../storage/index.js';
 import type { Metrics } from './metrics.js';
 import { pumpFile } from './pump-file.js';
+import { pumpUrl } from './pump-url.js';
 import { SMALL_BLOB_MAX, type SmallBlobCache } from './small-blobs.js';
 import { routeOf } from './track.js';
 
@@ -100,6 +102,29 @@ export const SENDFILE_TYPE = 'x-sendfile-type';
 export interface BackendBlob {
   size: number;
   stream: (range?: { start: number; end: number }) => Promise<Readable>;
+  /** a presigned GET of the blob (S3): over plain http, sent with reused buffers (pump-url.ts) instead of `stream` */
+  signedUrl?: () => Promise<string>;
+}
+
+/** presigned GETs that serve makes for itself are valid this long, and reused for a third of it (signing costs more than the GET's head) */
+const PUMP_URL_TTL = 900;
+const PUMP_URL_REUSE_MS = (PUMP_URL_TTL / 3) * 1000;
+const PUMP_URLS_MAX = 4096;
+
+/** per backend (a reload brings a new one), per blob: the URL and until when it is reused */
+const pumpUrls = new WeakMap<object, Map<string, { url: string; until: number }>>();
+
+function signedUrlOf(backend: object, presign: (digest: string, ttlSeconds: number) => Promise<string>, sha256: string): Promise<string> {
+  let urls = pumpUrls.get(backend);
+  if (!urls) pumpUrls.set(backend, (urls = new Map()));
+  const now = Date.now();
+  const known = urls.get(sha256);
+  if (known && known.until > now) return Promise.resolve(known.url);
+  return presign(sha256, PUMP_URL_TTL).then((url) => {
+    if (urls.size >= PUMP_URLS_MAX) urls.clear();
+    urls.set(sha256, { url, until: now + PUMP_URL_REUSE_MS });
+    return url;
+  });
 }
 
 export interface BlobAnswer {
@@ -198,11 +223,24 @@ export function writeBlobAnswer(res: ServerResponse, a: BlobAnswer, source: Blob
   else if (file) pumpFile(file.fd, a.start, a.end, res);
   else {
     const other = source as BackendBlob;
-    const range = a.start === 0 && a.end === other.size ? undefined : { start: a.start, end: a.end - 1 };
-    other.stream(range).then(
-      (s) => pipeline(s, res, () => {}),
-      (e: Error) => res.destroy(e),
-    );
+    const ranged = a.start !== 0 || a.end !== other.size;
+    const streamed = (): void => {
+      other.stream(ranged ? { start: a.start, end: a.end - 1 } : undefined).then(
+        (s) => pipeline(s, res, () => {}),
+        (e: Error) => res.destroy(e),
+      );
+    };
+    if (!other.signedUrl) streamed();
+    else {
+      other.signedUrl().then(
+        (u) => {
+          const url = new URL(u);
+          if (url.protocol === 'http:') pumpUrl(url, a.start, a.end, ranged, res);
+          else streamed();
+        },
+        (e: Error) => res.destroy(e),
+      );
+    }
   }
   return a.end - a.start;
 }
@@ -286,7 +324,12 @@ export async function blobSource(
   }
   const st = await backend.stat(sha256);
   if (!st) return null;
-  return { size: st.size, stream: (range) => backend.read(sha256, range, { highWaterMark: STREAM_CHUNK }) };
+  const presign = backend.presign?.bind(backend);
+  return {
+    size: st.size,
+    stream: (range) => backend.read(sha256, range, { highWaterMark: STREAM_CHUNK }),
+    signedUrl: presign && (() => signedUrlOf(backend, presign, sha256)),
+  };
 }
 
 /** ctx.state of a request that came in absolute form (this server as the client's proxy, routes/proxy.ts), also when it names one of our own paths */

@@ -4,7 +4,8 @@
  * stage puts verified blobs in the bucket (nothing under cache_dir/blobs),
  * a re-run, or a second cache_dir on the same bucket and prefix, fetches
  * nothing; status is ready; serve answers GET, HEAD and
- * ranges of a blob and a file streamed from RGW; verify re-hashes from RGW and
+ * ranges of a blob and a file streamed from RGW, and a client that goes away
+ * mid-blob leaves no socket to RGW behind; verify re-hashes from RGW and
  * reports an object overwritten behind its back as corrupt (quarantined in
  * the bucket); export from the bucket and import into another prefix; gc
  * deletes the blobs no kept release needs and the bucket's quarantine;
@@ -13,7 +14,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -71,6 +73,25 @@ function writeConfig(file: string, cacheDir: string, trustPath: string, prefix: 
       '',
     ].join('\n'),
   );
+}
+
+/** TCP connections established from process `pid` to the gateway's port (from /proc: its socket descriptors, matched in net/tcp) */
+function gatewaySockets(pid: number): number {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) inodes.add(m[1]!);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  const port = Number(new URL(ceph.endpoint).port).toString(16).toUpperCase().padStart(4, '0');
+  return readFileSync(`/proc/${pid}/net/tcp`, 'utf8')
+    .split('\n')
+    .slice(1)
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => f.length > 9 && f[2]!.endsWith(`:${port}`) && f[3] === '01' && inodes.has(f[9]!)).length;
 }
 
 function startServe(): Promise<number> {
@@ -207,6 +228,41 @@ describe.skipIf(skipWithoutCeph)('airlock with blobs on a real Ceph RGW (storage
     const absent = await fetch(`${base}/blobs/sha256/${sha256(Buffer.from('not staged'))}`);
     expect(absent.status).toBe(404);
     await absent.arrayBuffer();
+    serve!.kill('SIGTERM');
+    await new Promise((r) => serve!.once('exit', r));
+  });
+
+  it('serve: clients that go away mid-blob end their GETs at RGW (no socket to the gateway left open); the next GET is whole', async () => {
+    const port = await startServe();
+    const base = `http://127.0.0.1:${port}`;
+    const hex = sha256(big);
+    const whole = async (): Promise<void> => {
+      const r = await fetch(`${base}/blobs/sha256/${hex}`);
+      expect(sha256(Buffer.from(await r.arrayBuffer()))).toBe(hex);
+    };
+    await whole();
+    const before = gatewaySockets(serve!.pid!);
+    // one at a time, so each GET can take the socket kept from the one before: a leak would add one per client
+    for (let i = 0; i < 6; i++) {
+      await new Promise<void>((resolve, reject) => {
+        const req = http.get(`${base}/blobs/sha256/${hex}`, (res) => {
+          res.once('data', () => {
+            req.destroy();
+            resolve();
+          });
+        });
+        req.on('error', (e) => (req.destroyed ? undefined : reject(e)));
+      });
+    }
+    const busy = async (): Promise<number> => {
+      const text = await (await fetch(`${base}/metrics`)).text();
+      return Number(/^airlock_object_store_sockets\{state="busy"\} (\d+)$/m.exec(text)?.[1] ?? NaN);
+    };
+    const t0 = Date.now();
+    while ((await busy()) !== 0 && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 100));
+    expect(await busy()).toBe(0);
+    expect(gatewaySockets(serve!.pid!)).toBeLessThanOrEqual(before);
+    await whole();
     serve!.kill('SIGTERM');
     await new Promise((r) => serve!.once('exit', r));
   });
