@@ -152,6 +152,8 @@ function release(conn: Conn): void {
   if (conn.socket.destroyed || list.length >= MAX_IDLE) return void conn.socket.destroy();
   list.push(conn);
   idle.set(conn.key, list);
+  // an idle socket does not hold a stopping process
+  conn.socket.unref();
   conn.idleTimer = setTimeout(() => conn.socket.destroy(), IDLE_MS).unref();
 }
 
@@ -161,6 +163,7 @@ function acquire(host: string, port: number, fresh: boolean): Conn {
   if (conn) {
     if (conn.idleTimer) clearTimeout(conn.idleTimer);
     conn.idleTimer = null;
+    conn.socket.ref();
     return conn;
   }
   return open(host, port, key);
