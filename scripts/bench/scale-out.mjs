@@ -46,8 +46,11 @@
 //    3 behind haproxy 120 MiB/s, 26.6 s (load 35.9): 0.90x one replica, since
 //    the two cores, not a serve process, are the limit here. Serve 2.5-3.2 s
 //    CPU/GiB, gateway 1.7-1.9. Peak RSS per serve process: 200 MiB for the one
-//    replica (200 downloads at once), 147-150 MiB for each of three; each node
-//    330 MiB.
+//    replica (200 downloads at once), 147-150 MiB for each of three. (Each node
+//    was reported at 330 MiB: test/support/peak-rss.mjs read getrusage's
+//    ru_maxrss, which survives execve and was this script's own ~320 MiB of
+//    blobs at fork; it reads VmHWM now. scripts/bench/node-memory.mjs: a node
+//    peaks at 115 MiB alone, 109-127 MiB as one of 50 × 64 MiB on 2 cores.)
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
