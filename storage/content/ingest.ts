@@ -526,8 +526,8 @@ async function* guarded(stream: Readable, g: GuardLimits, url: string, signal?: 
   signal?.addEventListener('abort', onAbort, { once: true });
   arm();
   try {
-    for await (const chunk of stream) {
-      received += (chunk as Buffer).length;
+    for await (const chunk of chunksOf(stream)) {
+      received += chunk.length;
       arm();
       yield chunk;
     }
@@ -536,6 +536,67 @@ async function* guarded(stream: Readable, g: GuardLimits, url: string, signal?: 
     if (rateTimer) clearInterval(rateTimer);
     signal?.removeEventListener('abort', onAbort);
     stream.destroy();
+  }
+}
+
+/** chunks queued before the stream is paused */
+const QUEUED_CHUNKS = 4;
+
+/**
+ * The stream's chunks one by one, as the socket delivered them. `for await`
+ * over a Readable reads everything it holds at once: behind a disk write,
+ * that was a Buffer.concat of up to its highWaterMark (256 KiB) for half the
+ * chunks, a second allocation of most downloaded bytes, freed only at some
+ * later GC.
+ */
+async function* chunksOf(stream: Readable): AsyncGenerator<Buffer> {
+  const queue: Buffer[] = [];
+  let ended = false;
+  let failure: unknown = null;
+  let wake: (() => void) | null = null;
+  const notify = (): void => {
+    wake?.();
+    wake = null;
+  };
+  const onData = (chunk: Buffer): void => {
+    queue.push(chunk);
+    if (queue.length >= QUEUED_CHUNKS) stream.pause();
+    notify();
+  };
+  const onEnd = (): void => {
+    ended = true;
+    notify();
+  };
+  const onError = (e: unknown): void => {
+    failure ??= e;
+    notify();
+  };
+  const onClose = (): void => {
+    if (!ended) failure ??= Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
+    notify();
+  };
+  stream.on('data', onData);
+  stream.on('end', onEnd);
+  stream.on('error', onError);
+  stream.on('close', onClose);
+  try {
+    for (;;) {
+      const chunk = queue.shift();
+      if (chunk) {
+        if (queue.length === 0 && stream.isPaused()) stream.resume();
+        yield chunk;
+        continue;
+      }
+      if (failure) throw failure;
+      if (ended) return;
+      if (stream.isPaused()) stream.resume();
+      await new Promise<void>((resolve) => (wake = resolve));
+    }
+  } finally {
+    stream.off('data', onData);
+    stream.off('end', onEnd);
+    stream.off('error', onError);
+    stream.off('close', onClose);
   }
 }
 
