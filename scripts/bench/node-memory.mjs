@@ -23,7 +23,9 @@
 //   1 node alone: 115 MiB (load 63.8)
 //   50 × 256 MiB: max 141 MiB, median 119 (load 70.2-129.9); other runs
 //     max 132 and 154: the spread is socket buffers already written to the
-//     partial file that a starved process has not collected yet
+//     partial file that a starved process has not collected yet. Since ingest
+//     reads chunks one by one (no Buffer.concat behind a write): max 125 MiB,
+//     median 121 (load 63.5-91.2); 50 × 64 MiB max 126, median 117 (load 78.6-102.6)
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
