@@ -14,6 +14,20 @@
  *
  * Usage (after `npm run build`, with the Ceph packages installed):
  *   flock /tmp/airlock-bench.lock node scripts/bench/stage-s3.mjs [--scale 1] [--runs 3] [--parallel 8]
+ *
+ * Last figures (2 cores, `--runs 2` twice, the build before and after
+ * interleaved, load average 17–55): before, fs stage peak RSS 134–144 MiB
+ * (best 1.01 s), S3 stage 159–174 MiB (best 2.97 s); after, fs 120–140 MiB
+ * (best 0.94 s), S3 144–149 MiB (best 2.87 s); s3 / fs 2.94× -> 3.05× (the fs
+ * stage got faster). What cut it: `airlock stage` loads only its own command
+ * (the whole command tree was ~14 MiB), and ingest reads a download chunk by
+ * chunk (`for await` over the fetch stream concatenated up to 256 KiB behind
+ * each disk write: half the chunks, a second allocation of most bytes). What
+ * is left at the peak: ~48 MiB node itself, a V8 heap of ~30 (fs) to ~45 MiB
+ * (S3: the SDK's objects and a young generation grown to 16–22 MiB), and
+ * 10–45 MiB of socket-read buffers (64 KiB each) that V8 frees only at a full
+ * GC; --max-semi-space-size=2 took the S3 stage to 139–146 MiB with no loss
+ * of speed, but a V8 flag must be on node's command line (not set there).
  */
 import { spawn, execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
