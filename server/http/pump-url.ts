@@ -27,7 +27,7 @@ import type { ServerResponse } from 'node:http';
 
 export const GRANULE = 64 * 1024;
 /** body bytes on client sockets beyond the first granule of each response; also the idle pool's cap */
-export const BUDGET = 8 * 1024 * 1024;
+export const BUDGET = 4 * 1024 * 1024;
 /** idle keep-alive sockets kept per gateway, and for how long */
 const MAX_IDLE = 32;
 const IDLE_MS = 10_000;
@@ -36,7 +36,7 @@ const HEAD_TIMEOUT_MS = 30_000;
 /** no byte moved between the gateway and the client for this long: both are cut */
 const STALL_MS = 120_000;
 /** a head larger than this is not a GetObject answer */
-const MAX_HEAD = 16 * 1024;
+const MAX_HEAD = 8 * 1024;
 
 const pool: Buffer[] = [];
 /**
@@ -271,7 +271,9 @@ export function pumpUrl(url: URL, start: number, end: number, ranged: boolean, r
     }
     let from = 0;
     if (!headDone) {
-      head += buf.toString('latin1', 0, n);
+      // only the head's bytes become a string (the whole read would be a 64 KiB string per GET)
+      const before = head.length;
+      head += buf.toString('latin1', 0, Math.min(n, MAX_HEAD + 4 - before));
       const at = head.indexOf('\r\n\r\n');
       if (at < 0) {
         recycle(buf);
@@ -279,7 +281,7 @@ export function pumpUrl(url: URL, start: number, end: number, ranged: boolean, r
         return true;
       }
       headDone = true;
-      from = n - (head.length - (at + 4));
+      from = at + 4 - before;
       const parsed = parseHead(head.slice(0, at));
       const wrong = parsed ? refusal(parsed, start, end, ranged) : 'the gateway sent no HTTP head';
       if (wrong) {

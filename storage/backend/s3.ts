@@ -124,12 +124,14 @@ export function s3Backend(opts: S3Options): S3BlobBackend {
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
     logger: quietLogger,
-    // serving holds a socket per response being streamed: more than the SDK's 50
+    // over https serving holds a socket per response being streamed: more than the SDK's 50; over http serve
+    // reads bodies on sockets of its own (server/http/pump-url.ts) and this agent carries short requests (HEAD),
+    // whose bursts (200 downloads starting at once) need not open a socket each
     requestHandler: {
       connectionTimeout: 10_000,
       ...(secure
         ? { httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets: 256 }) }
-        : { httpAgent: new HttpAgent({ keepAlive: true, maxSockets: 256 }) }),
+        : { httpAgent: new HttpAgent({ keepAlive: true, maxSockets: 32, maxFreeSockets: 32 }) }),
     },
   };
   if (opts.endpoint) config.endpoint = opts.endpoint;
