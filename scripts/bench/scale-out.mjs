@@ -34,20 +34,24 @@
 // takes the release records from the bucket). Everything is stopped and
 // removed at the end.
 //
-// Last figures (2 shared cores, load average 17-41 from other jobs during the
+// Last figures (2 shared cores, load average 3-60 from other jobs during the
 // run; `flock /tmp/airlock-bench.lock node scripts/bench/scale-out.mjs`, the
-// defaults: --mib 256 --times 2 --nodes 50 --node-mib 64 --rounds 2, best of 2):
-// a. fs 4008 MiB/s (airlock 0.250 s CPU/GiB, load 41.3); s3 554 MiB/s (airlock
-//    1.257 s CPU/GiB + gateway 1.495, load 22.4); rgw 1018 MiB/s (gateway 1.346
-//    s CPU/GiB, load 33.7): s3 / fs 0.14x, s3 / rgw 0.54x. Peak RSS serve-fs
-//    100 MiB, serve-s3 180 MiB, radosgw 568 MiB.
-// b. 50 nodes x 64 MiB: 1 replica 133 MiB/s, slowest node 24.0 s (load 29.4);
-//    1 behind haproxy 127 MiB/s, 25.1 s (haproxy 0.43 s CPU/GiB, load 35.5);
-//    3 behind haproxy 120 MiB/s, 26.6 s (load 35.9): 0.90x one replica, since
-//    the two cores, not a serve process, are the limit here. Serve 2.5-3.2 s
-//    CPU/GiB, gateway 1.7-1.9. Peak RSS per serve process: 200 MiB for the one
-//    replica (200 downloads at once), 147-150 MiB for each of three. (Each node
-//    was reported at 330 MiB: test/support/peak-rss.mjs read getrusage's
+// defaults: --mib 256 --times 2 --nodes 50 --node-mib 64 --rounds 2, best of 2;
+// in brackets the previous build, whose serve read through the SDK's
+// GetObject stream, run right before in the same conditions):
+// a. fs 3765 MiB/s (airlock 0.275 s CPU/GiB, load 35.7); s3 795 MiB/s [613]
+//    (airlock 0.445 s CPU/GiB [1.137] + gateway 1.532, load 32.9 [2.9]); rgw
+//    938 MiB/s (gateway 1.501 s CPU/GiB, load 49.1): s3 / fs 0.21x, s3 / rgw
+//    0.85x [0.63x]. Peak RSS serve-fs 99 MiB, serve-s3 121 MiB [173],
+//    radosgw 986 MiB.
+// b. 50 nodes x 64 MiB: 1 replica 139 MiB/s, slowest node 23.1 s (load 43.0);
+//    1 behind haproxy 133 MiB/s, 24.1 s (haproxy 0.53 s CPU/GiB, load 47.5);
+//    3 behind haproxy 123 MiB/s, 26.0 s (load 50.7): 0.89x one replica, since
+//    the two cores, not a serve process, are the limit here. Serve 0.78-1.13 s
+//    CPU/GiB [2.73-3.82], gateway 1.8-2.1. Peak RSS per serve process: 118 MiB
+//    [189] for the one replica (200 downloads at once), 98-101 MiB [138-149]
+//    for each of three. (Each node was reported at 330 MiB:
+//    test/support/peak-rss.mjs read getrusage's
 //    ru_maxrss, which survives execve and was this script's own ~320 MiB of
 //    blobs at fork; it reads VmHWM now. scripts/bench/node-memory.mjs: a node
 //    peaks at 115 MiB alone, 109-127 MiB as one of 50 × 64 MiB on 2 cores.)

@@ -15,12 +15,14 @@
  * and back to the pool when that write completed. A response has at most
  * two granules on its client's socket (a second only within BUDGET for all
  * of them), and the gateway's socket is paused meanwhile, so a slow client
- * slows its GET instead of piling bytes up here; each socket also holds the
- * one granule its next read lands in. The request is a single GET with the
- * Range asked for; the answer's status, length and Content-Range are checked
- * before the first byte is sent on. Sockets that ended a body whole are kept
- * for the next GET (keep-alive); a client that goes away, an error or a
- * stall destroys the gateway's socket, so no request outlives its response.
+ * slows its GET instead of piling bytes up here. A socket reading on holds
+ * the granule its next read lands in; a paused or idle one holds none (its
+ * next read lands in one shared buffer and is copied out). The request is a
+ * single GET with the Range asked for; the answer's status, length and
+ * Content-Range are checked before the first byte is sent on. Sockets that
+ * ended a body whole are kept for the next GET (keep-alive); a client that
+ * goes away, an error or a stall destroys the gateway's socket, so no
+ * request outlives its response.
  */
 import { connect, type Socket } from 'node:net';
 import type { ServerResponse } from 'node:http';
