@@ -15,15 +15,15 @@
  * Usage (after `npm run build`, with the Ceph packages installed):
  *   flock /tmp/airlock-bench.lock node scripts/bench/stage-s3.mjs [--scale 1] [--runs 3] [--parallel 8]
  *
- * Last figures (2 cores, `--runs 2` twice, the build before and after
- * interleaved, load average 17–55): before, fs stage peak RSS 134–144 MiB
- * (best 1.01 s), S3 stage 159–174 MiB (best 2.97 s); after, fs 120–140 MiB
- * (best 0.94 s), S3 144–149 MiB (best 2.87 s); s3 / fs 2.94× -> 3.05× (the fs
+ * Last figures (2 cores, `--runs 2`, builds back to back, load average
+ * 2–7): before, fs stage peak RSS 140–142 MiB (best 0.92 s), S3 stage
+ * 166–170 MiB (best 2.68 s), s3 / fs 2.93×; after, fs 121–129 MiB (best
+ * 0.76 s), S3 137–155 MiB in four runs (best 2.60 s), s3 / fs 3.42× (the fs
  * stage got faster). What cut it: `airlock stage` loads only its own command
- * (the whole command tree was ~14 MiB), and ingest reads a download chunk by
- * chunk (`for await` over the fetch stream concatenated up to 256 KiB behind
- * each disk write: half the chunks, a second allocation of most bytes). What
- * is left at the peak: ~48 MiB node itself, a V8 heap of ~30 (fs) to ~45 MiB
+ * (the whole command tree was ~14 MiB), and ingest takes a download's chunks
+ * as they came (`for await` over the fetch stream concatenated up to 256 KiB
+ * behind each disk write: half the chunks, a second allocation of most
+ * bytes). What is left at the peak: ~48 MiB node itself, a V8 heap of ~30 (fs) to ~45 MiB
  * (S3: the SDK's objects and a young generation grown to 16–22 MiB), and
  * 10–45 MiB of socket-read buffers (64 KiB each) that V8 frees only at a full
  * GC; --max-semi-space-size=2 took the S3 stage to 139–146 MiB with no loss
