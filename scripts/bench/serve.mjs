@@ -216,7 +216,10 @@ http.createServer((req, res) => { const f = files[req.url]; if (!f) { res.status
 }).listen(${pb}, '127.0.0.1');`);
   const servers = {}; // name → { pids: [...], big, small, ready }
   const cli = join(root, 'dist/server/cli/main.js');
-  const serveArgs = (port, extra = []) => [cli, 'serve', '--cache-dir', join(B, 'cache'), '--listen', `127.0.0.1:${port}`, ...extra];
+  // airlock serve runs as packaging/systemd/airlock-serve.service starts it: with the NODE_OPTIONS that unit sets
+  const unit = readFileSync(join(root, 'packaging/systemd/airlock-serve.service'), 'utf8');
+  const unitNodeFlags = (/^Environment=NODE_OPTIONS=(.*)$/m.exec(unit)?.[1] ?? '').split(/\s+/).filter(Boolean);
+  const serveArgs = (port, extra = []) => [...unitNodeFlags, cli, 'serve', '--cache-dir', join(B, 'cache'), '--listen', `127.0.0.1:${port}`, ...extra];
   const tmpPaths = (d) => `client_body_temp_path ${d}/tmp/body; proxy_temp_path ${d}/tmp/proxy; fastcgi_temp_path ${d}/tmp/fcgi;
   uwsgi_temp_path ${d}/tmp/uwsgi; scgi_temp_path ${d}/tmp/scgi;`;
   if (want.has('airlock')) {
