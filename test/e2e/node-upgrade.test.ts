@@ -248,7 +248,8 @@ describe('airlock-node upgrade (e2e, real world)', () => {
 
   /** Start an upgrade of the big release with the pause-at-bytes hook; resolves once it paused there. */
   const pausedAt = async (cache: string, root: string, state: string, hook: string): Promise<{ child: ChildProcess; exited: Promise<number | null>; stderr: () => string }> => {
-    const child = spawn(process.execPath, [NODE_CLI, 'upgrade', '--cache', cache, '--release', BIG, '--root', root, '--state-dir', state, '--trust', trust.rootJsonPath], {
+    // --wait-for-cache 0: a cache that went away fails at once here (test/e2e/node-cache-wait.test.ts waits for one)
+    const child = spawn(process.execPath, [NODE_CLI, 'upgrade', '--cache', cache, '--release', BIG, '--root', root, '--state-dir', state, '--trust', trust.rootJsonPath, '--wait-for-cache', '0'], {
       env: { ...cleanEnv(), AIRLOCK_NODE_TEST_PAUSE_AT_BYTES: hook },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
@@ -400,7 +401,7 @@ describe('airlock-node upgrade (e2e, real world)', () => {
     const cache = await ownServe(cacheDir, 'down');
     const { root, state } = await fresh('down');
     await cache.stop();
-    const r = await upgradeVia(cache.url, root, state);
+    const r = await upgradeVia(cache.url, root, state, ['--wait-for-cache', '0']);
     expect(r.code, r.stderr).toBe(5);
     expect(r.stderr).toMatch(/EUPSTREAM/);
     await cache.start();
