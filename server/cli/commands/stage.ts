@@ -1,4 +1,5 @@
 /** `airlock stage ENVELOPE [--plan] [--skip-preflight] [--parallel N]` */
+import { setFlagsFromString } from 'node:v8';
 import { Command, Option } from 'commander';
 import { withCommon, UPSTREAM_FLAGS, action } from '../frame.js';
 import type { CommonFlags } from '../../config.js';
@@ -108,6 +109,10 @@ export function register(program: Command): void {
     )
     .action(
       action<[string], StageFlags>(async ({ config, out }, opts, source) => {
+        // V8 lets the young generation grow to 16 MiB per semi-space; a stage's garbage is mostly
+        // 64 KiB socket-read buffers, freed only when their small handles are scavenged: kept at
+        // its first size, scavenges come often enough that they do not pile up (bench/stage-s3)
+        setFlagsFromString('--semi-space-growth-factor=1');
         const controller = new AbortController();
         const onSignal = (sig: NodeJS.Signals): void => {
           if (controller.signal.aborted) return;
