@@ -19,6 +19,7 @@ import { makeTrust, signRelease, type Trust } from '../../scripts/world/keys.js'
 import { freePorts, httpStatus, waitUntil } from '../../scripts/world/net.js';
 import { startServer, type Server } from '../../scripts/world/proc.js';
 import { AIRLOCK, NODE_CLI, REPO, cleanEnv, runCli } from '../support/cli.js';
+import { releaseManifest } from '../support/release.js';
 import { startFaultUpstream, sha256 } from '../support/fault-upstream.js';
 
 const MiB = 2 ** 20;
@@ -43,23 +44,10 @@ beforeAll(async () => {
       up.files.set(`/${path}`, { body });
       return { path, kind: 'file', sha256: sha256(body), size: body.length, urls: [`${up.url}/${path}`] };
     });
-    const now = Date.now();
     const envelope = join(dir, 'release.json');
     writeFileSync(
       envelope,
-      signRelease(
-        {
-          type: 'airlock-release',
-          spec: 1,
-          product: 'stackato',
-          release: '1.0.0',
-          serial: 1,
-          issued: new Date(now - 60_000).toISOString().replace(/\.\d+Z$/, 'Z'),
-          expires: new Date(now + 86_400_000).toISOString().replace(/\.\d+Z$/, 'Z'),
-          artifacts,
-        },
-        trust,
-      ),
+      signRelease(releaseManifest({ release: '1.0.0', serial: 1, artifacts }), trust),
     );
     const staged = await runCli(AIRLOCK, ['stage', envelope, '--cache-dir', cacheDir, '--trust', trust.rootJsonPath]);
     expect(staged.code, staged.stderr).toBe(0);

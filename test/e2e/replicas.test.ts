@@ -32,6 +32,7 @@ import { freePorts, httpStatus, waitUntil } from '../../scripts/world/net.js';
 import { startServer, type Server } from '../../scripts/world/proc.js';
 import { skipWithoutCeph, startCeph, type Ceph } from '../support/ceph.js';
 import { AIRLOCK, NODE_CLI, cleanEnv, runCli, runCmd, type Run } from '../support/cli.js';
+import { releaseManifest } from '../support/release.js';
 import { startFaultUpstream, type FaultUpstream } from '../support/fault-upstream.js';
 import { HAPROXY_EXAMPLE, exampleSections, haproxyBinary, skipWithoutHaproxy, startHaproxy, type Haproxy, type ServerStat } from '../support/haproxy.js';
 
@@ -86,20 +87,6 @@ function blobRequests(server: Server): number {
   return readFileSync(server.logPath, 'utf8').split('\n').filter((l) => l.includes('/blobs/sha256/')).length;
 }
 
-function releaseManifest(release: string, serial: number, artifacts: Artifact[]): ReleaseManifest {
-  const now = Date.now();
-  return {
-    type: 'airlock-release',
-    spec: 1,
-    product: 'stackato',
-    release,
-    serial,
-    issued: new Date(now - 60_000).toISOString().replace(/\.\d+Z$/, 'Z'),
-    expires: new Date(now + 86_400_000).toISOString().replace(/\.\d+Z$/, 'Z'),
-    artifacts,
-  };
-}
-
 /** `airlock stage` of a signed release into the bucket, from a cache_dir of its own (not a replica's). */
 function stage(m: ReleaseManifest): Promise<Run> {
   const envelope = join(dir, `release-${m.release}.json`);
@@ -130,7 +117,7 @@ describe.skipIf(skipWithoutCeph || skipWithoutHaproxy)('serve replicas over one 
       up.files.set(`/${path}`, { body });
       return { path, kind: 'file', sha256: sha256(body), size, urls: [`${up.url}/${path}`] };
     });
-    manifest = releaseManifest(RELEASE, 1, artifacts);
+    manifest = releaseManifest({ release: RELEASE, serial: 1, artifacts });
     const staged = await stage(manifest);
     expect(staged.code, staged.stderr).toBe(0);
     up.files.clear(); // from here on, the bucket is the only copy
@@ -184,7 +171,7 @@ describe.skipIf(skipWithoutCeph || skipWithoutHaproxy)('serve replicas over one 
     expect(new Set(keys).size).toBe(1);
     const body = randomBytes(300_000);
     up.files.set('/components/hotfix.bin', { body });
-    const hotfix = releaseManifest('1.0.1', 2, [{ path: 'components/hotfix.bin', kind: 'file', sha256: sha256(body), size: body.length, urls: [`${up.url}/components/hotfix.bin`] }]);
+    const hotfix = releaseManifest({ release: '1.0.1', serial: 2, artifacts: [{ path: 'components/hotfix.bin', kind: 'file', sha256: sha256(body), size: body.length, urls: [`${up.url}/components/hotfix.bin`] }] });
     const staged = await stage(hotfix);
     expect(staged.code, staged.stderr).toBe(0);
     up.files.clear();

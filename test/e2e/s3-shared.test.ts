@@ -16,11 +16,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Artifact, ReleaseManifest } from '../../manifests/types.js';
+import type { Artifact } from '../../manifests/types.js';
 import { makeTrust, signRelease } from '../../scripts/world/keys.js';
 import { sha256, startFaultUpstream, type FaultUpstream } from '../support/fault-upstream.js';
 import { skipWithoutCeph, startCeph, type Ceph } from '../support/ceph.js';
 import { AIRLOCK, cleanEnv, runCli, type Run } from '../support/cli.js';
+import { releaseManifest } from '../support/release.js';
 
 const BUCKET = 'airlock';
 const PREFIX = 'shared';
@@ -133,17 +134,7 @@ describe.skipIf(skipWithoutCeph)('cache nodes sharing one bucket: release record
       return { path, kind: 'file', sha256: sha256(body), size: body.length, urls: [`${up.url}/${path}`] };
     };
     release = (name, serial, artifacts) => {
-      const now = Date.now();
-      const m: ReleaseManifest = {
-        type: 'airlock-release',
-        spec: 1,
-        product: 'stackato',
-        release: name,
-        serial,
-        issued: new Date(now - 60_000).toISOString().replace(/\.\d+Z$/, 'Z'),
-        expires: new Date(now + 86_400_000).toISOString().replace(/\.\d+Z$/, 'Z'),
-        artifacts,
-      };
+      const m = releaseManifest({ release: name, serial, artifacts });
       const file = join(dir, `release-${name}.json`);
       writeFileSync(file, signRelease(m, trust));
       return file;
